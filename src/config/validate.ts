@@ -1,0 +1,370 @@
+import { isIPv4, isIPv6 } from 'node:net'
+import path from 'node:path'
+import { compileGlob, GlobSyntaxError } from '../auth/glob.js'
+import { isValidIdentity, isValidName } from '../auth/names.js'
+import { ConfigError } from './config-error.js'
+import { parseDuration } from './duration.js'
+import { expandEnv } from './env.js'
+import { FrozenMap } from './frozen-map.js'
+
+export { ConfigError } from './config-error.js'
+
+/** A policy defined in the config file; such policies cannot be changed through the API. */
+export interface ConfigPolicy {
+  readonly allow: readonly string[]
+  readonly deny: readonly string[]
+  /** Lowercase hex identities bound to this policy (each identity has at most one policy). */
+  readonly identities: readonly string[]
+}
+
+/** The validated, deep-frozen server configuration. All file paths are absolute. */
+export interface Config {
+  /** Listen address `host:port`; an empty host means all interfaces. */
+  readonly address: string
+  /** The admin (root) identity, lowercase hex; undefined when configured as 'disabled'. */
+  readonly adminIdentity: string | undefined
+  readonly tls: {
+    readonly keyFile: string
+    readonly certFile: string
+    /** Password of an encrypted PEM key. Not enumerable, so printing the config never shows it. */
+    readonly password: string | undefined
+    /** When set, client certificates must chain to this CA. */
+    readonly caFile: string | undefined
+  }
+  readonly policies: ReadonlyMap<string, ConfigPolicy>
+  /** 0 disables that expiry. */
+  readonly cache: { readonly expiryAnyMs: number; readonly expiryUnusedMs: number }
+  readonly log: { readonly error: boolean; readonly audit: boolean }
+  /** Key names to create at start-up when missing. */
+  readonly keys: readonly string[]
+  readonly keystore: { readonly kind: 'fs'; readonly path: string }
+  /** The absolute path of the file the config was read from, if any. */
+  readonly sourceFile: string | undefined
+}
+
+/**
+ * The YAML document as plain data: every scalar is its text (numbers and booleans keep their
+ * spelling), `null` is an empty or null value, mappings are string-keyed `Map`s (so a
+ * `__proto__` key is just a key).
+ */
+export type RawValue = null | string | RawMap | readonly RawValue[]
+/** A YAML mapping in {@link RawValue} form. */
+export type RawMap = ReadonlyMap<string, RawValue>
+
+/** What validation needs besides the document. */
+export interface ValidateOptions {
+  /** Relative file paths are resolved against this directory (the config file's). */
+  readonly baseDir: string
+  /** Source of `${VAR}` values. */
+  readonly env: NodeJS.ProcessEnv
+  readonly sourceFile?: string | undefined
+}
+
+const DEFAULT_ADDRESS = '0.0.0.0:7373'
+const DEFAULT_EXPIRY_ANY_MS = 5 * 60_000
+const DEFAULT_EXPIRY_UNUSED_MS = 30_000
+const NS_PER_MS = 1e6
+
+function child(parent: string, key: string): string {
+  return parent === '' ? key : `${parent}.${key}`
+}
+
+function isMap(v: RawValue | undefined): v is RawMap {
+  return v instanceof Map
+}
+
+/** Reads raw values at YAML paths, expanding `${VAR}` in every string it hands out. */
+class Reader {
+  readonly #env: NodeJS.ProcessEnv
+
+  constructor(env: NodeJS.ProcessEnv) {
+    this.#env = env
+  }
+
+  /**
+   * The mapping at `path` (undefined when absent or null), after checking its keys: deliberately
+   * unsupported KES keys and unknown keys are errors.
+   */
+  mapping(
+    v: RawValue | undefined,
+    path: string,
+    known: readonly string[],
+    unsupported: readonly string[] = [],
+  ): RawMap | undefined {
+    if (v === undefined || v === null) return undefined
+    if (!isMap(v)) throw new ConfigError(path, 'expected a mapping')
+    for (const key of v.keys()) {
+      if (unsupported.includes(key)) throw new ConfigError(child(path, key), 'not supported')
+      if (!known.includes(key)) throw new ConfigError(child(path, key), 'unknown field')
+    }
+    return v
+  }
+
+  /** The string at `path` with `${VAR}` expanded; undefined when absent or null. */
+  string(v: RawValue | undefined, path: string): string | undefined {
+    if (v === undefined || v === null) return undefined
+    if (typeof v !== 'string') throw new ConfigError(path, 'expected a string')
+    return expandEnv(v, path, this.#env)
+  }
+
+  /** Like `string`, but '' also counts as absent. */
+  nonEmptyString(v: RawValue | undefined, path: string): string | undefined {
+    const s = this.string(v, path)
+    return s === '' ? undefined : s
+  }
+
+  /** The list of strings at `path`, each expanded; [] when absent or null. */
+  stringList(v: RawValue | undefined, path: string): string[] {
+    if (v === undefined || v === null) return []
+    if (!Array.isArray(v)) throw new ConfigError(path, 'expected a list of strings')
+    return v.map((item: RawValue, i: number) => {
+      if (typeof item !== 'string') throw new ConfigError(path, 'expected a list of strings')
+      return expandEnv(item, `${path}[${i}]`, this.#env)
+    })
+  }
+
+  list(v: RawValue | undefined, path: string): readonly RawValue[] {
+    if (v === undefined || v === null) return []
+    if (!Array.isArray(v)) throw new ConfigError(path, 'expected a list')
+    return v
+  }
+}
+
+function validateAddress(address: string): string {
+  const invalid = (): ConfigError => new ConfigError('address', `invalid address '${address}'`)
+  const colon = address.lastIndexOf(':')
+  if (colon < 0) throw invalid()
+  const host = address.slice(0, colon)
+  const port = address.slice(colon + 1)
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) > 65535) throw invalid()
+  if (host.startsWith('[')) {
+    if (!host.endsWith(']') || !isIPv6(host.slice(1, -1))) throw invalid()
+  } else if (host !== '' && !isIPv4(host) && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/.test(host)) {
+    // Unbracketed IPv6 ('::1:7373') is ambiguous, so like Go we refuse it.
+    throw invalid()
+  }
+  return address
+}
+
+function validateIdentity(value: string, path: string): string {
+  const id = value.toLowerCase()
+  if (!isValidIdentity(id)) throw new ConfigError(path, `invalid identity '${value}'`)
+  return id
+}
+
+function adminIdentity(top: RawMap, r: Reader): string | undefined {
+  const admin = r.mapping(top.get('admin'), 'admin', ['identity'])
+  const fromAdmin = r.nonEmptyString(admin?.get('identity'), 'admin.identity')
+  // `root:` is the spelling of KES before v0.17.
+  const fromRoot = r.nonEmptyString(top.get('root'), 'root')
+  if (fromAdmin !== undefined && fromRoot !== undefined) {
+    throw new ConfigError('root', 'cannot be used together with admin.identity')
+  }
+  const at = fromRoot !== undefined ? 'root' : 'admin.identity'
+  const value = fromAdmin ?? fromRoot
+  if (value === undefined) throw new ConfigError('admin.identity', 'missing')
+  if (value === 'disabled') return undefined
+  return validateIdentity(value, at)
+}
+
+function tlsSection(top: RawMap, r: Reader, baseDir: string): Config['tls'] {
+  const tls = r.mapping(top.get('tls'), 'tls', ['key', 'cert', 'password', 'ca'], ['proxy'])
+  const key = r.nonEmptyString(tls?.get('key'), 'tls.key')
+  if (key === undefined) throw new ConfigError('tls.key', 'missing')
+  const cert = r.nonEmptyString(tls?.get('cert'), 'tls.cert')
+  if (cert === undefined) throw new ConfigError('tls.cert', 'missing')
+  const ca = r.nonEmptyString(tls?.get('ca'), 'tls.ca')
+  const password = r.nonEmptyString(tls?.get('password'), 'tls.password')
+  const result = {
+    keyFile: path.resolve(baseDir, key),
+    certFile: path.resolve(baseDir, cert),
+    caFile: ca === undefined ? undefined : path.resolve(baseDir, ca),
+  }
+  // Not enumerable: JSON.stringify and util.inspect of the config skip the password.
+  Object.defineProperty(result, 'password', { value: password, enumerable: false })
+  return result as Config['tls']
+}
+
+function patterns(list: readonly string[], path: string): string[] {
+  list.forEach((pattern, i) => {
+    try {
+      compileGlob(pattern)
+    } catch (err) {
+      if (err instanceof GlobSyntaxError) throw new ConfigError(`${path}[${i}]`, err.message)
+      throw err
+    }
+  })
+  return list.slice()
+}
+
+function policiesSection(
+  top: RawMap,
+  r: Reader,
+  admin: string | undefined,
+): ReadonlyMap<string, ConfigPolicy> {
+  const section = top.get('policy')
+  if (section === undefined || section === null) return new FrozenMap([])
+  if (!isMap(section)) throw new ConfigError('policy', 'expected a mapping')
+  const policies: Array<[string, ConfigPolicy]> = []
+  const owner = new Map<string, string>()
+  for (const [name, value] of section) {
+    const at = `policy.${name}`
+    if (!isValidName(name)) throw new ConfigError(at, `invalid policy name '${name}'`)
+    const p = r.mapping(value, at, ['allow', 'paths', 'deny', 'identities'])
+    // `paths` is the spelling of KES before v0.15; both lists together are the allow rules.
+    const allow = [
+      ...patterns(r.stringList(p?.get('allow'), `${at}.allow`), `${at}.allow`),
+      ...patterns(r.stringList(p?.get('paths'), `${at}.paths`), `${at}.paths`),
+    ]
+    const deny = patterns(r.stringList(p?.get('deny'), `${at}.deny`), `${at}.deny`)
+    const identities: string[] = []
+    r.stringList(p?.get('identities'), `${at}.identities`).forEach((value, i) => {
+      const idPath = `${at}.identities[${i}]`
+      const id = validateIdentity(value, idPath)
+      if (id === admin) throw new ConfigError(idPath, 'identity is the admin identity')
+      const other = owner.get(id)
+      if (other !== undefined && other !== name) {
+        throw new ConfigError(idPath, `identity '${id}' is already assigned to policy '${other}'`)
+      }
+      if (other === undefined) {
+        owner.set(id, name)
+        identities.push(id)
+      }
+    })
+    policies.push([
+      name,
+      Object.freeze({
+        allow: Object.freeze(allow),
+        deny: Object.freeze(deny),
+        identities: Object.freeze(identities),
+      }),
+    ])
+  }
+  return new FrozenMap(policies)
+}
+
+function durationMs(r: Reader, v: RawValue | undefined, path: string, fallbackMs: number): number {
+  const s = r.nonEmptyString(v, path)
+  if (s === undefined) return fallbackMs
+  let ns: number
+  try {
+    ns = parseDuration(s)
+  } catch (err) {
+    throw new ConfigError(path, (err as Error).message)
+  }
+  // Round up so a tiny non-zero duration never turns into 0, which means "disabled".
+  return Math.ceil(ns / NS_PER_MS)
+}
+
+function cacheSection(top: RawMap, r: Reader): Config['cache'] {
+  const cache = r.mapping(top.get('cache'), 'cache', ['expiry'])
+  const expiry = r.mapping(cache?.get('expiry'), 'cache.expiry', ['any', 'all', 'unused'], ['offline'])
+  // `all` is the spelling of KES v0.7 for `any`.
+  const any = expiry?.get('any')
+  const all = expiry?.get('all')
+  const hasAny = any !== undefined && any !== null
+  if (hasAny && all !== undefined && all !== null) {
+    throw new ConfigError('cache.expiry.all', 'cannot be used together with cache.expiry.any')
+  }
+  return {
+    expiryAnyMs: hasAny
+      ? durationMs(r, any, 'cache.expiry.any', DEFAULT_EXPIRY_ANY_MS)
+      : durationMs(r, all, 'cache.expiry.all', DEFAULT_EXPIRY_ANY_MS),
+    expiryUnusedMs: durationMs(r, expiry?.get('unused'), 'cache.expiry.unused', DEFAULT_EXPIRY_UNUSED_MS),
+  }
+}
+
+function onOff(r: Reader, v: RawValue | undefined, path: string, fallback: boolean): boolean {
+  if (v !== undefined && v !== null && typeof v !== 'string') throw new ConfigError(path, 'expected on or off')
+  const s = r.nonEmptyString(v, path)
+  if (s === undefined) return fallback
+  // YAML 1.1 parsers (KES's) read on/off as booleans, YAML 1.2 as strings: accept both spellings.
+  switch (s.toLowerCase()) {
+    case 'on':
+    case 'true':
+      return true
+    case 'off':
+    case 'false':
+      return false
+    default:
+      throw new ConfigError(path, 'expected on or off')
+  }
+}
+
+function logSection(top: RawMap, r: Reader): Config['log'] {
+  const log = r.mapping(top.get('log'), 'log', ['error', 'audit'])
+  return {
+    error: onOff(r, log?.get('error'), 'log.error', true),
+    audit: onOff(r, log?.get('audit'), 'log.audit', false),
+  }
+}
+
+function keysSection(top: RawMap, r: Reader): string[] {
+  const names: string[] = []
+  r.list(top.get('keys'), 'keys').forEach((entry, i) => {
+    const at = `keys[${i}]`
+    const key = r.mapping(entry, at, ['name'])
+    if (key === undefined) throw new ConfigError(at, 'expected a mapping')
+    const name = r.nonEmptyString(key.get('name'), `${at}.name`)
+    if (name === undefined) throw new ConfigError(`${at}.name`, 'missing')
+    if (!isValidName(name)) throw new ConfigError(`${at}.name`, `invalid key name '${name}'`)
+    if (!names.includes(name)) names.push(name)
+  })
+  return names
+}
+
+function keystoreSection(top: RawMap, r: Reader, baseDir: string): Config['keystore'] {
+  const section = top.get('keystore')
+  let fs: RawMap | undefined
+  if (section !== undefined && section !== null) {
+    if (!isMap(section)) throw new ConfigError('keystore', 'expected a mapping')
+    // Every KES backend but fs (vault, aws, gcp, azure, gemalto, fortanix, ...) is refused by name.
+    for (const kind of section.keys()) {
+      if (kind !== 'fs') throw new ConfigError(`keystore.${kind}`, 'not supported')
+    }
+    fs = r.mapping(section.get('fs'), 'keystore.fs', ['path'])
+    if (section.has('fs')) {
+      const dir = r.nonEmptyString(fs?.get('path'), 'keystore.fs.path')
+      if (dir === undefined) throw new ConfigError('keystore.fs.path', 'missing')
+      return { kind: 'fs', path: path.resolve(baseDir, dir) }
+    }
+  }
+  // No keystore section: the filesystem store in ./keys next to the config file (as in KES).
+  return { kind: 'fs', path: path.resolve(baseDir, 'keys') }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value
+  for (const key of Object.getOwnPropertyNames(value)) {
+    deepFreeze((value as Record<string, unknown>)[key])
+  }
+  return Object.freeze(value)
+}
+
+const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore'] as const
+
+/**
+ * Turns a parsed KES v0.17-style YAML document into a deep-frozen `Config`: checks every field,
+ * expands whole-value `${VAR}`s from `opts.env`, applies defaults and resolves relative file
+ * paths against `opts.baseDir`. Throws `ConfigError` naming the YAML path of the first problem.
+ */
+export function validateConfig(raw: RawValue, opts: ValidateOptions): Config {
+  const r = new Reader(opts.env)
+  const baseDir = path.resolve(opts.baseDir)
+  if (raw !== null && !isMap(raw)) throw new ConfigError('', 'expected a mapping at the top level')
+  const top: RawMap = r.mapping(raw, '', TOP_LEVEL, ['api']) ?? new Map()
+  const address = validateAddress(r.nonEmptyString(top.get('address'), 'address') ?? DEFAULT_ADDRESS)
+  const admin = adminIdentity(top, r)
+  const config: Config = {
+    address,
+    adminIdentity: admin,
+    tls: tlsSection(top, r, baseDir),
+    policies: policiesSection(top, r, admin),
+    cache: cacheSection(top, r),
+    log: logSection(top, r),
+    keys: keysSection(top, r),
+    keystore: keystoreSection(top, r, baseDir),
+    sourceFile: opts.sourceFile === undefined ? undefined : path.resolve(opts.sourceFile),
+  }
+  return deepFreeze(config)
+}
