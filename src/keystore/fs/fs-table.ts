@@ -1,0 +1,188 @@
+/**
+ * One table of the filesystem store: a directory with one file per entry, the file
+ * name being the entry name, exactly like a KES key directory.
+ */
+import { readdir, unlink } from 'node:fs/promises'
+import type { Dirent } from 'node:fs'
+import path from 'node:path'
+import {
+  EntryExistsError,
+  MAX_VALUE_BYTES,
+  StoreError,
+  StoreUnavailableError,
+  checkName,
+  compareNames,
+  nameProblem,
+  operation,
+} from '../keystore.js'
+import type { Table, TableName, TableVerb } from '../keystore.js'
+import {
+  RejectedFileError,
+  ensureDirectory,
+  errorCode,
+  publishTempFile,
+  readRegularFile,
+  syncDirectory,
+  writeTempFile,
+} from './atomic-file.js'
+
+/** What the tables of one store share: the store directory and its state. */
+export interface FsRoot {
+  /** The absolute path of the store directory. */
+  readonly dir: string
+  /** Whether the store was closed. */
+  isClosed(): boolean
+  /** Whether the store directory still exists and can be read; asked only after a failure. */
+  isUsable(): Promise<boolean>
+}
+
+/** A Table kept as files in one directory (see `Table` for the contract). */
+export class FsTable implements Table {
+  readonly #table: TableName
+  readonly #dir: string
+  readonly #lazyDirs: readonly string[]
+  readonly #root: FsRoot
+
+  /**
+   * Serves the entries of `dir`. `lazyDirs` (outermost first, ending with `dir`) are created
+   * with mode 0700 on the first write that needs them; empty when `dir` is the store directory.
+   */
+  constructor(table: TableName, dir: string, lazyDirs: readonly string[], root: FsRoot) {
+    this.#table = table
+    this.#dir = dir
+    this.#lazyDirs = lazyDirs
+    this.#root = root
+  }
+
+  /** See `Table.create`. Throws EntryExistsError, InvalidNameError, StoreError. */
+  async create(name: string, value: Uint8Array): Promise<void> {
+    await this.#write(name, value, 'create')
+  }
+
+  /** See `Table.put`. Throws InvalidNameError, StoreError. */
+  async put(name: string, value: Uint8Array): Promise<void> {
+    await this.#write(name, value, 'replace')
+  }
+
+  /** See `Table.get`. Throws InvalidNameError, StoreError (also for a directory or oversized file). */
+  async get(name: string): Promise<Buffer | undefined> {
+    const file = this.#entryPath(name, 'read')
+    let value: Buffer | undefined
+    try {
+      value = await readRegularFile(file, MAX_VALUE_BYTES)
+    } catch (err) {
+      throw await this.#failure('read', name, err)
+    }
+    // A vanished store directory looks like a missing entry; it must not read as "not found".
+    if (value === undefined && !(await this.#root.isUsable())) throw this.#unavailable('read', name)
+    return value
+  }
+
+  /** See `Table.delete`. Throws InvalidNameError, StoreError. */
+  async delete(name: string): Promise<boolean> {
+    const file = this.#entryPath(name, 'delete')
+    try {
+      await unlink(file)
+    } catch (err) {
+      if (errorCode(err) !== 'ENOENT') throw await this.#failure('delete', name, err)
+      if (await this.#root.isUsable()) return false
+      throw this.#unavailable('delete', name, err)
+    }
+    try {
+      await syncDirectory(this.#dir)
+    } catch (err) {
+      throw await this.#failure('delete', name, err)
+    }
+    return true
+  }
+
+  /** See `Table.list`: regular files with valid names only, so temp dot-files never show. Throws StoreError. */
+  async list(): Promise<string[]> {
+    this.#checkOpen('list')
+    let entries: Dirent[]
+    try {
+      entries = await readdir(this.#dir, { withFileTypes: true })
+    } catch (err) {
+      // Policy and identity directories appear with their first entry.
+      if (errorCode(err) === 'ENOENT' && this.#lazyDirs.length > 0 && (await this.#root.isUsable())) return []
+      throw await this.#failure('list', undefined, err)
+    }
+    const names: string[] = []
+    for (const entry of entries) {
+      if (entry.isFile() && nameProblem(entry.name) === undefined) names.push(entry.name)
+    }
+    return names.sort(compareNames)
+  }
+
+  async #write(name: string, value: Uint8Array, mode: 'create' | 'replace'): Promise<void> {
+    const verb: TableVerb = mode === 'create' ? 'create' : 'write'
+    const target = this.#entryPath(name, verb)
+    if (value.length > MAX_VALUE_BYTES) {
+      throw new StoreError(operation(this.#table, verb), `keystore/fs: cannot store '${name}': larger than ${MAX_VALUE_BYTES} bytes`)
+    }
+    try {
+      const tmp = await this.#writeTemp(value)
+      try {
+        await publishTempFile(tmp, target, mode)
+      } catch (err) {
+        if (mode === 'create' && errorCode(err) === 'EEXIST') {
+          throw new EntryExistsError(`keystore/fs: '${name}' already exists`)
+        }
+        throw err
+      }
+      await syncDirectory(this.#dir)
+    } catch (err) {
+      if (err instanceof EntryExistsError) throw err
+      throw await this.#failure(verb, name, err)
+    }
+  }
+
+  async #writeTemp(value: Uint8Array): Promise<string> {
+    try {
+      return await writeTempFile(this.#dir, value)
+    } catch (err) {
+      if (errorCode(err) !== 'ENOENT' || this.#lazyDirs.length === 0) throw err
+    }
+    // Without `recursive`, a vanished store directory stays missing and the retry fails with ENOENT.
+    for (const dir of this.#lazyDirs) await ensureDirectory(dir)
+    return await writeTempFile(this.#dir, value)
+  }
+
+  #entryPath(name: string, verb: TableVerb): string {
+    this.#checkOpen(verb)
+    checkName(name)
+    return path.join(this.#dir, name)
+  }
+
+  #checkOpen(verb: TableVerb): void {
+    if (this.#root.isClosed()) {
+      throw new StoreUnavailableError(operation(this.#table, verb), 'keystore/fs: store is closed')
+    }
+  }
+
+  #unavailable(verb: TableVerb, name: string | undefined, cause?: unknown): StoreUnavailableError {
+    const op = operation(this.#table, verb)
+    const message = `keystore/fs: ${op}${quoted(name)}: store directory '${this.#root.dir}' is not accessible`
+    return new StoreUnavailableError(op, message, cause === undefined ? undefined : { cause })
+  }
+
+  async #failure(verb: TableVerb, name: string | undefined, cause: unknown): Promise<StoreError> {
+    if (!(cause instanceof RejectedFileError) && !(await this.#root.isUsable())) {
+      return this.#unavailable(verb, name, cause)
+    }
+    const op = operation(this.#table, verb)
+    return new StoreError(op, `keystore/fs: ${op}${quoted(name)}: ${describe(cause)}`, { cause })
+  }
+}
+
+function quoted(name: string | undefined): string {
+  return name === undefined ? '' : ` '${name}'`
+}
+
+// The errno code is enough for the message; the full error (with paths) stays in `cause`.
+function describe(err: unknown): string {
+  if (err instanceof RejectedFileError) return err.message
+  const code = errorCode(err)
+  if (code !== undefined) return code
+  return err instanceof Error ? err.message : 'unknown error'
+}

@@ -1,0 +1,202 @@
+/**
+ * Test support, not runtime code: the behaviour every KeyStore backend must show, as a
+ * node:test suite. Each backend's test file calls `testStoreConformance` with a factory.
+ */
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import type { TestContext } from 'node:test'
+import { inspect } from 'node:util'
+import { EntryExistsError, InvalidNameError, MAX_VALUE_BYTES, StoreError, StoreUnavailableError } from './keystore.js'
+import type { KeyStore, Table, TableName } from './keystore.js'
+
+/** Opens a fresh, empty store for one test and registers its cleanup with `t.after`. */
+export type OpenStore = (t: TestContext) => Promise<KeyStore>
+
+const tableNames: readonly TableName[] = ['keys', 'policies', 'identities']
+
+const invalidNames: ReadonlyArray<[string, string]> = [
+  ['empty', ''],
+  ['dot', '.'],
+  ['dot dot', '..'],
+  ['leading dot', '.hidden'],
+  ['temp file name', '.tmp-0123'],
+  ['slash', 'a/b'],
+  ['parent path', '../x'],
+  ['backslash', 'a\\b'],
+  ['NUL', 'a\0b'],
+  ['lone surrogate', 'a\uD800'],
+  ['256 bytes', 'x'.repeat(256)],
+  ['256 bytes in two-byte characters', 'é'.repeat(128)],
+]
+
+function bytes(text: string): Buffer {
+  return Buffer.from(text, 'utf8')
+}
+
+/**
+ * Registers the conformance suite for a backend. Every test opens its own store through `open`.
+ * Backends must not reorder or alter values, and must sort names in UTF-8 byte order.
+ */
+export function testStoreConformance(backend: string, open: OpenStore): void {
+  describe(`${backend} store conformance`, () => {
+    for (const tableName of tableNames) {
+      const table = (s: KeyStore): Table => s[tableName]
+
+      test(`${tableName}: create twice fails with EntryExistsError and keeps the first value`, async (t) => {
+        const s = await open(t)
+        await table(s).create('k1', bytes('first'))
+        await assert.rejects(table(s).create('k1', bytes('second')), EntryExistsError)
+        assert.deepEqual(await table(s).get('k1'), bytes('first'))
+      })
+
+      test(`${tableName}: put creates and overwrites`, async (t) => {
+        const s = await open(t)
+        await table(s).put('k1', bytes('one'))
+        assert.deepEqual(await table(s).get('k1'), bytes('one'))
+        await table(s).put('k1', bytes('a longer second value'))
+        assert.deepEqual(await table(s).get('k1'), bytes('a longer second value'))
+        await table(s).put('k1', bytes('3'))
+        assert.deepEqual(await table(s).get('k1'), bytes('3'))
+        assert.deepEqual(await table(s).list(), ['k1'])
+      })
+
+      test(`${tableName}: get of a missing name is undefined`, async (t) => {
+        const s = await open(t)
+        assert.equal(await table(s).get('missing'), undefined)
+      })
+
+      test(`${tableName}: delete returns true once, then false`, async (t) => {
+        const s = await open(t)
+        await table(s).create('k1', bytes('v'))
+        assert.equal(await table(s).delete('k1'), true)
+        assert.equal(await table(s).get('k1'), undefined)
+        assert.equal(await table(s).delete('k1'), false)
+        assert.deepEqual(await table(s).list(), [])
+        await table(s).create('k1', bytes('again'))
+        assert.deepEqual(await table(s).get('k1'), bytes('again'))
+      })
+
+      test(`${tableName}: list is sorted in UTF-8 byte order`, async (t) => {
+        const s = await open(t)
+        // UTF-16 order would put the emoji (surrogates) before U+FFEE; byte order puts it after.
+        const names = ['b', '\u{1F600}', 'a-1', '\uFFEE', 'A', 'é', '_x', 'a', '0', 'a.b']
+        for (const name of names) await table(s).create(name, bytes(name))
+        assert.deepEqual(await table(s).list(), ['0', 'A', '_x', 'a', 'a-1', 'a.b', 'b', 'é', '\uFFEE', '\u{1F600}'])
+      })
+
+      test(`${tableName}: an empty value is stored as empty, not as missing`, async (t) => {
+        const s = await open(t)
+        await table(s).create('empty', new Uint8Array(0))
+        assert.deepEqual(await table(s).get('empty'), Buffer.alloc(0))
+        assert.deepEqual(await table(s).list(), ['empty'])
+      })
+
+      test(`${tableName}: a name of exactly 255 bytes works`, async (t) => {
+        const s = await open(t)
+        const name = 'x'.repeat(255)
+        await table(s).create(name, bytes('v'))
+        assert.deepEqual(await table(s).get(name), bytes('v'))
+        assert.deepEqual(await table(s).list(), [name])
+      })
+
+      for (const [label, name] of invalidNames) {
+        test(`${tableName}: invalid name (${label}) is refused by every operation`, async (t) => {
+          const s = await open(t)
+          await assert.rejects(table(s).create(name, bytes('v')), InvalidNameError)
+          await assert.rejects(table(s).put(name, bytes('v')), InvalidNameError)
+          await assert.rejects(table(s).get(name), InvalidNameError)
+          await assert.rejects(table(s).delete(name), InvalidNameError)
+          assert.deepEqual(await table(s).list(), [])
+        })
+      }
+
+      test(`${tableName}: values are copied in and out`, async (t) => {
+        const s = await open(t)
+        const input = Buffer.from([1, 2, 3, 4])
+        await table(s).create('k1', input)
+        input.fill(9)
+        const first = await table(s).get('k1')
+        assert.deepEqual(first, Buffer.from([1, 2, 3, 4]))
+        first?.fill(7)
+        assert.deepEqual(await table(s).get('k1'), Buffer.from([1, 2, 3, 4]))
+        const viaPut = new Uint8Array([5, 6])
+        await table(s).put('k2', viaPut)
+        viaPut.fill(0)
+        assert.deepEqual(await table(s).get('k2'), Buffer.from([5, 6]))
+      })
+
+      test(`${tableName}: a value larger than MAX_VALUE_BYTES is refused with StoreError`, async (t) => {
+        const s = await open(t)
+        const big = new Uint8Array(MAX_VALUE_BYTES + 1)
+        await assert.rejects(table(s).create('big', big), (err) => err instanceof StoreError)
+        await assert.rejects(table(s).put('big', big), (err) => err instanceof StoreError)
+        assert.equal(await table(s).get('big'), undefined)
+        await table(s).put('max', new Uint8Array(MAX_VALUE_BYTES))
+        assert.equal((await table(s).get('max'))?.length, MAX_VALUE_BYTES)
+      })
+
+      test(`${tableName}: 20 concurrent creates of one name: exactly one succeeds`, async (t) => {
+        const s = await open(t)
+        const results = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) => table(s).create('race', bytes(`value-${i}`))),
+        )
+        const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []))
+        assert.equal(won.length, 1)
+        for (const r of results) {
+          if (r.status === 'rejected') assert.ok(r.reason instanceof EntryExistsError, String(r.reason))
+        }
+        assert.deepEqual(await table(s).get('race'), bytes(`value-${won[0]}`))
+        assert.deepEqual(await table(s).list(), ['race'])
+      })
+    }
+
+    test('the three tables are separate namespaces', async (t) => {
+      const s = await open(t)
+      await s.keys.create('same', bytes('key'))
+      await s.policies.create('same', bytes('policy'))
+      await s.identities.create('same', bytes('identity'))
+      await s.policies.put('only-policy', bytes('p'))
+      await s.identities.put('a'.repeat(64), bytes('only-identity'))
+      assert.deepEqual(await s.keys.list(), ['same'])
+      assert.deepEqual(await s.policies.list(), ['only-policy', 'same'])
+      assert.deepEqual(await s.identities.list(), ['a'.repeat(64), 'same'])
+      assert.deepEqual(await s.keys.get('same'), bytes('key'))
+      assert.deepEqual(await s.policies.get('same'), bytes('policy'))
+      assert.deepEqual(await s.identities.get('same'), bytes('identity'))
+      assert.equal(await s.keys.delete('same'), true)
+      assert.deepEqual(await s.policies.get('same'), bytes('policy'))
+    })
+
+    test('after close every operation fails with StoreUnavailableError', async (t) => {
+      const s = await open(t)
+      await s.keys.create('k1', bytes('v'))
+      await s.close()
+      await s.close()
+      const isUnavailable = (op: string) => (err: unknown) => err instanceof StoreUnavailableError && err.op === op
+      await assert.rejects(s.keys.create('k2', bytes('v')), isUnavailable('failed to create key'))
+      await assert.rejects(s.keys.put('k1', bytes('v')), isUnavailable('failed to write key'))
+      await assert.rejects(s.keys.get('k1'), isUnavailable('failed to read key'))
+      await assert.rejects(s.keys.delete('k1'), isUnavailable('failed to delete key'))
+      await assert.rejects(s.keys.list(), isUnavailable('failed to list keys'))
+      await assert.rejects(s.policies.list(), isUnavailable('failed to list policies'))
+      await assert.rejects(s.identities.get('i'), isUnavailable('failed to read identity'))
+    })
+
+    test('printing or serializing the store shows no stored bytes', async (t) => {
+      const s = await open(t)
+      const secret = 'c2VjcmV0LWtleS1tYXRlcmlhbA'
+      await s.keys.create('k1', bytes(secret))
+      const printed = inspect(s, { depth: 10, showHidden: true }) + JSON.stringify(s)
+      assert.ok(!printed.includes(secret))
+      assert.ok(!printed.includes(bytes(secret).toString('hex')))
+      // as inspect prints a Buffer: '<Buffer 63 32 56 ...>'
+      const spacedHex = [...bytes(secret).subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ')
+      assert.ok(!printed.includes(spacedHex))
+    })
+
+    test('kind names the backend', async (t) => {
+      const s = await open(t)
+      assert.equal(s.kind, backend)
+    })
+  })
+}
