@@ -1,0 +1,117 @@
+import { decodeBase64Strict } from '../crypto/base64.js'
+import { ErrBodyTooLarge, ErrInvalidJson, invalidField } from './errors.js'
+
+/** What the body reader needs of a request (an HTTP/1.1 or HTTP/2 compat request). */
+export interface BodySource {
+  readonly headers: Record<string, string | string[] | undefined>
+  on(event: 'data', listener: (chunk: Buffer | string) => void): unknown
+  on(event: 'end' | 'close', listener: () => void): unknown
+  on(event: 'error', listener: (err: Error) => void): unknown
+  off(event: string, listener: (...args: never[]) => void): unknown
+  pause(): unknown
+  readonly complete?: boolean
+}
+
+/** Thrown when the client went away before its body was complete. */
+export class RequestAbortedError extends Error {}
+
+/**
+ * Reads a request body of at most `maxBytes`. A declared Content-Length over
+ * the limit is refused before any byte is read; a body that grows past it is
+ * refused as soon as it does. Throws ErrBodyTooLarge (413). The request is
+ * paused, not destroyed, on refusal: destroying it would also destroy the
+ * connection before the 413 could be sent.
+ */
+export function readBody(req: BodySource, maxBytes: number): Promise<Buffer> {
+  const declared = req.headers['content-length']
+  if (typeof declared === 'string' && Number(declared) > maxBytes) return Promise.reject(ErrBodyTooLarge)
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer | string): void => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+      size += b.length
+      if (size > maxBytes) {
+        done()
+        req.pause()
+        reject(ErrBodyTooLarge)
+        return
+      }
+      chunks.push(b)
+    }
+    const onEnd = (): void => {
+      done()
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size))
+    }
+    const onError = (err: Error): void => {
+      done()
+      reject(err)
+    }
+    const onClose = (): void => {
+      done()
+      reject(new RequestAbortedError('request aborted'))
+    }
+    const done = (): void => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      req.off('close', onClose)
+    }
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onError)
+    req.on('close', onClose)
+  })
+}
+
+/** A parsed JSON object body. Only fields a parser asks for are ever read. */
+export type JsonObject = Readonly<Record<string, unknown>>
+
+const EMPTY: JsonObject = Object.freeze({})
+
+/**
+ * Parses a request body as one JSON object; an empty body counts as `{}`.
+ * Throws ErrInvalidJson for anything else (arrays, `null`, syntax errors).
+ */
+export function parseJsonObject(body: Buffer): JsonObject {
+  if (body.length === 0) return EMPTY
+  let value: unknown
+  try {
+    value = JSON.parse(body.toString('utf8'))
+  } catch {
+    throw ErrInvalidJson
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw ErrInvalidJson
+  return value as JsonObject
+}
+
+/**
+ * Reads an optional base64 field: missing or `null` → undefined. Throws a 400
+ * `invalid json: ...` for a non-string or a value that is not strict base64.
+ */
+export function optionalBase64(obj: JsonObject, field: string): Buffer | undefined {
+  const v = Object.hasOwn(obj, field) ? obj[field] : undefined
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string') throw invalidField(`'${field}' must be a base64 string`)
+  const b = decodeBase64Strict(v)
+  if (b === undefined) throw invalidField(`'${field}' is not valid base64`)
+  return b
+}
+
+/** Reads an optional string field: missing or `null` → undefined; a non-string is a 400. */
+export function optionalString(obj: JsonObject, field: string): string | undefined {
+  const v = Object.hasOwn(obj, field) ? obj[field] : undefined
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string') throw invalidField(`'${field}' must be a string`)
+  return v
+}
+
+/** Reads an optional list of strings: missing or `null` → undefined; anything else but string[] is a 400. */
+export function optionalStringList(obj: JsonObject, field: string): string[] | undefined {
+  const v = Object.hasOwn(obj, field) ? obj[field] : undefined
+  if (v === undefined || v === null) return undefined
+  if (!Array.isArray(v) || !v.every((e): e is string => typeof e === 'string')) {
+    throw invalidField(`'${field}' must be a list of strings`)
+  }
+  return v
+}

@@ -1,0 +1,119 @@
+import { decodeBase64Strict, encodeBase64 } from '../../crypto/base64.js'
+import { randomPool } from '../../crypto/random-pool.js'
+import { InvalidCiphertextError, NotAuthenticError, SecretKey } from '../../crypto/secret-key.js'
+import type { Cipher } from '../../crypto/secret-key.js'
+import type { ServerState } from '../../server/state.js'
+import { optionalBase64, optionalString, parseJsonObject } from '../body.js'
+import { ErrDecrypt, ErrInvalidCiphertext, ErrInvalidKey, KesError } from '../errors.js'
+import { listFilter } from '../pattern.js'
+import type { Reply } from '../reply.js'
+import { json, ndjson, ok } from '../reply.js'
+import type { ApiRequest } from '../routes.js'
+
+const KEY_BYTES = 32
+
+/** POST /v1/key/create/:name — a new random 256-bit AES256 key. */
+export async function createKey(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const [name] = req.args as [string]
+  const bytes = randomPool.take(KEY_BYTES)
+  const key = new SecretKey(bytes, 'AES256', { createdAt: new Date().toISOString(), createdBy: req.identity })
+  bytes.fill(0)
+  await s.keys.create(name, key)
+  return ok()
+}
+
+/**
+ * POST /v1/key/import/:name — `{"bytes":b64}` (seed) or `{"key":b64,"cipher":"AES256"|"ChaCha20"}` (current
+ * clients). The body is checked before the name is looked up (400 before 400 "exists").
+ */
+export async function importKey(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const [name] = req.args as [string]
+  const body = parseJsonObject(await req.readBody())
+  const cipher = parseCipher(optionalString(body, 'cipher'))
+  const bytes = optionalBase64(body, 'key') ?? optionalBase64(body, 'bytes')
+  if (bytes === undefined || bytes.length !== KEY_BYTES) {
+    bytes?.fill(0)
+    throw ErrInvalidKey
+  }
+  const key = new SecretKey(bytes, cipher, { createdAt: new Date().toISOString(), createdBy: req.identity })
+  bytes.fill(0)
+  await s.keys.create(name, key)
+  return ok()
+}
+
+// KES has spelled the two key types differently over time; accept every spelling.
+const CIPHERS: ReadonlyMap<string, Cipher> = new Map<string, Cipher>([
+  ['AES256', 'AES256'],
+  ['AES256-GCM_SHA256', 'AES256'],
+  ['ChaCha20', 'ChaCha20'],
+  ['XCHACHA20-POLY1305', 'ChaCha20'],
+])
+
+function parseCipher(name: string | undefined): Cipher {
+  if (name === undefined || name === '') return 'AES256'
+  const cipher = CIPHERS.get(name)
+  if (cipher === undefined) throw new KesError(400, 'invalid cipher: must be AES256 or ChaCha20')
+  return cipher
+}
+
+/** DELETE /v1/key/delete/:name — a missing key is 404. */
+export async function deleteKey(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const [name] = req.args as [string]
+  await s.keys.delete(name)
+  return ok()
+}
+
+/** GET /v1/key/list/:pattern — nd-json `{"name":...}` lines, sorted. */
+export async function listKeys(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const matches = listFilter(req.args[0] ?? '')
+  const names = await s.keys.list()
+  return ndjson(names.filter(matches).map((name) => ({ name })))
+}
+
+/** POST /v1/key/generate/:name — a fresh 256-bit data key, in plain and sealed under the named key. */
+export async function generateKey(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const [name] = req.args as [string]
+  const body = parseJsonObject(await req.readBody())
+  const context = optionalBase64(body, 'context')
+  const key = await s.keys.get(name)
+  const plaintext = randomPool.take(KEY_BYTES)
+  const ciphertext = key.encrypt(plaintext, context)
+  const reply = json(200, { plaintext: encodeBase64(plaintext), ciphertext: encodeBase64(ciphertext) })
+  plaintext.fill(0)
+  return reply
+}
+
+/** POST /v1/key/encrypt/:name — seals a small plaintext (bounded by the 1 MiB body limit). */
+export async function encryptKey(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const [name] = req.args as [string]
+  const body = parseJsonObject(await req.readBody())
+  // KES treats a missing plaintext as empty.
+  const plaintext = optionalBase64(body, 'plaintext') ?? Buffer.alloc(0)
+  const context = optionalBase64(body, 'context')
+  const key = await s.keys.get(name)
+  const ciphertext = key.encrypt(plaintext, context)
+  plaintext.fill(0)
+  return json(200, { ciphertext: encodeBase64(ciphertext) })
+}
+
+/** POST /v1/key/decrypt/:name — opens a ciphertext of any KES format; every failure is ErrDecrypt or ErrInvalidCiphertext. */
+export async function decryptKey(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const [name] = req.args as [string]
+  const body = parseJsonObject(await req.readBody())
+  const encoded = Object.hasOwn(body, 'ciphertext') ? body['ciphertext'] : undefined
+  const ciphertext = typeof encoded === 'string' ? decodeBase64Strict(encoded) : undefined
+  if (ciphertext === undefined) throw ErrInvalidCiphertext
+  const context = optionalBase64(body, 'context')
+  const key = await s.keys.get(name)
+  let plaintext: Buffer
+  try {
+    plaintext = key.decrypt(ciphertext, context)
+  } catch (err) {
+    if (err instanceof NotAuthenticError) throw ErrDecrypt
+    if (err instanceof InvalidCiphertextError) throw ErrInvalidCiphertext
+    throw err
+  }
+  const reply = json(200, { plaintext: encodeBase64(plaintext) })
+  plaintext.fill(0)
+  return reply
+}

@@ -1,0 +1,311 @@
+import {
+  ErrIdentityIsRoot,
+  ErrIdentityNotFound,
+  ErrPolicyNotFound,
+  ErrSelfAssign,
+  ErrStoreUnavailable,
+  KesError,
+  badGateway,
+  definedInConfig,
+} from '../api/errors.js'
+import { Policy } from '../auth/policy.js'
+import type { PolicyRules } from '../auth/policy.js'
+import type { ConfigPolicy } from '../config/validate.js'
+import { ExpiringCache } from '../keystore/cache.js'
+import { StoreUnavailableError } from '../keystore/keystore.js'
+import type { KeyStore } from '../keystore/keystore.js'
+import type { ErrorLog } from '../log/error-log.js'
+import { describe } from './key-ring.js'
+
+/** A policy as the API shows it. */
+export interface PolicyInfo {
+  readonly allow: readonly string[]
+  readonly deny: readonly string[]
+  readonly createdAt: string | undefined
+  readonly createdBy: string | undefined
+}
+
+/** What a non-admin identity may do; `undefined` policy means nothing but the open APIs. */
+interface Grant {
+  readonly policy: Policy | undefined
+}
+
+// How long a server trusts what it read about an identity's policy. Changes
+// made through this server apply at once (the cache is cleared); changes made
+// by another server on the same store apply within this time.
+const GRANT_TTL_MS = 1000
+
+/**
+ * Policies and identity→policy assignments: the fixed ones of the server
+ * configuration, plus those written through the API, which live in the key
+ * store (so they survive restarts and every server on the store shares them).
+ */
+export class AccessControl {
+  readonly #admin: string | undefined
+  readonly #configPolicies: ReadonlyMap<string, Policy>
+  readonly #configIdentities: ReadonlyMap<string, string>
+  readonly #store: KeyStore
+  readonly #errorLog: ErrorLog
+  readonly #grants = new ExpiringCache<Grant>({ expiryAnyMs: GRANT_TTL_MS, expiryUnusedMs: 0 })
+
+  constructor(opts: {
+    adminIdentity: string | undefined
+    policies: ReadonlyMap<string, ConfigPolicy>
+    store: KeyStore
+    errorLog: ErrorLog
+  }) {
+    this.#admin = opts.adminIdentity
+    const policies = new Map<string, Policy>()
+    const identities = new Map<string, string>()
+    for (const [name, p] of opts.policies) {
+      policies.set(name, new Policy({ allow: p.allow, deny: p.deny }))
+      for (const id of p.identities) identities.set(id, name)
+    }
+    this.#configPolicies = policies
+    this.#configIdentities = identities
+    this.#store = opts.store
+    this.#errorLog = opts.errorLog
+  }
+
+  /** The admin (root) identity, which bypasses every policy. */
+  get adminIdentity(): string | undefined {
+    return this.#admin
+  }
+
+  /** True when `identity` is the admin identity. */
+  isAdmin(identity: string): boolean {
+    return this.#admin !== undefined && identity === this.#admin
+  }
+
+  /**
+   * Whether a non-admin identity may call `path`. No policy, or an assigned
+   * policy that no longer exists, refuses everything. Throws 502/503 when the
+   * store cannot be read (never "allowed" by accident).
+   */
+  async allows(identity: string, path: string): Promise<boolean> {
+    const grant = await this.#grant(identity)
+    return grant.policy !== undefined && grant.policy.allows(path)
+  }
+
+  async #grant(identity: string): Promise<Grant> {
+    const cached = this.#grants.peek(identity)
+    if (cached !== undefined) return cached
+    const grant = await this.#guard('failed to read identity', () =>
+      this.#grants.get(identity, () => this.#loadGrant(identity)),
+    )
+    return grant ?? { policy: undefined }
+  }
+
+  async #loadGrant(identity: string): Promise<Grant> {
+    const policyName = this.#configIdentities.get(identity) ?? (await this.#storedAssignment(identity))?.policy
+    if (policyName === undefined) return { policy: undefined }
+    const configured = this.#configPolicies.get(policyName)
+    if (configured !== undefined) return { policy: configured }
+    const stored = await this.#storedPolicy(policyName)
+    return { policy: stored === undefined ? undefined : new Policy(stored) }
+  }
+
+  // ---- policies ----
+
+  /** Creates or replaces an API policy. Throws 400 for a config policy, 502/503. */
+  async writePolicy(name: string, rules: PolicyRules, createdBy: string): Promise<void> {
+    if (this.#configPolicies.has(name)) throw definedInConfig('policy', name)
+    new Policy(rules) // refuse what would not compile before storing it
+    const record: StoredPolicy = {
+      allow: [...rules.allow],
+      deny: [...rules.deny],
+      created_at: new Date().toISOString(),
+      created_by: createdBy,
+    }
+    await this.#guard('failed to write policy', () =>
+      this.#store.policies.put(name, Buffer.from(JSON.stringify(record))),
+    )
+    this.#grants.clear()
+  }
+
+  /** Reads a policy (config or API). Throws ErrPolicyNotFound, 502/503. */
+  async readPolicy(name: string): Promise<PolicyInfo> {
+    const configured = this.#configPolicies.get(name)
+    if (configured !== undefined) {
+      return { allow: configured.allow, deny: configured.deny, createdAt: undefined, createdBy: undefined }
+    }
+    const stored = await this.#storedPolicy(name)
+    if (stored === undefined) throw ErrPolicyNotFound
+    return { allow: stored.allow, deny: stored.deny, createdAt: stored.created_at, createdBy: stored.created_by }
+  }
+
+  /** Every policy name (config and API), sorted. */
+  async listPolicies(): Promise<string[]> {
+    const stored = await this.#guard('failed to list policies', () => this.#store.policies.list())
+    return sortedUnique([...this.#configPolicies.keys(), ...stored])
+  }
+
+  /**
+   * Deletes an API policy and every assignment to it, so that re-creating a
+   * policy of the same name never silently restores old grants.
+   * Throws 400 for a config policy, ErrPolicyNotFound, 502/503.
+   */
+  async deletePolicy(name: string): Promise<void> {
+    if (this.#configPolicies.has(name)) throw definedInConfig('policy', name)
+    const deleted = await this.#guard('failed to delete policy', () => this.#store.policies.delete(name))
+    this.#grants.clear()
+    // Remove assignments even when the policy was already gone: they are dangling.
+    for (const [identity, policy] of await this.#storedAssignments()) {
+      if (policy !== name) continue
+      await this.#guard('failed to delete identity', () => this.#store.identities.delete(identity))
+    }
+    this.#grants.clear()
+    if (!deleted) throw ErrPolicyNotFound
+  }
+
+  // ---- identities ----
+
+  /**
+   * Assigns `policy` to `identity`, replacing an earlier assignment.
+   * Throws ErrIdentityIsRoot, ErrSelfAssign, 400 for a config identity, ErrPolicyNotFound, 502/503.
+   */
+  async assign(policy: string, identity: string, caller: string): Promise<void> {
+    if (this.isAdmin(identity)) throw ErrIdentityIsRoot
+    if (identity === caller) throw ErrSelfAssign
+    if (this.#configIdentities.has(identity)) throw definedInConfig('identity', identity)
+    if (!this.#configPolicies.has(policy) && (await this.#storedPolicy(policy)) === undefined) {
+      throw ErrPolicyNotFound
+    }
+    const record: StoredIdentity = { policy, created_at: new Date().toISOString(), created_by: caller }
+    await this.#guard('failed to write identity', () =>
+      this.#store.identities.put(identity, Buffer.from(JSON.stringify(record))),
+    )
+    this.#grants.clear()
+  }
+
+  /** Removes an identity's assignment. Throws ErrIdentityIsRoot, 400 for a config identity, ErrIdentityNotFound, 502/503. */
+  async forget(identity: string): Promise<void> {
+    if (this.isAdmin(identity)) throw ErrIdentityIsRoot
+    if (this.#configIdentities.has(identity)) throw definedInConfig('identity', identity)
+    const deleted = await this.#guard('failed to delete identity', () => this.#store.identities.delete(identity))
+    this.#grants.clear()
+    if (!deleted) throw ErrIdentityNotFound
+  }
+
+  /** Every identity → policy assignment (config and API), sorted by identity; the admin is never listed. */
+  async listIdentities(): Promise<Array<[string, string]>> {
+    const all = new Map<string, string>(await this.#storedAssignments())
+    for (const [id, policy] of this.#configIdentities) all.set(id, policy)
+    if (this.#admin !== undefined) all.delete(this.#admin)
+    return [...all].sort((a, b) => compare(a[0], b[0]))
+  }
+
+  /** Clears cached grants (tests, reloads). */
+  clearCache(): void {
+    this.#grants.clear()
+  }
+
+  /** Stops the grant cache's timer. */
+  close(): void {
+    this.#grants.close()
+  }
+
+  // ---- stored records ----
+
+  async #storedPolicy(name: string): Promise<StoredPolicy | undefined> {
+    const raw = await this.#guard('failed to read policy', () => this.#store.policies.get(name))
+    if (raw === undefined) return undefined
+    const parsed = parseStoredPolicy(raw)
+    if (parsed === undefined) {
+      this.#errorLog.error(`keystore: policy '${name}' is corrupt and is treated as missing`)
+    }
+    return parsed
+  }
+
+  async #storedAssignment(identity: string): Promise<StoredIdentity | undefined> {
+    const raw = await this.#guard('failed to read identity', () => this.#store.identities.get(identity))
+    if (raw === undefined) return undefined
+    const parsed = parseStoredIdentity(raw)
+    if (parsed === undefined) {
+      this.#errorLog.error(`keystore: identity '${identity}' is corrupt and is treated as unassigned`)
+    }
+    return parsed
+  }
+
+  async #storedAssignments(): Promise<Array<[string, string]>> {
+    const ids = await this.#guard('failed to list identities', () => this.#store.identities.list())
+    const out: Array<[string, string]> = []
+    for (const id of ids) {
+      const a = await this.#storedAssignment(id)
+      if (a !== undefined) out.push([id, a.policy])
+    }
+    return out
+  }
+
+  async #guard<T>(what: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op()
+    } catch (err) {
+      if (err instanceof KesError) throw err
+      this.#errorLog.error(`keystore: ${what}: ${describe(err)}`)
+      if (err instanceof StoreUnavailableError) throw ErrStoreUnavailable
+      throw badGateway(what)
+    }
+  }
+}
+
+/** A policy as stored by OpenKES in the key store's policies table (JSON). */
+interface StoredPolicy {
+  allow: string[]
+  deny: string[]
+  created_at?: string
+  created_by?: string
+}
+
+/** An identity assignment as stored in the identities table (JSON). */
+interface StoredIdentity {
+  policy: string
+  created_at?: string
+  created_by?: string
+}
+
+function parseStoredPolicy(raw: Buffer): StoredPolicy | undefined {
+  const v = parseJson(raw)
+  if (v === undefined) return undefined
+  const allow = v['allow']
+  const deny = v['deny']
+  if (!isStringList(allow) || !isStringList(deny)) return undefined
+  try {
+    new Policy({ allow, deny })
+  } catch {
+    return undefined
+  }
+  return { allow, deny, created_at: optString(v['created_at']), created_by: optString(v['created_by']) }
+}
+
+function parseStoredIdentity(raw: Buffer): StoredIdentity | undefined {
+  const v = parseJson(raw)
+  const policy = v?.['policy']
+  if (v === undefined || typeof policy !== 'string') return undefined
+  return { policy, created_at: optString(v['created_at']), created_by: optString(v['created_by']) }
+}
+
+function parseJson(raw: Buffer): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(raw.toString('utf8'))
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function isStringList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((e) => typeof e === 'string')
+}
+
+function optString(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+function sortedUnique(names: string[]): string[] {
+  return [...new Set(names)].sort(compare)
+}

@@ -1,0 +1,119 @@
+import { ErrKeyExists, ErrKeyNotFound, ErrStoreUnavailable, KesError, badGateway } from '../api/errors.js'
+import { parseKeyFile, formatKeyFile } from '../crypto/key-version.js'
+import type { SecretKey } from '../crypto/secret-key.js'
+import { ExpiringCache } from '../keystore/cache.js'
+import { EntryExistsError, StoreUnavailableError } from '../keystore/keystore.js'
+import type { KeyStore } from '../keystore/keystore.js'
+import type { ErrorLog } from '../log/error-log.js'
+
+/** Cache expiry of master keys (KES `cache.expiry`). */
+export interface KeyCacheOptions {
+  readonly expiryAnyMs: number
+  readonly expiryUnusedMs: number
+}
+
+/**
+ * The master keys: the key store's `keys` table behind an in-memory cache of
+ * parsed keys. Every store failure is logged with its cause and answered
+ * with a client error that carries no detail (502, or 503 when the store is
+ * unreachable and the key is not cached).
+ */
+export class KeyRing {
+  readonly #store: KeyStore
+  readonly #cache: ExpiringCache<SecretKey>
+  readonly #errorLog: ErrorLog
+
+  constructor(store: KeyStore, cache: KeyCacheOptions, errorLog: ErrorLog) {
+    this.#store = store
+    this.#cache = new ExpiringCache<SecretKey>(cache)
+    this.#errorLog = errorLog
+  }
+
+  /** The cache, for metrics. */
+  get cache(): ExpiringCache<SecretKey> {
+    return this.#cache
+  }
+
+  /** Returns the named key. Throws ErrKeyNotFound, 502 or 503. */
+  async get(name: string): Promise<SecretKey> {
+    const hit = this.#cache.peek(name)
+    if (hit !== undefined) return hit
+    let key: SecretKey | undefined
+    try {
+      key = await this.#cache.get(name, () => this.#load(name))
+    } catch (err) {
+      throw this.#storeFailure(err, 'failed to read key', name)
+    }
+    if (key === undefined) throw ErrKeyNotFound
+    return key
+  }
+
+  /** Stores a new key. Throws ErrKeyExists, 502 or 503. */
+  async create(name: string, key: SecretKey): Promise<void> {
+    try {
+      await this.#store.keys.create(name, formatKeyFile(key))
+    } catch (err) {
+      if (err instanceof EntryExistsError) throw ErrKeyExists
+      throw this.#storeFailure(err, 'failed to create key', name)
+    }
+    this.#cache.set(name, key)
+  }
+
+  /** Deletes a key. Throws ErrKeyNotFound, 502 or 503. */
+  async delete(name: string): Promise<void> {
+    this.#cache.delete(name)
+    let deleted: boolean
+    try {
+      deleted = await this.#store.keys.delete(name)
+    } catch (err) {
+      throw this.#storeFailure(err, 'failed to delete key', name)
+    }
+    // Drop it again: a concurrent get may have cached it while we deleted.
+    this.#cache.delete(name)
+    if (!deleted) throw ErrKeyNotFound
+  }
+
+  /** Every key name, sorted. Throws 502 or 503. */
+  async list(): Promise<string[]> {
+    try {
+      return await this.#store.keys.list()
+    } catch (err) {
+      throw this.#storeFailure(err, 'failed to list keys', '')
+    }
+  }
+
+  /** Stops the cache's timer. */
+  close(): void {
+    this.#cache.close()
+  }
+
+  async #load(name: string): Promise<SecretKey | undefined> {
+    const content = await this.#store.keys.get(name)
+    if (content === undefined) return undefined
+    try {
+      return parseKeyFile(content)
+    } finally {
+      content.fill(0)
+    }
+  }
+
+  #storeFailure(err: unknown, what: string, name: string): KesError {
+    if (err instanceof KesError) return err
+    const subject = name === '' ? '' : ` '${name}'`
+    this.#errorLog.error(`keystore: ${what}${subject}: ${describe(err)}`)
+    if (err instanceof StoreUnavailableError) return ErrStoreUnavailable
+    return badGateway(what)
+  }
+}
+
+/** One line for the error log: the error's message and its causes, never a stack. */
+export function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  let text = err.message
+  let cause: unknown = err.cause
+  for (let depth = 0; cause instanceof Error && depth < 4; depth++) {
+    text += `: ${cause.message}`
+    cause = cause.cause
+  }
+  return text
+}
