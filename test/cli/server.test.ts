@@ -1,0 +1,102 @@
+// `openkes server`: the development quick start and configuration errors,
+// run as a child process like a user would.
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import https from 'node:https'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { identityOfPem } from '../../src/auth/identity.js'
+import { runCli, startCli } from './run.js'
+
+function get(port: number, target: string, cert: string, key: string, ca: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: target, cert, key, ca, servername: 'localhost', method: target.startsWith('/v1/key/create') ? 'POST' : 'GET' }, (res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => (body += c.toString()))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+describe('openkes server --dev', () => {
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-dev-'))
+  })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  test('creates certificates once, serves as root, reuses them on restart', async () => {
+    const first = startCli(['server', '--dev', '--addr', '127.0.0.1:0'], { cwd: dir })
+    const [, port] = await first.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/)
+    await first.waitFor(/curl -k --cert (\S+) --key (\S+) https:\/\/127\.0\.0\.1:\d+\/version/)
+    const dev = path.join(dir, 'openkes-dev')
+    const [cert, key, ca] = await Promise.all(['root.cert', 'root.key', 'server.cert'].map((f) => readFile(path.join(dev, f), 'utf8')))
+    const identity = identityOfPem(cert as string)
+    assert.match(first.stdout(), new RegExp(`root identity: +${identity}`))
+    assert.equal((await stat(path.join(dev, 'root.key'))).mode & 0o777, 0o600)
+    assert.equal((await stat(path.join(dev, 'server.key'))).mode & 0o777, 0o600)
+    const version = await get(Number(port), '/version', cert as string, key as string, ca as string)
+    assert.equal(version.status, 200)
+    assert.equal((await get(Number(port), '/v1/key/create/dev-key', cert as string, key as string, ca as string)).status, 200)
+    assert.equal(await first.stop('SIGTERM'), 0)
+
+    const second = startCli(['server', '--dev', '--addr', '127.0.0.1:0'], { cwd: dir })
+    const [, port2] = await second.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/)
+    await second.waitFor(/reused/)
+    assert.equal(identityOfPem(await readFile(path.join(dev, 'root.cert'))), identity)
+    const list = await get(Number(port2), '/v1/key/list/*', cert as string, key as string, ca as string)
+    assert.equal(list.body, '{"name":"dev-key"}\n')
+    assert.equal(await second.stop('SIGINT'), 0)
+  })
+})
+
+describe('openkes server --config', () => {
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-cfg-'))
+  })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const cases: Array<[string, string, RegExp]> = [
+    ['unknown field', 'address: 127.0.0.1:0\nadmin: {identity: disabled}\ntls: {key: k, cert: c, foo: 1}\n', /config: tls\.foo: unknown field/],
+    ['unsupported key store', 'admin: {identity: disabled}\ntls: {key: k, cert: c}\nkeystore:\n  vault:\n    endpoint: https://127.0.0.1:8200\n', /keystore\.vault: not supported/],
+    ['missing tls key', 'admin: {identity: disabled}\ntls: {cert: c}\n', /config: tls\.key: missing/],
+    ['unset variable', 'admin: {identity: "${OPENKES_TEST_UNSET}"}\ntls: {key: k, cert: c}\n', /OPENKES_TEST_UNSET/],
+  ]
+  for (const [name, yaml, message] of cases) {
+    test(`${name}: exit 1 and a message naming the YAML path`, async () => {
+      const file = path.join(dir, `${name.replaceAll(' ', '-')}.yml`)
+      await writeFile(file, yaml)
+      const env = { ...process.env }
+      delete env['OPENKES_TEST_UNSET']
+      const res = await runCli(['server', '--config', file], { env })
+      assert.equal(res.code, 1, res.stderr)
+      assert.match(res.stderr, message)
+    })
+  }
+
+  test('missing TLS files: exit 1, no crash trace', async () => {
+    const file = path.join(dir, 'nofiles.yml')
+    await writeFile(file, 'address: 127.0.0.1:0\nadmin: {identity: disabled}\ntls: {key: ./nope.key, cert: ./nope.cert}\n')
+    const res = await runCli(['server', '--config', file])
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /cannot start/)
+    assert.doesNotMatch(res.stderr, /\n\s+at /)
+  })
+
+  test('usage errors exit 2', async () => {
+    assert.equal((await runCli(['server'])).code, 2)
+    assert.equal((await runCli(['server', '--bogus'])).code, 2)
+    assert.equal((await runCli(['nope'])).code, 2)
+    const help = await runCli(['server', '--help'])
+    assert.equal(help.code, 0)
+    assert.match(help.stdout, /openkes server --dev/)
+  })
+})

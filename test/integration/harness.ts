@@ -1,0 +1,211 @@
+// Test harness: a real OpenKES server on 127.0.0.1:0 with real certificates
+// made by the project's own certificate code, and a small mTLS client that
+// speaks HTTP/1.1 or HTTP/2.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import http2 from 'node:http2'
+import https from 'node:https'
+import os from 'node:os'
+import path from 'node:path'
+import tls from 'node:tls'
+import { loadConfigFile } from '../../src/config/load.js'
+import { startServer } from '../../src/server/server.js'
+import type { RunningServer, StartOptions } from '../../src/server/server.js'
+import { createCertificate } from '../../src/x509/certificate.js'
+import type { IssuedCertificate } from '../../src/x509/certificate.js'
+
+/** A client identity: its certificate, key and identity hex. */
+export interface Client {
+  readonly name: string
+  readonly cert: IssuedCertificate
+  readonly identity: string
+}
+
+/** A response as tests see it. */
+export interface Response {
+  readonly status: number
+  readonly headers: Record<string, string | string[] | undefined>
+  readonly text: string
+  /** The body parsed as JSON (undefined when it is not JSON). */
+  readonly json: unknown
+}
+
+/** Options of one request. */
+export interface RequestOptions {
+  readonly method?: string
+  readonly body?: string | Buffer | object
+  readonly http2?: boolean
+  readonly headers?: Record<string, string>
+}
+
+/** Makes a client identity (Ed25519, as `openkes identity new` does). */
+export function makeClient(name: string): Client {
+  const cert = createCertificate('ed25519', { commonName: name, extKeyUsage: ['clientAuth'] })
+  return { name, cert, identity: cert.identity }
+}
+
+/** A test environment: a temp dir with server certificates and a config file. */
+export class TestEnv {
+  readonly dir: string
+  readonly serverCert: IssuedCertificate
+  server: RunningServer | undefined
+  readonly errorLines: string[] = []
+  readonly #sessions = new Map<string, http2.ClientHttp2Session>()
+  readonly #agents = new Map<string, https.Agent>()
+
+  private constructor(dir: string, serverCert: IssuedCertificate) {
+    this.dir = dir
+    this.serverCert = serverCert
+  }
+
+  /** Creates the temp dir and the server certificate. */
+  static async create(): Promise<TestEnv> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-test-'))
+    const serverCert = createCertificate('ecdsa-p256', {
+      commonName: 'localhost',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+      extKeyUsage: ['serverAuth'],
+    })
+    await writeFile(path.join(dir, 'server.key'), serverCert.keyPem, { mode: 0o600 })
+    await writeFile(path.join(dir, 'server.cert'), serverCert.certPem)
+    return new TestEnv(dir, serverCert)
+  }
+
+  /**
+   * Writes `config.yml` (the address and tls section are added; `tlsExtra`
+   * holds more lines for the tls section) and starts the server from it.
+   */
+  async start(yamlBody: string, opts: StartOptions = {}, tlsExtra = ''): Promise<RunningServer> {
+    const yaml = `address: 127.0.0.1:0\ntls:\n  key: ./server.key\n  cert: ./server.cert\n${tlsExtra}${yamlBody}`
+    const file = path.join(this.dir, 'config.yml')
+    await writeFile(file, yaml)
+    const config = await loadConfigFile(file, {})
+    this.server = await startServer(config, { errorSink: (line) => this.errorLines.push(line), ...opts })
+    return this.server
+  }
+
+  /** Stops the server and closes the client connections (the temp dir stays, for restarts). */
+  async stop(): Promise<void> {
+    for (const s of this.#sessions.values()) s.destroy()
+    this.#sessions.clear()
+    for (const a of this.#agents.values()) a.destroy()
+    this.#agents.clear()
+    await this.server?.close(100)
+    this.server = undefined
+  }
+
+  /** Stops everything and removes the temp dir. */
+  async dispose(): Promise<void> {
+    await this.stop()
+    await rm(this.dir, { recursive: true, force: true })
+  }
+
+  get port(): number {
+    if (this.server === undefined) throw new Error('server not started')
+    return this.server.port
+  }
+
+  /** Sends one request as `client` and reads the whole response. */
+  async request(client: Client, target: string, opts: RequestOptions = {}): Promise<Response> {
+    const method = opts.method ?? 'GET'
+    const body =
+      opts.body === undefined
+        ? undefined
+        : typeof opts.body === 'string' || Buffer.isBuffer(opts.body)
+          ? opts.body
+          : JSON.stringify(opts.body)
+    return opts.http2 === true
+      ? this.#request2(client, method, target, body, opts.headers ?? {})
+      : this.#request1(client, method, target, body, opts.headers ?? {})
+  }
+
+  #agent(client: Client): https.Agent {
+    let agent = this.#agents.get(client.name)
+    if (agent === undefined) {
+      agent = new https.Agent({
+        keepAlive: true,
+        cert: client.cert.certPem,
+        key: client.cert.keyPem,
+        ca: this.serverCert.certPem,
+        servername: 'localhost',
+      })
+      this.#agents.set(client.name, agent)
+    }
+    return agent
+  }
+
+  #request1(client: Client, method: string, target: string, body: string | Buffer | undefined, headers: Record<string, string>): Promise<Response> {
+    return new Promise((resolve, reject) => {
+      const framing = body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }
+      const req = https.request(
+        { host: '127.0.0.1', port: this.port, method, path: target, agent: this.#agent(client), headers: { ...framing, ...headers } },
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => resolve(toResponse(res.statusCode ?? 0, res.headers, Buffer.concat(chunks))))
+          res.on('error', reject)
+        },
+      )
+      req.on('error', reject)
+      req.end(body)
+    })
+  }
+
+  #session(client: Client): http2.ClientHttp2Session {
+    let s = this.#sessions.get(client.name)
+    if (s === undefined || s.closed || s.destroyed) {
+      s = http2.connect(`https://localhost:${this.port}`, {
+        cert: client.cert.certPem,
+        key: client.cert.keyPem,
+        ca: this.serverCert.certPem,
+        host: '127.0.0.1',
+        servername: 'localhost',
+      })
+      s.on('error', () => {})
+      this.#sessions.set(client.name, s)
+    }
+    return s
+  }
+
+  #request2(client: Client, method: string, target: string, body: string | Buffer | undefined, headers: Record<string, string>): Promise<Response> {
+    return new Promise((resolve, reject) => {
+      const stream = this.#session(client).request({ ':method': method, ':path': target, ...headers })
+      const chunks: Buffer[] = []
+      let status = 0
+      let resHeaders: Record<string, string | string[] | undefined> = {}
+      stream.on('response', (h) => {
+        status = Number(h[':status'])
+        resHeaders = h as Record<string, string | string[] | undefined>
+      })
+      stream.on('data', (c: Buffer) => chunks.push(c))
+      stream.on('end', () => resolve(toResponse(status, resHeaders, Buffer.concat(chunks))))
+      stream.on('error', reject)
+      // Node ends the request side itself for bodiless methods such as HEAD.
+      if (!stream.writableEnded) stream.end(body)
+    })
+  }
+
+  /** Opens a raw TLS connection (for handshake tests). */
+  connectTls(opts: tls.ConnectionOptions): Promise<tls.TLSSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: this.port, servername: 'localhost', ca: this.serverCert.certPem, ...opts }, () => resolve(socket))
+      socket.on('error', reject)
+    })
+  }
+}
+
+function toResponse(status: number, headers: Record<string, string | string[] | undefined>, body: Buffer): Response {
+  const text = body.toString('utf8')
+  let json: unknown
+  try {
+    json = text === '' ? undefined : JSON.parse(text)
+  } catch {
+    json = undefined
+  }
+  return { status, headers, text, json }
+}
+
+/** The error body the contract prescribes. */
+export function errorBody(message: string): { message: string } {
+  return { message }
+}

@@ -1,0 +1,166 @@
+// What the server keeps: keys, policies and assignments survive a restart,
+// KES key directories are served as they are, and every golden ciphertext
+// opens through the API.
+import assert from 'node:assert/strict'
+import { cp, readFile, readdir, stat } from 'node:fs/promises'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { TestEnv, makeClient } from './harness.js'
+
+const VECTORS = path.resolve(process.cwd(), '../shared/vectors')
+const root = makeClient('root')
+const app = makeClient('app')
+
+const config = (extra = ''): string => `admin:
+  identity: ${root.identity}
+keystore:
+  fs:
+    path: ./keys
+${extra}`
+
+describe('restart persistence', () => {
+  let env: TestEnv
+  before(async () => {
+    env = await TestEnv.create()
+  })
+  after(async () => {
+    await env.dispose()
+  })
+
+  test('keys, API policies and assignments survive a restart', async () => {
+    await env.start(config())
+    assert.equal((await env.request(root, '/v1/key/create/persist-key', { method: 'POST' })).status, 200)
+    const gen = await env.request(root, '/v1/key/generate/persist-key', { method: 'POST', body: {} })
+    const { plaintext, ciphertext } = gen.json as { plaintext: string; ciphertext: string }
+    await env.request(root, '/v1/policy/write/persist-pol', { method: 'POST', body: { allow: ['/v1/key/decrypt/persist-*'], deny: ['/v1/key/decrypt/persist-x'] } })
+    await env.request(root, `/v1/identity/assign/persist-pol/${app.identity}`, { method: 'POST' })
+    await env.stop()
+
+    await env.start(config())
+    const dec = await env.request(app, '/v1/key/decrypt/persist-key', { method: 'POST', body: { ciphertext } })
+    assert.equal(dec.status, 200)
+    assert.deepEqual(dec.json, { plaintext })
+    const pol = await env.request(root, '/v1/policy/read/persist-pol')
+    assert.deepEqual(pol.json, { allow: ['/v1/key/decrypt/persist-*'], deny: ['/v1/key/decrypt/persist-x'], paths: ['/v1/key/decrypt/persist-*'] })
+    const ids = await env.request(root, '/v1/identity/list/*')
+    assert.deepEqual(ids.json, { [app.identity]: 'persist-pol' })
+    // The key file is ours: JSON with the cipher and who created it, mode 0600 in a 0700 directory.
+    const keyFile = path.join(env.dir, 'keys', 'persist-key')
+    const stored = JSON.parse(await readFile(keyFile, 'utf8')) as Record<string, string>
+    assert.equal(stored['version'], 'v1')
+    assert.equal(stored['algorithm'], 'AES256')
+    assert.equal(stored['created_by'], root.identity)
+    assert.equal(Buffer.from(stored['bytes'] ?? '', 'base64').length, 32)
+    assert.equal((await stat(keyFile)).mode & 0o777, 0o600)
+    assert.equal((await stat(path.join(env.dir, 'keys'))).mode & 0o777, 0o700)
+    // Policies and identities never show up as keys.
+    const list = await env.request(root, '/v1/key/list/*')
+    assert.equal(list.text, '{"name":"persist-key"}\n')
+    await env.stop()
+  })
+
+  test('keys named in the config are created at start, once', async () => {
+    await env.start(config('keys:\n- name: cfg-key\n'))
+    const first = await readFile(path.join(env.dir, 'keys', 'cfg-key'))
+    await env.stop()
+    await env.start(config('keys:\n- name: cfg-key\n'))
+    assert.deepEqual(await readFile(path.join(env.dir, 'keys', 'cfg-key')), first)
+    assert.equal((await env.request(root, '/v1/key/generate/cfg-key', { method: 'POST' })).status, 200)
+    await env.stop()
+  })
+})
+
+interface KeyFileVector {
+  file: string
+  name: string
+  sample?: { context: string; plaintext: string; ciphertext: string }
+  raw_sample: { context: string; plaintext: string; ciphertext: string }
+}
+
+const expected = JSON.parse(
+  await readFile(path.join(VECTORS, 'keystore-fs', 'expected.json'), 'utf8'),
+) as KeyFileVector[]
+
+describe('KES key directories are served as they are', () => {
+  let env: TestEnv
+  before(async () => {
+    env = await TestEnv.create()
+  })
+  after(async () => {
+    await env.dispose()
+  })
+
+  const versions = [...new Set(expected.map((e) => e.file.split('/')[0] as string))]
+
+  for (const version of versions) {
+    test(`a ${version} key directory`, async () => {
+      const keys = path.join(env.dir, `keys-${version}`)
+      await cp(path.join(VECTORS, 'keystore-fs', version), keys, { recursive: true })
+      await env.start(`admin:\n  identity: ${root.identity}\nkeystore:\n  fs:\n    path: ./keys-${version}\n`)
+      const names = (await readdir(keys)).sort()
+      const list = await env.request(root, '/v1/key/list/*', { http2: true })
+      assert.equal(list.text, names.map((name) => JSON.stringify({ name }) + '\n').join(''))
+      for (const e of expected.filter((x) => x.file.startsWith(version + '/'))) {
+        for (const sample of [e.sample, e.raw_sample]) {
+          if (sample === undefined) continue
+          const res = await env.request(root, `/v1/key/decrypt/${e.name}`, {
+            method: 'POST',
+            body: { ciphertext: sample.ciphertext, context: sample.context },
+            http2: true,
+          })
+          assert.equal(res.status, 200, `${e.file}: ${res.text}`)
+          assert.deepEqual(res.json, { plaintext: sample.plaintext })
+        }
+      }
+      await env.stop()
+    })
+  }
+})
+
+interface CiphertextVector {
+  id: string
+  key: string
+  cipher: 'AES256' | 'ChaCha20'
+  context: string | null
+  plaintext: string | null
+  ciphertext: string
+  expect: 'ok' | 'not-authentic' | 'invalid'
+}
+
+const vectors = JSON.parse(await readFile(path.join(VECTORS, 'ciphertexts.json'), 'utf8')) as CiphertextVector[]
+
+describe('golden ciphertexts through the API', () => {
+  let env: TestEnv
+  before(async () => {
+    env = await TestEnv.create()
+    await env.start(config())
+  })
+  after(async () => {
+    await env.dispose()
+  })
+
+
+  test(`all ${vectors.length} vectors, keys imported in both import forms`, async () => {
+    let n = 0
+    for (const v of vectors) {
+      const forms: object[] = [{ key: v.key, cipher: v.cipher }]
+      if (v.cipher === 'AES256') forms.push({ bytes: v.key })
+      for (const form of forms) {
+        const name = `vec-${n++}`
+        const imp = await env.request(root, `/v1/key/import/${name}`, { method: 'POST', body: form, http2: true })
+        assert.equal(imp.status, 200, imp.text)
+        const body: Record<string, string> = { ciphertext: v.ciphertext }
+        if (v.context !== null) body['context'] = v.context
+        const res = await env.request(root, `/v1/key/decrypt/${name}`, { method: 'POST', body, http2: true })
+        if (v.expect === 'ok') {
+          assert.equal(res.status, 200, `${v.id}: ${res.text}`)
+          assert.deepEqual(res.json, { plaintext: v.plaintext }, v.id)
+        } else {
+          const message = v.expect === 'invalid' ? 'invalid ciphertext' : 'decryption failed: ciphertext is not authentic'
+          assert.equal(res.status, 400, v.id)
+          assert.deepEqual(res.json, { message }, v.id)
+        }
+      }
+    }
+  })
+})

@@ -1,0 +1,115 @@
+// Transport: mutual TLS with a required client certificate, TLS 1.2+,
+// HTTP/1.1 and HTTP/2 by ALPN, identity = SHA-256 of the public key, and
+// optional chain verification with tls.ca.
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import type { TLSSocket } from 'node:tls'
+import { createCertificate } from '../../src/x509/certificate.js'
+import { TestEnv, makeClient } from './harness.js'
+import type { Client } from './harness.js'
+
+const root = makeClient('root')
+
+/** Resolves when the server closes the connection, rejects if it ever answers a request. */
+function closedWithoutAnswer(socket: TLSSocket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let data = ''
+    socket.on('data', (c: Buffer) => (data += c.toString()))
+    socket.on('error', () => {})
+    socket.on('close', () => (data === '' ? resolve() : reject(new Error(`server answered: ${data}`))))
+    socket.write('GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n')
+  })
+}
+
+describe('TLS', () => {
+  let env: TestEnv
+  before(async () => {
+    env = await TestEnv.create()
+    await env.start(`admin:\n  identity: ${root.identity}\n`)
+  })
+  after(async () => {
+    await env.dispose()
+  })
+
+  test('a client without a certificate gets no answer', async () => {
+    let socket: TLSSocket
+    try {
+      socket = await env.connectTls({ ALPNProtocols: ['http/1.1'] })
+    } catch {
+      return // refused during the handshake: also fine
+    }
+    await closedWithoutAnswer(socket)
+    assert.ok(env.errorLines.some((l) => l.includes('no client certificate')))
+  })
+
+  test('TLS 1.1 is refused', async () => {
+    await assert.rejects(
+      env.connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }),
+    )
+  })
+
+  test('TLS 1.2 with an ECDHE AEAD suite works, CBC suites are refused', async () => {
+    const ok = await env.connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, maxVersion: 'TLSv1.2' })
+    assert.equal(ok.getProtocol(), 'TLSv1.2')
+    assert.match(ok.getCipher().name, /GCM|CHACHA20/)
+    ok.destroy()
+    await assert.rejects(
+      env.connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA' }),
+    )
+  })
+
+  test('ALPN offers h2 and http/1.1', async () => {
+    for (const proto of ['h2', 'http/1.1']) {
+      const s = await env.connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, ALPNProtocols: [proto] })
+      assert.equal(s.alpnProtocol, proto)
+      s.destroy()
+    }
+  })
+
+  test('the identity is the SHA-256 of the public key, for RSA, ECDSA and Ed25519 certificates', async () => {
+    for (const type of ['rsa-2048', 'ecdsa-p256', 'ed25519'] as const) {
+      const cert = createCertificate(type, { commonName: `c-${type}`, extKeyUsage: ['clientAuth'] })
+      const spki = new (await import('node:crypto')).X509Certificate(cert.certPem).publicKey.export({ type: 'spki', format: 'der' })
+      const identity = createHash('sha256').update(spki).digest('hex')
+      assert.equal(cert.identity, identity)
+      const client: Client = { name: `id-${type}`, cert, identity }
+      // Without a policy only /version answers; the refusal proves the server knew who this was not.
+      assert.equal((await env.request(client, '/version')).status, 200)
+      assert.equal((await env.request(client, '/v1/key/list/*')).status, 403)
+      await env.request(root, `/v1/policy/write/p-${type}`, { method: 'POST', body: { allow: ['/v1/key/list/*'] } })
+      await env.request(root, `/v1/identity/assign/p-${type}/${identity}`, { method: 'POST' })
+      assert.equal((await env.request(client, '/v1/key/list/*')).status, 200)
+    }
+  })
+
+  test('a self-signed certificate marked as a CA is a valid client certificate', async () => {
+    const cert = createCertificate('ecdsa-p256', { commonName: 'ca-like', isCA: true })
+    const client: Client = { name: 'ca-like', cert, identity: cert.identity }
+    await env.request(root, '/v1/policy/write/p-ca-like', { method: 'POST', body: { allow: ['/v1/key/list/*'] } })
+    await env.request(root, `/v1/identity/assign/p-ca-like/${cert.identity}`, { method: 'POST' })
+    assert.equal((await env.request(client, '/v1/key/list/*')).status, 200)
+  })
+})
+
+describe('TLS with tls.ca: client certificates must chain to the CA', () => {
+  let env: TestEnv
+  const ca = createCertificate('ecdsa-p256', { commonName: 'test client CA', isCA: true })
+  const issued = createCertificate('ed25519', { commonName: 'issued', extKeyUsage: ['clientAuth'], issuer: ca })
+  const issuedClient: Client = { name: 'issued', cert: issued, identity: issued.identity }
+  before(async () => {
+    env = await TestEnv.create()
+    await writeFile(path.join(env.dir, 'ca.cert'), ca.certPem)
+    await env.start(`admin:\n  identity: ${issued.identity}\n`, {}, '  ca: ./ca.cert\n')
+  })
+  after(async () => {
+    await env.dispose()
+  })
+
+  test('a CA-issued certificate is served, a self-signed one is refused', async () => {
+    assert.equal((await env.request(issuedClient, '/v1/key/list/*')).status, 200)
+    await assert.rejects(env.request(root, '/version'))
+  })
+})
