@@ -1,0 +1,20 @@
+// Runs every compiled test file with node's test runner. Node 20 takes no
+// globs on its command line and Node 22+ reads a directory argument as a
+// file, so the files are listed here, for every supported Node.js alike.
+import { spawnSync } from 'node:child_process'
+import { readdirSync } from 'node:fs'
+import path from 'node:path'
+
+const roots = process.argv.length > 2 ? process.argv.slice(2) : ['dist']
+const files = roots.flatMap((root) =>
+  readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.test.js'))
+    .map((e) => path.join(e.parentPath ?? e.path, e.name)),
+)
+files.sort()
+if (files.length === 0) {
+  console.error('run-tests: no test files found; run the build first')
+  process.exit(1)
+}
+const result = spawnSync(process.execPath, ['--test', ...files], { stdio: 'inherit' })
+process.exit(result.status ?? 1)
