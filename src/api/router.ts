@@ -18,7 +18,9 @@ import {
 } from './errors.js'
 import { parsePath } from './paths.js'
 import { checkListPattern } from './pattern.js'
-import type { Reply } from './reply.js'
+import { isStream } from './reply.js'
+import type { BodyReply, StreamReply } from './reply.js'
+import type { SubscriberSink, Subscription } from '../log/event-hub.js'
 import { routes as defaultRoutes } from './routes.js'
 import type { Param, Route } from './routes.js'
 
@@ -26,63 +28,93 @@ import type { Param, Route } from './routes.js'
 export interface RouterRequest extends BodySource {
   readonly method?: string | undefined
   readonly url?: string | undefined
+  readonly socket?: { readonly remoteAddress?: string | undefined } | null | undefined
 }
 
 /** The response side the router needs. */
 export interface RouterResponse {
   readonly headersSent: boolean
+  readonly writableEnded: boolean
+  readonly writableLength?: number
   writeHead(status: number, headers: Record<string, string | number>): unknown
+  write(chunk: string): unknown
   end(body?: string | Buffer): unknown
-  once(event: 'finish', listener: () => void): unknown
-  readonly stream?: { close(code?: number): void } | undefined
+  flushHeaders?(): void
+  once(event: 'finish' | 'close', listener: () => void): unknown
+  readonly stream?: { close(code?: number): void; readonly writableLength: number } | undefined
 }
 
 /** What the router reports about every completed request (for audit and metrics). */
 export interface CompletedRequest {
+  readonly time: Date
   readonly method: string
   /** The decoded request path, or the raw target when it could not be parsed. */
   readonly path: string
+  /** The route's path (`/v1/key/generate`), or `unknown`: a label of bounded cardinality. */
+  readonly api: string
   readonly identity: string
+  readonly ip: string
   readonly status: number
   readonly durationNs: bigint
   /** The client-visible error message, for failures. */
   readonly error: string | undefined
 }
 
+/** Observers of the request life cycle. */
+export interface RequestHooks {
+  /** A request arrived. */
+  started?(req: RouterRequest): void
+  /** Its status is decided and written: exactly once per request (audit, metrics). */
+  completed?(event: CompletedRequest): void
+  /** Its response is over (for a log stream: when the stream ends). */
+  finished?(req: RouterRequest): void
+}
+
 /** Options of createRouter. */
 export interface RouterOptions {
   /** The identity of the connection a request came on (computed once per TLS connection). */
   identityOf(req: RouterRequest): string | undefined
-  /** Called once for every request, after the response has been written. */
-  onComplete?: (event: CompletedRequest) => void
+  hooks?: RequestHooks
   routes?: readonly Route[]
 }
 
 const MAX_ROUTE_DEPTH = 4
+const UNKNOWN_API = 'unknown'
 
 /**
  * Builds the request handler. It does the shared work of every API in the
  * order the contract fixes (API-CONTRACT.md §2): path known (404) → method
  * (405) → path shape and names (400) → authorization (403) → the handler,
  * which reads the body (400/413), looks things up (404) and works. It is the
- * one place that turns a thrown value into a response.
+ * one place that turns a thrown value into a response. `getState` is read
+ * once per request, so a config reload never changes a request midway.
  */
-export function createRouter(state: ServerState, opts: RouterOptions): (req: RouterRequest, res: RouterResponse) => void {
+export function createRouter(
+  getState: () => ServerState,
+  opts: RouterOptions,
+): (req: RouterRequest, res: RouterResponse) => void {
   const table = new Map<string, Route>()
   for (const r of opts.routes ?? defaultRoutes) table.set(r.path, r)
   const allowHeader = new Map<Route, string>()
   for (const r of table.values()) allowHeader.set(r, r.methods.join(', '))
+  const hooks = opts.hooks ?? {}
 
-  async function serve(req: RouterRequest, res: RouterResponse, identity: string, start: bigint): Promise<void> {
+  async function serve(req: RouterRequest, res: RouterResponse, identity: string): Promise<void> {
+    const time = new Date()
+    const start = process.hrtime.bigint()
+    const state = getState()
     let path = req.url ?? ''
+    let api = UNKNOWN_API
     let status = 500
     let error: string | undefined
+    let stream: Subscription | undefined
     try {
       const { segments } = parsePath(path)
       path = '/' + segments.join('/')
       const found = findRoute(table, segments)
       if (found === undefined) throw ErrNotFound
       const { route, rest } = found
+      api = route.path
       if (!route.methods.includes(req.method ?? '')) {
         throw new MethodNotAllowed(allowHeader.get(route) ?? '')
       }
@@ -98,29 +130,52 @@ export function createRouter(state: ServerState, opts: RouterOptions): (req: Rou
         state,
       )
       status = reply.status
-      send(res, reply)
+      if (isStream(reply)) stream = openStream(res, reply)
+      else send(res, reply)
     } catch (err) {
       const e = toKesError(err, state)
       status = e.status
       error = e.message
       sendError(res, e, err)
-    } finally {
-      opts.onComplete?.({
-        method: req.method ?? '',
-        path,
-        identity,
-        status,
-        durationNs: process.hrtime.bigint() - start,
-        error,
-      })
     }
+    hooks.completed?.({
+      time,
+      method: req.method ?? '',
+      path,
+      api,
+      identity,
+      ip: req.socket?.remoteAddress ?? '',
+      status,
+      durationNs: process.hrtime.bigint() - start,
+      error,
+    })
+    if (stream !== undefined) await stream.closed
   }
 
   return (req, res) => {
-    const start = process.hrtime.bigint()
+    hooks.started?.(req)
     const identity = opts.identityOf(req) ?? ''
-    void serve(req, res, identity, start)
+    void serve(req, res, identity).finally(() => hooks.finished?.(req))
   }
+}
+
+/**
+ * Sends the headers of a log stream at once (clients wait for them before
+ * they read) and subscribes the response to its source.
+ */
+function openStream(res: RouterResponse, reply: StreamReply): Subscription {
+  res.writeHead(200, { 'content-type': reply.contentType, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' })
+  res.flushHeaders?.()
+  const sink: SubscriberSink = {
+    write: (chunk) => res.write(chunk),
+    end: () => res.end(),
+    get writableLength() {
+      return res.stream?.writableLength ?? res.writableLength ?? 0
+    },
+  }
+  const sub = reply.attach(sink)
+  res.once('close', () => sub.cancel())
+  return sub
 }
 
 class MethodNotAllowed extends KesError {
@@ -186,7 +241,7 @@ function toKesError(err: unknown, state: ServerState): KesError {
 
 const NOSNIFF = 'nosniff'
 
-function send(res: RouterResponse, reply: Reply): void {
+function send(res: RouterResponse, reply: BodyReply): void {
   const headers: Record<string, string | number> = { 'x-content-type-options': NOSNIFF }
   if (reply.contentType !== undefined) headers['content-type'] = reply.contentType
   const body = reply.body ?? ''

@@ -3,6 +3,8 @@ import type { ServerState } from '../server/state.js'
 import { createKey, decryptKey, deleteKey, encryptKey, generateKey, importKey, listKeys } from './handlers/key.js'
 import { deletePolicy, listPolicies, readPolicy, writePolicy } from './handlers/policy.js'
 import { assignIdentity, forgetIdentity, listIdentities } from './handlers/identity.js'
+import { traceAuditLog, traceErrorLog } from './handlers/log.js'
+import { metrics } from './handlers/metrics.js'
 import { version } from './handlers/status.js'
 
 /** A path parameter and the syntax it must have (checked before authorization). */
@@ -41,7 +43,7 @@ const WRITE = ['POST', 'PUT'] as const
 const DELETE = ['DELETE', 'POST'] as const
 const READ = ['GET'] as const
 
-/** The seed API (API-CONTRACT.md §1–7). */
+/** The seed API (API-CONTRACT.md §1–8). */
 export const routes: readonly Route[] = [
   { path: '/version', methods: READ, params: [], maxBodyBytes: 0, auth: 'none', handler: version },
   { path: '/v1/key/create', methods: WRITE, params: ['key'], maxBodyBytes: 0, auth: 'policy', handler: createKey },
@@ -58,4 +60,7 @@ export const routes: readonly Route[] = [
   { path: '/v1/identity/assign', methods: WRITE, params: ['policy', 'identity'], maxBodyBytes: MiB, auth: 'policy', handler: assignIdentity },
   { path: '/v1/identity/list', methods: READ, params: ['pattern'], maxBodyBytes: 0, auth: 'policy', handler: listIdentities },
   { path: '/v1/identity/forget', methods: DELETE, params: ['identity'], maxBodyBytes: 0, auth: 'policy', handler: forgetIdentity },
+  { path: '/v1/metrics', methods: READ, params: [], maxBodyBytes: 0, auth: 'policy', handler: metrics },
+  { path: '/v1/log/audit/trace', methods: READ, params: [], maxBodyBytes: 0, auth: 'policy', handler: traceAuditLog },
+  { path: '/v1/log/error/trace', methods: READ, params: [], maxBodyBytes: 0, auth: 'policy', handler: traceErrorLog },
 ]

@@ -62,7 +62,7 @@ export function devConfig(env: DevEnvironment, address: string): Config {
     tls: Object.freeze({ keyFile: env.serverKey, certFile: env.serverCert, password: undefined, caFile: undefined }),
     policies: new Map(),
     cache: Object.freeze({ expiryAnyMs: 5 * 60_000, expiryUnusedMs: 30_000 }),
-    log: Object.freeze({ error: true, audit: false }),
+    log: Object.freeze({ error: true, audit: false, auditFile: undefined }),
     keys: Object.freeze([]),
     keystore: Object.freeze({ kind: 'fs' as const, path: env.keysDir }),
     sourceFile: undefined,

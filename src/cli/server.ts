@@ -88,6 +88,24 @@ export async function runServerCommand(args: string[], io: CommandIO): Promise<n
   if (config.adminIdentity !== undefined) io.stdout(`admin identity: ${config.adminIdentity}\n`)
   if (banner !== '') io.stdout(banner.replaceAll('https://127.0.0.1:7373', where))
 
+  // SIGHUP reloads the configuration (and so reopens the audit file); one
+  // reload at a time, and a config that fails leaves the old one in force.
+  let reloading = Promise.resolve()
+  const reload = (): void => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = values.config === undefined ? config : await loadConfigFile(values.config, process.env)
+        const applied = values.addr === undefined ? next : Object.freeze({ ...next, address: values.addr })
+        await server.reload(applied)
+        config = applied
+        io.stdout('configuration reloaded\n')
+      } catch (err) {
+        server.state.errorLog.error(`config: reload refused, the previous configuration stays in force: ${(err as Error).message}`)
+      }
+    })
+  }
+  process.on('SIGHUP', reload)
+
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop)
@@ -97,7 +115,9 @@ export async function runServerCommand(args: string[], io: CommandIO): Promise<n
     process.on('SIGINT', stop)
     process.on('SIGTERM', stop)
   })
+  process.off('SIGHUP', reload)
   io.stdout('shutting down\n')
+  await reloading
   await server.close()
   return EXIT_OK
 }

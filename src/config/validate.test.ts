@@ -45,6 +45,7 @@ cache:
 log:
   error: on
   audit: off
+  audit_file: ./log/audit.log
 keys:
   - name: my-key
   - name: other.key
@@ -69,7 +70,7 @@ test('a full valid config', () => {
   })
   assert.deepEqual(c.policies.get('ops'), { allow: ['/v1/policy/*'], deny: [], identities: [OPS] })
   assert.deepEqual(c.cache, { expiryAnyMs: 300_000, expiryUnusedMs: 30_000 })
-  assert.deepEqual(c.log, { error: true, audit: false })
+  assert.deepEqual(c.log, { error: true, audit: false, auditFile: '/srv/kes/log/audit.log' })
   assert.deepEqual(c.keys, ['my-key', 'other.key'])
   assert.deepEqual(c.keystore, { kind: 'fs', path: '/srv/kes/keys' })
   assert.equal(c.sourceFile, '/srv/kes/config.yml')
@@ -82,7 +83,7 @@ test('defaults for everything that is optional', () => {
   assert.equal(c.tls.caFile, undefined)
   assert.equal(c.policies.size, 0)
   assert.deepEqual(c.cache, { expiryAnyMs: 300_000, expiryUnusedMs: 30_000 })
-  assert.deepEqual(c.log, { error: true, audit: false })
+  assert.deepEqual(c.log, { error: true, audit: false, auditFile: undefined })
   assert.deepEqual(c.keys, [])
   // No keystore section: the fs store in ./keys next to the config file.
   assert.deepEqual(c.keystore, { kind: 'fs', path: '/srv/kes/keys' })
@@ -182,7 +183,7 @@ const logCases: ReadonlyArray<readonly [string, boolean]> = [
 for (const [value, want] of logCases) {
   test(`log value ${value} → ${want}`, () => {
     const c = parse(minimal(`log:\n  error: ${value}\n  audit: ${value}\n`))
-    assert.deepEqual(c.log, { error: want, audit: want })
+    assert.deepEqual(c.log, { error: want, audit: want, auditFile: undefined })
   })
 }
 
@@ -309,6 +310,7 @@ const errors: ReadonlyArray<readonly [string, string, string]> = [
   ['unknown expiry field', minimal('cache:\n  expiry:\n    never: 1h\n'), 'config: cache.expiry.never: unknown field'],
   // Log
   ['log value', minimal('log:\n  audit: maybe\n'), 'config: log.audit: expected on or off'],
+  ['log audit file', minimal('log:\n  audit_file: [a]\n'), 'config: log.audit_file: expected a string'],
   ['log yes', minimal('log:\n  error: yes\n'), 'config: log.error: expected on or off'],
   ['log as a KES 0.7 mapping', minimal('log:\n  error:\n    file: []\n'), 'config: log.error: expected on or off'],
   ['unknown log field', minimal('log:\n  trace: on\n'), 'config: log.trace: unknown field'],

@@ -34,7 +34,8 @@ export interface Config {
   readonly policies: ReadonlyMap<string, ConfigPolicy>
   /** 0 disables that expiry. */
   readonly cache: { readonly expiryAnyMs: number; readonly expiryUnusedMs: number }
-  readonly log: { readonly error: boolean; readonly audit: boolean }
+  /** error: error log to stderr; audit: audit log to stdout; auditFile: also append it to this file. */
+  readonly log: { readonly error: boolean; readonly audit: boolean; readonly auditFile: string | undefined }
   /** Key names to create at start-up when missing. */
   readonly keys: readonly string[]
   readonly keystore: { readonly kind: 'fs'; readonly path: string }
@@ -291,11 +292,13 @@ function onOff(r: Reader, v: RawValue | undefined, path: string, fallback: boole
   }
 }
 
-function logSection(top: RawMap, r: Reader): Config['log'] {
-  const log = r.mapping(top.get('log'), 'log', ['error', 'audit'])
+function logSection(top: RawMap, r: Reader, baseDir: string): Config['log'] {
+  const log = r.mapping(top.get('log'), 'log', ['error', 'audit', 'audit_file'])
+  const auditFile = r.nonEmptyString(log?.get('audit_file'), 'log.audit_file')
   return {
     error: onOff(r, log?.get('error'), 'log.error', true),
     audit: onOff(r, log?.get('audit'), 'log.audit', false),
+    auditFile: auditFile === undefined ? undefined : path.resolve(baseDir, auditFile),
   }
 }
 
@@ -361,7 +364,7 @@ export function validateConfig(raw: RawValue, opts: ValidateOptions): Config {
     tls: tlsSection(top, r, baseDir),
     policies: policiesSection(top, r, admin),
     cache: cacheSection(top, r),
-    log: logSection(top, r),
+    log: logSection(top, r, baseDir),
     keys: keysSection(top, r),
     keystore: keystoreSection(top, r, baseDir),
     sourceFile: opts.sourceFile === undefined ? undefined : path.resolve(opts.sourceFile),

@@ -1,25 +1,39 @@
+import { EventHub } from './event-hub.js'
+
 /** Where error-log lines go; the default is the process's stderr. */
 export type LineSink = (line: string) => void
 
 /**
  * The error log: operational failures (key store errors, TLS handshake
- * failures, ...), one line each. Messages must never carry key material,
- * plaintexts or request bodies; callers pass only names and causes.
+ * failures, configuration problems, dropped audit events), one line each,
+ * to stderr (`log.error: on`) and to every live `/v1/log/error/trace` reader
+ * as `{"message":"..."}`. Callers pass names and causes only, never key
+ * material, plaintexts or request bodies.
  */
 export class ErrorLog {
-  readonly #enabled: boolean
+  readonly hub: EventHub
+  #enabled: boolean
   readonly #sink: LineSink
+  readonly #onEvent: () => void
 
-  constructor(opts: { enabled: boolean; sink?: LineSink }) {
+  constructor(opts: { enabled: boolean; sink?: LineSink; hub?: EventHub; onEvent?: () => void }) {
     this.#enabled = opts.enabled
     this.#sink = opts.sink ?? ((line) => process.stderr.write(line))
+    this.hub = opts.hub ?? new EventHub({ maxBufferedBytes: 256 * 1024 })
+    this.#onEvent = opts.onEvent ?? (() => {})
+  }
+
+  /** Turns the stderr output on or off (config reload); trace readers always get events. */
+  setEnabled(enabled: boolean): void {
+    this.#enabled = enabled
   }
 
   /** Records one error event. */
   error(message: string): void {
-    if (!this.#enabled) return
     // One event per line, whatever the message holds.
-    const oneLine = message.replace(/[\r\n]+/g, ' ')
-    this.#sink(`${new Date().toISOString()} error: ${oneLine}\n`)
+    const text = `${new Date().toISOString()} ${message.replace(/[\r\n]+/g, ' ')}`
+    if (this.#enabled) this.#sink(`${text}\n`)
+    this.hub.publish(`${JSON.stringify({ message: text })}\n`)
+    this.#onEvent()
   }
 }

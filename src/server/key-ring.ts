@@ -22,6 +22,8 @@ export class KeyRing {
   readonly #store: KeyStore
   readonly #cache: ExpiringCache<SecretKey>
   readonly #errorLog: ErrorLog
+  #hits = 0
+  #misses = 0
 
   constructor(store: KeyStore, cache: KeyCacheOptions, errorLog: ErrorLog) {
     this.#store = store
@@ -29,15 +31,19 @@ export class KeyRing {
     this.#errorLog = errorLog
   }
 
-  /** The cache, for metrics. */
-  get cache(): ExpiringCache<SecretKey> {
-    return this.#cache
+  /** Cache statistics, for metrics. */
+  cacheStats(): { hits: number; misses: number; size: number } {
+    return { hits: this.#hits, misses: this.#misses, size: this.#cache.size }
   }
 
   /** Returns the named key. Throws ErrKeyNotFound, 502 or 503. */
   async get(name: string): Promise<SecretKey> {
     const hit = this.#cache.peek(name)
-    if (hit !== undefined) return hit
+    if (hit !== undefined) {
+      this.#hits++
+      return hit
+    }
+    this.#misses++
     let key: SecretKey | undefined
     try {
       key = await this.#cache.get(name, () => this.#load(name))

@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { createSecureServer } from 'node:http2'
-import type { Http2SecureServer } from 'node:http2'
+import type { Http2SecureServer, ServerHttp2Session } from 'node:http2'
 import type { Socket } from 'node:net'
-import type { TLSSocket } from 'node:tls'
+import { createSecureContext } from 'node:tls'
+import type { SecureContext, TLSSocket } from 'node:tls'
 import { ErrKeyExists } from '../api/errors.js'
 import { createRouter } from '../api/router.js'
 import type { CompletedRequest, RouterRequest } from '../api/router.js'
@@ -11,8 +12,12 @@ import { SecretKey } from '../crypto/secret-key.js'
 import type { Config } from '../config/validate.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
 import type { KeyStore } from '../keystore/keystore.js'
+import { AuditLog } from '../log/audit-log.js'
 import { ErrorLog } from '../log/error-log.js'
 import type { LineSink } from '../log/error-log.js'
+import { EventHub } from '../log/event-hub.js'
+import { instrumentStore } from '../metrics/instrument-store.js'
+import { ServerMetrics } from '../metrics/server-metrics.js'
 import { VERSION } from '../version.js'
 import { AccessControl } from './access.js'
 import { KeyRing, describe } from './key-ring.js'
@@ -24,8 +29,18 @@ export interface RunningServer {
   /** The bound address (the port is the real one when the config said 0). */
   readonly host: string
   readonly port: number
+  /** The current state snapshot (it changes on reload). */
   readonly state: ServerState
-  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then closes everything. */
+  /**
+   * Applies a new configuration without dropping connections: policies and
+   * identities of the config, the TLS certificate, key and CA, and the log
+   * settings. Rejects, changing nothing, when the new config cannot be applied.
+   */
+  reload(config: Config): Promise<void>
+  /**
+   * Stops accepting connections, ends the log streams, lets requests in
+   * flight finish for up to `graceMs`, then closes everything.
+   */
   close(graceMs?: number): Promise<void>
 }
 
@@ -33,15 +48,20 @@ export interface RunningServer {
 export interface StartOptions {
   /** Where error-log lines go (default: stderr). */
   errorSink?: LineSink
+  /** Called once per completed request, after audit and metrics. */
   onComplete?: (event: CompletedRequest) => void
   /** A key store to use instead of opening the configured one (tests). */
   store?: KeyStore
+  /** How far a log-stream reader may fall behind before it loses events (default 256 KiB). */
+  traceBufferBytes?: number
 }
 
 // The identity is computed once per TLS connection and kept on the socket:
 // parsing a certificate costs far more than serving a request.
 const IDENTITY = Symbol('openkes.identity')
-type IdentifiedSocket = TLSSocket & { [IDENTITY]?: string }
+// HTTP/1.1 requests in flight on a socket, so shutdown can close it when idle.
+const IN_FLIGHT = Symbol('openkes.inFlight')
+type ServerSocket = TLSSocket & { [IDENTITY]?: string; [IN_FLIGHT]?: number }
 
 // TLS 1.3, and TLS 1.2 only with forward-secret AEAD suites (API-CONTRACT.md §1).
 const CIPHERS = [
@@ -55,9 +75,33 @@ const CIPHERS = [
   'ECDHE-ECDSA-CHACHA20-POLY1305',
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':')
+const TLS_OPTIONS = { minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder: true } as const
 
 // An idle connection is closed after this long.
 const IDLE_TIMEOUT_MS = 120_000
+// A log-stream reader more than this far behind loses events instead of holding memory.
+const TRACE_BUFFER_BYTES = 256 * 1024
+
+/** The TLS material of a config, read and checked before it is used. */
+interface TlsMaterial {
+  readonly key: Buffer
+  readonly cert: Buffer
+  readonly ca: Buffer | undefined
+  readonly passphrase: string | undefined
+  readonly context: SecureContext
+}
+
+async function readTls(config: Config): Promise<TlsMaterial> {
+  const [key, cert, ca] = await Promise.all([
+    readFile(config.tls.keyFile),
+    readFile(config.tls.certFile),
+    config.tls.caFile === undefined ? undefined : readFile(config.tls.caFile),
+  ])
+  const passphrase = config.tls.password
+  // Building the context proves the key, certificate and CA are usable.
+  const context = createSecureContext({ key, cert, ca, passphrase, ...TLS_OPTIONS })
+  return { key, cert, ca, passphrase, context }
+}
 
 /**
  * Starts OpenKES for a validated configuration: opens the key store, creates
@@ -65,62 +109,116 @@ const IDLE_TIMEOUT_MS = 120_000
  * (HTTP/2 and HTTP/1.1 on one port, by ALPN).
  */
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
-  const errorLog = new ErrorLog({ enabled: config.log.error, sink: opts.errorSink })
-  const [key, cert, ca] = await Promise.all([
-    readFile(config.tls.keyFile),
-    readFile(config.tls.certFile),
-    config.tls.caFile === undefined ? undefined : readFile(config.tls.caFile),
-  ])
-  const store = opts.store ?? (await openFsStore(config.keystore.path))
-  const keys = new KeyRing(store, config.cache, errorLog)
-  const access = new AccessControl({
-    adminIdentity: config.adminIdentity,
-    policies: config.policies,
-    store,
-    errorLog,
+  const traceBufferBytes = opts.traceBufferBytes ?? TRACE_BUFFER_BYTES
+  const metrics = new ServerMetrics()
+  const errorLog = new ErrorLog({
+    enabled: config.log.error,
+    sink: opts.errorSink,
+    hub: new EventHub({ maxBufferedBytes: traceBufferBytes, onDrop: () => metrics.errorDropped.inc() }),
+    onEvent: () => metrics.errorEvents.inc(),
   })
-  const state: ServerState = { version: VERSION, keys, access, errorLog }
+  let auditDropsReported = 0
+  const auditLog = new AuditLog({
+    hub: new EventHub({
+      maxBufferedBytes: traceBufferBytes,
+      onDrop: () => {
+        metrics.auditDropped.inc()
+        // One error line per power of two of drops: visible, but never a flood.
+        const dropped = metrics.auditDropped.get()
+        if (dropped >= 2 * auditDropsReported || auditDropsReported === 0) {
+          auditDropsReported = Math.max(1, dropped)
+          errorLog.error(`audit: a trace reader is too slow; ${dropped} events dropped so far`)
+        }
+      },
+    }),
+    onError: (message) => errorLog.error(message),
+    onEvent: () => metrics.auditEvents.inc(),
+  })
+  await auditLog.configure({ stdout: config.log.audit, file: config.log.auditFile })
+
+  const tls = await readTls(config)
+  const rawStore = opts.store ?? (await openFsStore(config.keystore.path))
+  const store = instrumentStore(rawStore, (table, op, seconds) => metrics.keystoreSeconds.observe(seconds, [table, op]))
+  const keys = new KeyRing(store, config.cache, errorLog)
+  metrics.setCacheStats(() => keys.cacheStats())
+  const newAccess = (c: Config): AccessControl =>
+    new AccessControl({ adminIdentity: c.adminIdentity, policies: c.policies, store, errorLog })
+  let state: ServerState = { version: VERSION, keys, access: newAccess(config), errorLog, auditLog, metrics }
+  let current = config
   await createConfiguredKeys(config, keys)
 
   const server = createSecureServer({
     allowHTTP1: true,
-    key,
-    cert,
-    passphrase: config.tls.password,
-    ca,
+    key: tls.key,
+    cert: tls.cert,
+    passphrase: tls.passphrase,
+    ca: tls.ca,
     requestCert: true,
     // Without a CA the public key is the credential (as KES --auth=off), so the
     // chain is not verified; with one, client certificates must chain to it.
-    rejectUnauthorized: ca !== undefined,
-    minVersion: 'TLSv1.2',
-    ciphers: CIPHERS,
-    honorCipherOrder: true,
+    rejectUnauthorized: tls.ca !== undefined,
+    ...TLS_OPTIONS,
   })
   const sockets = new Set<Socket>()
+  const tlsSockets = new Set<ServerSocket>()
+  const sessions = new Set<ServerHttp2Session>()
+  let closing = false
+
   server.on('connection', (socket: Socket) => {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   })
-  server.on('secureConnection', (socket: IdentifiedSocket) => {
+  server.on('secureConnection', (socket: ServerSocket) => {
     const peer = socket.getPeerX509Certificate()
     if (peer === undefined) {
       // Node can't fail the handshake for a missing certificate without also
       // verifying the chain, so the connection is dropped before any request.
+      metrics.tlsHandshakeFailures.inc()
       errorLog.error(`tls: ${socket.remoteAddress ?? 'client'}: no client certificate`)
       socket.destroy()
       return
     }
     socket[IDENTITY] = identityOfCertificate(peer)
+    tlsSockets.add(socket)
+    socket.once('close', () => tlsSockets.delete(socket))
+    if (closing && socket.alpnProtocol !== 'h2') socket.end()
     socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy())
   })
+  server.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session)
+    session.once('close', () => sessions.delete(session))
+    if (closing) session.close()
+  })
   server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+    metrics.tlsHandshakeFailures.inc()
     errorLog.error(`tls: handshake with ${socket.remoteAddress ?? 'client'} failed: ${err.message}`)
   })
-  server.on('sessionError', (err: Error) => errorLog.error(`http2: session error: ${err.message}`))
+  server.on('sessionError', (err: NodeJS.ErrnoException) => {
+    // A client that hangs up is not an operational error.
+    if (err.code !== 'ECONNRESET') errorLog.error(`http2: session error: ${err.message}`)
+  })
 
-  const router = createRouter(state, {
-    identityOf: (req: RouterRequest) => (req as unknown as { socket?: IdentifiedSocket }).socket?.[IDENTITY],
-    onComplete: opts.onComplete,
+  const router = createRouter(() => state, {
+    identityOf: (req: RouterRequest) => (req.socket as ServerSocket | null | undefined)?.[IDENTITY],
+    hooks: {
+      started(req) {
+        const socket = http1Socket(req)
+        if (socket !== undefined) socket[IN_FLIGHT] = (socket[IN_FLIGHT] ?? 0) + 1
+        metrics.active.inc()
+      },
+      completed(event) {
+        auditLog.record(event)
+        metrics.observeRequest({ api: event.api, status: event.status, seconds: Number(event.durationNs) / 1e9 })
+        opts.onComplete?.(event)
+      },
+      finished(req) {
+        metrics.active.dec()
+        const socket = http1Socket(req)
+        if (socket === undefined) return
+        socket[IN_FLIGHT] = (socket[IN_FLIGHT] ?? 1) - 1
+        if (closing && socket[IN_FLIGHT] === 0) socket.end()
+      },
+    },
   })
   server.on('request', router)
 
@@ -129,26 +227,61 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const bound = server.address()
   const port = typeof bound === 'object' && bound !== null ? bound.port : address.port
 
-  let closing: Promise<void> | undefined
+  let closed: Promise<void> | undefined
   return {
     host: address.host,
     port,
-    state,
-    close(graceMs = 5_000) {
-      closing ??= shutdown(server, sockets, graceMs).finally(async () => {
+    get state() {
+      return state
+    },
+    async reload(next: Config) {
+      const nextTls = await readTls(next)
+      const access = newAccess(next)
+      await auditLog.configure({ stdout: next.log.audit, file: next.log.auditFile })
+      // Nothing below can fail: the new config is applied whole or not at all.
+      server.setSecureContext({ key: nextTls.key, cert: nextTls.cert, ca: nextTls.ca, passphrase: nextTls.passphrase, ...TLS_OPTIONS })
+      ;(server as unknown as { rejectUnauthorized: boolean }).rejectUnauthorized = nextTls.ca !== undefined
+      errorLog.setEnabled(next.log.error)
+      const old = state.access
+      state = { ...state, access }
+      old.close()
+      for (const [field, changed] of restartOnlyChanges(current, next)) {
+        if (changed) errorLog.error(`config: ${field} changes take effect after a restart`)
+      }
+      current = next
+    },
+    close(graceMs = 10_000) {
+      closed ??= (async () => {
+        closing = true
+        await shutdown(server, sockets, tlsSockets, sessions, auditLog, errorLog, graceMs)
         keys.close()
-        access.close()
-        if (opts.store === undefined) await store.close()
-      })
-      return closing
+        state.access.close()
+        if (opts.store === undefined) await rawStore.close()
+      })()
+      return closed
     },
   }
+}
+
+/** The HTTP/1.1 socket of a request; undefined for HTTP/2 streams (their sessions close gracefully by themselves). */
+function http1Socket(req: RouterRequest): ServerSocket | undefined {
+  const r = req as { httpVersionMajor?: number; socket?: unknown }
+  return r.httpVersionMajor === 1 ? (r.socket as ServerSocket) : undefined
+}
+
+function restartOnlyChanges(a: Config, b: Config): Array<[string, boolean]> {
+  return [
+    ['address', a.address !== b.address],
+    ['keystore', a.keystore.path !== b.keystore.path],
+    ['cache', a.cache.expiryAnyMs !== b.cache.expiryAnyMs || a.cache.expiryUnusedMs !== b.cache.expiryUnusedMs],
+    ['keys', a.keys.join() !== b.keys.join()],
+  ]
 }
 
 async function createConfiguredKeys(config: Config, keys: KeyRing): Promise<void> {
   for (const name of config.keys) {
     try {
-      await keys.create(name, SecretKey.generate('AES256'))
+      await keys.create(name, SecretKey.generate('AES256', { createdAt: new Date().toISOString(), createdBy: config.adminIdentity }))
     } catch (err) {
       if (err !== ErrKeyExists) throw new Error(`cannot create key '${name}': ${describe(err)}`, { cause: err })
     }
@@ -165,18 +298,32 @@ function listen(server: Http2SecureServer, host: string, port: number): Promise<
   })
 }
 
-async function shutdown(server: Http2SecureServer, sockets: Set<Socket>, graceMs: number): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-  // Idle keep-alive connections would hold close() open: end them now; busy
-  // ones get the grace period to finish what they are doing.
-  for (const socket of sockets) socket.end()
+async function shutdown(
+  server: Http2SecureServer,
+  sockets: Set<Socket>,
+  tlsSockets: Set<ServerSocket>,
+  sessions: Set<ServerHttp2Session>,
+  auditLog: AuditLog,
+  errorLog: ErrorLog,
+  graceMs: number,
+): Promise<void> {
+  const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+  // Log streams never end by themselves: end them first.
+  errorLog.hub.closeAll()
+  await auditLog.close()
+  // HTTP/2: GOAWAY, then the session closes once its open streams are done.
+  for (const session of sessions) session.close()
+  // HTTP/1.1: idle connections close now, busy ones after their response.
+  for (const socket of tlsSockets) {
+    if (socket.alpnProtocol !== 'h2' && (socket[IN_FLIGHT] ?? 0) === 0) socket.end()
+  }
   let timer: NodeJS.Timeout | undefined
   const grace = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, graceMs)
     timer.unref()
   })
-  await Promise.race([closed, grace])
+  await Promise.race([listenerClosed, grace])
   clearTimeout(timer)
   for (const socket of sockets) socket.destroy()
-  await closed
+  await listenerClosed
 }

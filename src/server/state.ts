@@ -1,11 +1,18 @@
+import type { AuditLog } from '../log/audit-log.js'
 import type { ErrorLog } from '../log/error-log.js'
+import type { ServerMetrics } from '../metrics/server-metrics.js'
 import type { AccessControl } from './access.js'
 import type { KeyRing } from './key-ring.js'
 
-/** Everything a handler may use; one instance per running server. */
+/**
+ * Everything a handler may use. A config reload builds a new snapshot and
+ * swaps it in; requests in flight finish with the one they started with.
+ */
 export interface ServerState {
   readonly version: string
   readonly keys: KeyRing
   readonly access: AccessControl
   readonly errorLog: ErrorLog
+  readonly auditLog: AuditLog
+  readonly metrics: ServerMetrics
 }

@@ -35,6 +35,8 @@ export interface Running {
   waitFor(re: RegExp): Promise<RegExpExecArray>
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>
+  /** Resolves with the exit code once the process has exited by itself. */
+  exited(): Promise<number | null>
 }
 
 /** Starts `openkes <args>` and keeps it running. */
@@ -64,6 +66,7 @@ export function startCli(args: string[], opts: { cwd?: string } = {}): Running {
         check()
       })
     },
+    exited: () => exited,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null) child.kill(signal)
       return exited

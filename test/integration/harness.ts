@@ -46,11 +46,12 @@ export function makeClient(name: string): Client {
 /** A test environment: a temp dir with server certificates and a config file. */
 export class TestEnv {
   readonly dir: string
-  readonly serverCert: IssuedCertificate
+  serverCert: IssuedCertificate
   server: RunningServer | undefined
   readonly errorLines: string[] = []
   readonly #sessions = new Map<string, http2.ClientHttp2Session>()
   readonly #agents = new Map<string, https.Agent>()
+  #externalPort: number | undefined
 
   private constructor(dir: string, serverCert: IssuedCertificate) {
     this.dir = dir
@@ -76,20 +77,36 @@ export class TestEnv {
    * holds more lines for the tls section) and starts the server from it.
    */
   async start(yamlBody: string, opts: StartOptions = {}, tlsExtra = ''): Promise<RunningServer> {
-    const yaml = `address: 127.0.0.1:0\ntls:\n  key: ./server.key\n  cert: ./server.cert\n${tlsExtra}${yamlBody}`
-    const file = path.join(this.dir, 'config.yml')
-    await writeFile(file, yaml)
+    const file = await this.writeConfig(yamlBody, tlsExtra)
     const config = await loadConfigFile(file, {})
     this.server = await startServer(config, { errorSink: (line) => this.errorLines.push(line), ...opts })
     return this.server
   }
 
-  /** Stops the server and closes the client connections (the temp dir stays, for restarts). */
-  async stop(): Promise<void> {
+  /** Writes `config.yml` (address and tls section added) and returns its path. */
+  async writeConfig(yamlBody: string, tlsExtra = '', address = '127.0.0.1:0'): Promise<string> {
+    const yaml = `address: ${address}\ntls:\n  key: ./server.key\n  cert: ./server.cert\n${tlsExtra}${yamlBody}`
+    const file = path.join(this.dir, 'config.yml')
+    await writeFile(file, yaml)
+    return file
+  }
+
+  /** Points the client at a server this test did not start in-process (a child process). */
+  useExternalPort(port: number): void {
+    this.#externalPort = port
+  }
+
+  /** Forgets the client connections (after the server restarted or changed its certificate). */
+  resetConnections(): void {
     for (const s of this.#sessions.values()) s.destroy()
     this.#sessions.clear()
     for (const a of this.#agents.values()) a.destroy()
     this.#agents.clear()
+  }
+
+  /** Stops the server and closes the client connections (the temp dir stays, for restarts). */
+  async stop(): Promise<void> {
+    this.resetConnections()
     await this.server?.close(100)
     this.server = undefined
   }
@@ -101,6 +118,7 @@ export class TestEnv {
   }
 
   get port(): number {
+    if (this.#externalPort !== undefined) return this.#externalPort
     if (this.server === undefined) throw new Error('server not started')
     return this.server.port
   }

@@ -45,8 +45,10 @@ describe('malformed input', () => {
     test(`400 random requests over ${http2 ? 'HTTP/2' : 'HTTP/1.1'} never yield a 5xx`, async () => {
       const rand = prng(http2 ? 2 : 1)
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T
+      // The log traces are streams that stay open; they have their own tests.
+      const finite = routes.filter((r) => !r.path.startsWith('/v1/log/'))
       for (let i = 0; i < 400; i++) {
-        const route = pick(routes)
+        const route = pick(finite)
         const extra = Array.from({ length: Math.floor(rand() * 3) }, () => pick(SEGMENTS))
         const target = [route.path, ...extra].join('/') + (rand() < 0.1 ? '?x=%' : '')
         const method = pick(METHODS)

@@ -1,0 +1,82 @@
+/** The part of an HTTP response a log subscriber writes to (HTTP/1.1 and HTTP/2 alike). */
+export interface SubscriberSink {
+  write(chunk: string): unknown
+  end(): unknown
+  /** Bytes accepted but not yet handed to the network: what a slow reader has left unread. */
+  readonly writableLength: number
+}
+
+/** One live reader of a log stream. */
+export interface Subscription {
+  /** Stops delivering (the reader went away); does not end the sink. */
+  cancel(): void
+  /** Resolves when the subscription ends, by cancel() or by closeAll(). */
+  readonly closed: Promise<void>
+}
+
+/** Limits of a hub. */
+export interface EventHubOptions {
+  /** A subscriber with more than this many unread bytes gets no more events until it catches up. */
+  readonly maxBufferedBytes: number
+  /** Called for every event dropped for a slow subscriber. */
+  readonly onDrop?: () => void
+}
+
+interface Subscriber {
+  readonly sink: SubscriberSink
+  readonly finish: () => void
+}
+
+/**
+ * Fans log lines out to any number of live readers. Publishing never waits
+ * for a reader: a reader that falls behind by more than maxBufferedBytes has
+ * events dropped (and counted) instead of slowing the server or growing its
+ * memory without bound.
+ */
+export class EventHub {
+  readonly #subscribers = new Set<Subscriber>()
+  readonly #opts: EventHubOptions
+
+  constructor(opts: EventHubOptions) {
+    this.#opts = opts
+  }
+
+  /** The number of live readers. */
+  get size(): number {
+    return this.#subscribers.size
+  }
+
+  /** Adds a reader; it receives every line published from now on. */
+  subscribe(sink: SubscriberSink): Subscription {
+    let finish!: () => void
+    const closed = new Promise<void>((resolve) => (finish = resolve))
+    const sub: Subscriber = { sink, finish }
+    this.#subscribers.add(sub)
+    return {
+      cancel: () => {
+        if (this.#subscribers.delete(sub)) finish()
+      },
+      closed,
+    }
+  }
+
+  /** Sends one line (with its newline) to every reader that keeps up. */
+  publish(line: string): void {
+    for (const sub of this.#subscribers) {
+      if (sub.sink.writableLength > this.#opts.maxBufferedBytes) {
+        this.#opts.onDrop?.()
+        continue
+      }
+      sub.sink.write(line)
+    }
+  }
+
+  /** Ends every reader's stream (server shutdown). */
+  closeAll(): void {
+    for (const sub of this.#subscribers) {
+      this.#subscribers.delete(sub)
+      sub.sink.end()
+      sub.finish()
+    }
+  }
+}
