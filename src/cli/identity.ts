@@ -7,12 +7,16 @@ import { parseArgs } from 'node:util'
 import { identityOfPem } from '../auth/identity.js'
 import { createCertificate } from '../x509/certificate.js'
 import type { IssuedCertificate } from '../x509/certificate.js'
+import { runIdentityApiCommand } from './identity-api.js'
 import { EXIT_FAILURE as EXIT_ERROR, EXIT_OK, EXIT_USAGE } from './io.js'
 import type { CommandIO as CommandIo } from './io.js'
 
 
 const USAGE = `usage: openkes identity new [options] NAME
        openkes identity of CERT
+       openkes identity assign IDENTITY POLICY   (on a server; see --help of each)
+       openkes identity list [PATTERN]
+       openkes identity forget IDENTITY
 
 Create a client identity (an Ed25519 private key and a self-signed certificate
 with common name NAME), or print the identity of a certificate. An identity is
@@ -52,14 +56,18 @@ export async function runIdentityCommand(args: string[], io: CommandIo): Promise
         return await identityNew(rest, io)
       case 'of':
         return await identityOf(rest, io)
+      case 'assign':
+      case 'list':
+      case 'forget':
+        return await runIdentityApiCommand(args, io)
       case '-h':
       case '--help':
         io.stdout(USAGE)
         return EXIT_OK
       case undefined:
-        throw new UsageError('missing command: want new or of')
+        throw new UsageError('missing command: want new, of, assign, list or forget')
       default:
-        throw new UsageError(`unknown command '${command}': want new or of`)
+        throw new UsageError(`unknown command '${command}': want new, of, assign, list or forget`)
     }
   } catch (err) {
     if (err instanceof UsageError) {

@@ -1,0 +1,187 @@
+// `openkes key ...`: the counterpart of `kes key ...` (same argument order).
+import { decodeBase64Strict, encodeBase64 } from '../crypto/base64.js'
+import { requiredArg, runGroup, UsageError } from './connect.js'
+import type { ClientContext, CommandGroup, CommandSpec, Invocation } from './connect.js'
+import { EXIT_OK } from './io.js'
+import { jsonLine, table } from './output.js'
+
+const CIPHERS = ['AES256', 'ChaCha20'] as const
+type Cipher = (typeof CIPHERS)[number]
+
+// Arguments may hold key material or plaintext, so a bad one is named, never echoed.
+function base64Arg(value: string | undefined, what: string): Buffer | undefined {
+  if (value === undefined) return undefined
+  const bytes = decodeBase64Strict(value)
+  if (bytes === undefined) throw new UsageError(`the ${what} is not valid base64 (standard alphabet, padded)`)
+  return bytes
+}
+
+// Validation decodes only to check; the bytes are wiped at once.
+function checkBase64Args(args: readonly string[], whats: ReadonlyArray<readonly [number, string]>): void {
+  for (const [index, what] of whats) base64Arg(args[index], what)?.fill(0)
+}
+
+function cipherOption(value: unknown): Cipher | undefined {
+  if (value === undefined) return undefined
+  const cipher = CIPHERS.find((c) => typeof value === 'string' && c.toLowerCase() === value.toLowerCase())
+  if (cipher === undefined) throw new UsageError(`invalid cipher '${String(value)}': want AES256 or ChaCha20`)
+  return cipher
+}
+
+async function importKey(inv: Invocation, name: string, encoded: string, cipher: Cipher | undefined): Promise<number> {
+  const key = base64Arg(encoded, 'key') ?? Buffer.alloc(0)
+  try {
+    await inv.client().importKey(name, key, cipher)
+  } finally {
+    key.fill(0)
+  }
+  return EXIT_OK
+}
+
+const create: CommandSpec = {
+  name: 'key create',
+  summary: 'create a key, or import one given in base64',
+  args: ['name', 'base64 key?'],
+  description: `Without a key, the server creates a random 256-bit key. With one (base64 of
+exactly 32 bytes), the key is imported, like 'openkes key import'.`,
+  examples: ['openkes key create my-key', 'openkes key create my-key "$(head -c 32 /dev/urandom | base64)"'],
+  validate: (args) => checkBase64Args(args, [[1, 'key']]),
+  async run(inv) {
+    const name = requiredArg(inv, 0)
+    const encoded = inv.args[1]
+    if (encoded !== undefined) return importKey(inv, name, encoded, undefined)
+    await inv.client().createKey(name)
+    return EXIT_OK
+  },
+}
+
+const importCommand: CommandSpec = {
+  name: 'key import',
+  summary: 'import a key given in base64 (32 bytes)',
+  args: ['name', 'base64 key'],
+  options: {
+    cipher: { type: 'string', value: 'NAME', help: 'the cipher the key is for: AES256 (default) or ChaCha20' },
+  },
+  examples: ['openkes key import my-key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', 'openkes key import --cipher ChaCha20 my-key "$KEY"'],
+  validate(args, options) {
+    checkBase64Args(args, [[1, 'key']])
+    cipherOption(options['cipher'])
+  },
+  async run(inv) {
+    return importKey(inv, requiredArg(inv, 0), requiredArg(inv, 1), cipherOption(inv.options['cipher']))
+  },
+}
+
+const deleteCommand: CommandSpec = {
+  name: 'key delete',
+  summary: 'delete a key',
+  args: ['name'],
+  description: 'Everything encrypted with the key can no longer be decrypted.',
+  examples: ['openkes key delete my-key'],
+  async run(inv) {
+    await inv.client().deleteKey(requiredArg(inv, 0))
+    return EXIT_OK
+  },
+}
+
+const list: CommandSpec = {
+  name: 'key list',
+  summary: 'list key names',
+  args: ['pattern?'],
+  description: `The pattern is a glob ('my-*') or a prefix ('my-'); without one, every key
+the server shows you is listed. --json prints a JSON array of names.`,
+  examples: ['openkes key list', "openkes key list 'my-*'", 'openkes key list --json'],
+  async run(inv) {
+    const names = await inv.client().listKeys(inv.args[0])
+    inv.print(inv.json ? jsonLine(names) : table(['KEY'], names.map((n) => [n]), inv.out))
+    return EXIT_OK
+  },
+}
+
+const generate: CommandSpec = {
+  name: 'key generate',
+  aliases: ['derive'],
+  summary: 'generate a data key: a new plaintext key and its ciphertext',
+  args: ['name', 'base64 context?'],
+  description: `Use the plaintext key, store the ciphertext; 'openkes key decrypt' turns the
+ciphertext back into the plaintext given the same context.`,
+  examples: ['openkes key generate my-key', 'openkes key generate my-key "$(printf bucket/object | base64)" --json'],
+  validate: (args) => checkBase64Args(args, [[1, 'context']]),
+  async run(inv) {
+    const name = requiredArg(inv, 0)
+    const context = base64Arg(inv.args[1], 'context')
+    const dataKey = await inv.client().generateKey(name, context)
+    try {
+      const plaintext = encodeBase64(dataKey.plaintext)
+      const ciphertext = encodeBase64(dataKey.ciphertext)
+      inv.print(
+        inv.json
+          ? jsonLine({ plaintext, ciphertext })
+          : `${inv.out.paint('bold', 'plaintext:')}  ${plaintext}\n${inv.out.paint('bold', 'ciphertext:')} ${ciphertext}\n`,
+      )
+    } finally {
+      dataKey.plaintext.fill(0)
+    }
+    return EXIT_OK
+  },
+}
+
+const encrypt: CommandSpec = {
+  name: 'key encrypt',
+  summary: 'encrypt a small message (base64) with a key',
+  args: ['name', 'base64 plaintext', 'base64 context?'],
+  description: 'Prints the ciphertext in base64 (--json: {"ciphertext":...}).',
+  examples: ['openkes key encrypt my-key "$(printf secret | base64)"'],
+  validate: (args) => checkBase64Args(args, [[1, 'plaintext'], [2, 'context']]),
+  async run(inv) {
+    const name = requiredArg(inv, 0)
+    const plaintext = base64Arg(requiredArg(inv, 1), 'plaintext') ?? Buffer.alloc(0)
+    const context = base64Arg(inv.args[2], 'context')
+    let ciphertext: Buffer
+    try {
+      ciphertext = await inv.client().encrypt(name, plaintext, context)
+    } finally {
+      plaintext.fill(0)
+    }
+    const encoded = encodeBase64(ciphertext)
+    inv.print(inv.json ? jsonLine({ ciphertext: encoded }) : `${encoded}\n`)
+    return EXIT_OK
+  },
+}
+
+const decrypt: CommandSpec = {
+  name: 'key decrypt',
+  summary: 'decrypt a ciphertext (base64) with a key',
+  args: ['name', 'base64 ciphertext', 'base64 context?'],
+  description: 'Prints the plaintext in base64 (--json: {"plaintext":...}). The context must be\nthe one given when the ciphertext was made.',
+  examples: ['openkes key decrypt my-key "$CIPHERTEXT"', 'openkes key decrypt my-key "$CIPHERTEXT" "$(printf bucket/object | base64)"'],
+  validate: (args) => checkBase64Args(args, [[1, 'ciphertext'], [2, 'context']]),
+  async run(inv) {
+    const name = requiredArg(inv, 0)
+    const ciphertext = base64Arg(requiredArg(inv, 1), 'ciphertext') ?? Buffer.alloc(0)
+    const context = base64Arg(inv.args[2], 'context')
+    const plaintext = await inv.client().decrypt(name, ciphertext, context)
+    try {
+      const encoded = encodeBase64(plaintext)
+      inv.print(inv.json ? jsonLine({ plaintext: encoded }) : `${encoded}\n`)
+    } finally {
+      plaintext.fill(0)
+    }
+    return EXIT_OK
+  },
+}
+
+/** `openkes key`: its subcommands, as data. */
+export const keyCommands: CommandGroup = {
+  name: 'key',
+  summary: 'manage keys and use them: create, import, delete, list, generate, encrypt, decrypt',
+  commands: [create, importCommand, deleteCommand, list, generate, encrypt, decrypt],
+}
+
+/**
+ * Runs `openkes key <args>` (`args` start after the word `key`). Resolves to
+ * the exit code: 0 ok, 1 API or network error, 2 usage error. Never throws.
+ */
+export function runKeyCommand(args: readonly string[], ctx: ClientContext): Promise<number> {
+  return runGroup(keyCommands, args, ctx)
+}
