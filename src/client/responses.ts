@@ -1,0 +1,140 @@
+// Parsing of response bodies: the JSON fields of single answers, the name and
+// identity lists in every form KES servers of each generation sent, and the
+// KesError of a failed answer. Pure functions of a body; no I/O.
+import type { Buffer } from 'node:buffer'
+import { STATUS_CODES } from 'node:http'
+import { KesError } from '../api/errors.js'
+import { decodeBase64Strict } from '../crypto/base64.js'
+import { InvalidResponseError, isRecord } from './call.js'
+import type { Call } from './call.js'
+
+/** The KesError for a non-2xx answer: the server's `{"message"}`, else its text, else the status text. */
+export function errorFromBody(status: number, body: Buffer): KesError {
+  const text = body.toString('utf8')
+  try {
+    const value: unknown = JSON.parse(text)
+    if (isRecord(value) && typeof value['message'] === 'string') return new KesError(status, value['message'])
+  } catch {
+    // not JSON: the text itself is the best message there is
+  }
+  const trimmed = text.trim()
+  return new KesError(status, trimmed !== '' ? trimmed.slice(0, 1_000) : (STATUS_CODES[status] ?? `status ${status}`))
+}
+
+/**
+ * The JSON documents of a body: the whole body when it is one JSON value
+ * (possibly pretty-printed), otherwise one per non-empty nd-json line.
+ */
+function jsonDocuments(call: Call, body: Buffer): unknown[] {
+  const text = body.toString('utf8')
+  if (text.trim() === '') return []
+  try {
+    return [JSON.parse(text)]
+  } catch {
+    // nd-json with more than one line
+  }
+  const docs: unknown[] = []
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue
+    try {
+      docs.push(JSON.parse(line))
+    } catch {
+      throw new InvalidResponseError(call, 'body is neither JSON nor nd-json')
+    }
+  }
+  return docs
+}
+
+/**
+ * The names of a key or policy list, in every form KES servers sent, and the next page's cursor.
+ * Throws InvalidResponseError for a body that is not such a list.
+ */
+export function parseNameList(call: Call, body: Buffer): { names: string[]; continueAt: string } {
+  const names: string[] = []
+  let continueAt = ''
+  for (const doc of jsonDocuments(call, body)) {
+    if (Array.isArray(doc)) {
+      names.push(...doc.map((n: unknown) => nameOf(call, n)))
+    } else if (isRecord(doc) && Array.isArray(doc['names'])) {
+      names.push(...doc['names'].map((n: unknown) => nameOf(call, n)))
+      if (typeof doc['continue_at'] === 'string') continueAt = doc['continue_at']
+    } else if (isRecord(doc)) {
+      names.push(nameOf(call, doc['name'] ?? doc['Name']))
+    } else {
+      throw new InvalidResponseError(call, 'list entry is not a name')
+    }
+  }
+  return { names, continueAt }
+}
+
+function nameOf(call: Call, value: unknown): string {
+  if (typeof value !== 'string') throw new InvalidResponseError(call, 'list entry is not a name')
+  return value
+}
+
+/**
+ * The identity → policy map of an identity list, in every form KES servers sent ('' where
+ * the server does not say the policy). Throws InvalidResponseError for a body that is not such a list.
+ */
+export function parseIdentityList(call: Call, body: Buffer): Record<string, string> {
+  const pairs: [string, string][] = []
+  for (const doc of jsonDocuments(call, body)) {
+    if (!isRecord(doc)) throw new InvalidResponseError(call, 'identity list entry is not an object')
+    if (typeof doc['identity'] === 'string') {
+      const policy = doc['policy']
+      pairs.push([doc['identity'], typeof policy === 'string' ? policy : ''])
+    } else if (Array.isArray(doc['identities'])) {
+      for (const id of doc['identities']) pairs.push([nameOf(call, id), ''])
+    } else {
+      for (const [identity, policy] of Object.entries(doc)) {
+        if (typeof policy !== 'string') throw new InvalidResponseError(call, 'identity list maps an identity to a non-string')
+        pairs.push([identity, policy])
+      }
+    }
+  }
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+  const out: Record<string, string> = {}
+  // defineProperty, not assignment: an identity named `__proto__` stays a plain entry.
+  for (const [identity, policy] of pairs) Object.defineProperty(out, identity, { value: policy, enumerable: true, writable: true, configurable: true })
+  return out
+}
+
+/**
+ * A policy's allow or deny rules: a list (seed, OpenKES), a map of rule objects (current KES), or absent.
+ * Throws InvalidResponseError for anything else.
+ */
+export function ruleList(call: Call, value: unknown, what: string): string[] {
+  if (value === undefined || value === null) return []
+  if (Array.isArray(value)) return value.map((r: unknown) => {
+    if (typeof r !== 'string') throw new InvalidResponseError(call, `${what} rule is not a string`)
+    return r
+  })
+  if (isRecord(value)) return Object.keys(value)
+  throw new InvalidResponseError(call, `${what} rules are not a list`)
+}
+
+/** The body as a JSON object. Throws InvalidResponseError when it is not one. */
+export function jsonObject(call: Call, body: Buffer): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(body.toString('utf8'))
+  } catch {
+    throw new InvalidResponseError(call, 'body is not JSON')
+  }
+  if (!isRecord(value)) throw new InvalidResponseError(call, 'body is not a JSON object')
+  return value
+}
+
+/** A string field of a JSON object. Throws InvalidResponseError when it is missing or not a string. */
+export function stringField(call: Call, body: Record<string, unknown>, field: string): string {
+  const value = body[field]
+  if (typeof value !== 'string') throw new InvalidResponseError(call, `'${field}' is not a string`)
+  return value
+}
+
+/** A base64 field of a JSON object, decoded. Throws InvalidResponseError when it is missing or not strict base64. */
+export function bytesField(call: Call, body: Record<string, unknown>, field: string): Buffer {
+  const bytes = decodeBase64Strict(stringField(call, body, field))
+  if (bytes === undefined) throw new InvalidResponseError(call, `'${field}' is not base64`)
+  return bytes
+}
