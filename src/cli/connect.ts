@@ -11,6 +11,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIO } from './io.js'
 import type { CommandIO } from './io.js'
 import { painter, shouldColor } from './output.js'
 import type { Painter } from './output.js'
+import { describeFsError, errorCode } from './fs-errors.js'
 
 /** Environment variables as a command sees them. */
 export type Env = Readonly<Record<string, string | undefined>>
@@ -461,31 +462,9 @@ function innermost(err: unknown): unknown {
   return current
 }
 
-function errorCode(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code
-  return undefined
-}
-
 function errorAddress(err: unknown): string {
   if (typeof err !== 'object' || err === null || !('address' in err) || typeof err.address !== 'string') return ''
   const port = 'port' in err && typeof err.port === 'number' ? err.port : undefined
   const host = err.address.includes(':') ? `[${err.address}]` : err.address
   return port === undefined ? ` at ${host}` : ` at ${host}:${port}`
-}
-
-/** A short reason for a failed file operation (`no such file or directory`). */
-export function describeFsError(err: unknown): string {
-  switch (errorCode(err)) {
-    case 'ENOENT':
-      return 'no such file or directory'
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied'
-    case 'EISDIR':
-      return 'is a directory'
-    case 'ENOTDIR':
-      return 'not a directory'
-    default:
-      return err instanceof Error ? err.message : String(err)
-  }
 }

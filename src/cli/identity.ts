@@ -10,6 +10,7 @@ import type { IssuedCertificate } from '../x509/certificate.js'
 import { runIdentityApiCommand } from './identity-api.js'
 import { EXIT_FAILURE as EXIT_ERROR, EXIT_OK, EXIT_USAGE } from './io.js'
 import type { CommandIO as CommandIo } from './io.js'
+import { describeFsError, errorCode } from './fs-errors.js'
 
 
 const USAGE = `usage: openkes identity new [options] NAME
@@ -214,25 +215,4 @@ async function writeNewFile(filePath: string, shownName: string, data: string, m
     throw new Error(`cannot write '${shownName}': ${describeFsError(err)}`)
   }
   await handle.close()
-}
-
-function errorCode(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code
-  return undefined
-}
-
-function describeFsError(err: unknown): string {
-  switch (errorCode(err)) {
-    case 'ENOENT':
-      return 'no such file or directory'
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied'
-    case 'EISDIR':
-      return 'is a directory'
-    case 'ENOTDIR':
-      return 'not a directory'
-    default:
-      return err instanceof Error ? err.message : String(err)
-  }
 }

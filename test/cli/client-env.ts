@@ -1,26 +1,16 @@
 // Helpers for the client-command tests: a real server from the integration
 // harness, client certificate files for it, and the built CLI run as a child
 // process with its own environment and stdin.
-import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { makeClient, TestEnv } from '../integration/harness.js'
 import type { Client } from '../integration/harness.js'
-
-/**
- * The built `openkes` entry point next to this compiled file, so the tests
- * run the CLI of the same build (whatever its output directory).
- */
-export const BUILT_MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url))
+import { runCli, startCli } from './run.js'
+import type { Finished, Running } from './run.js'
 
 /** The outcome of a finished command. */
-export interface Result {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
+export type Result = Finished
 
 /** The environment of the test process without any KES_* or NO_COLOR setting. */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -33,60 +23,15 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 
 /** Runs `openkes <args>` to completion, with `input` on stdin (closed either way). */
 export function run(args: readonly string[], env: NodeJS.ProcessEnv, input = ''): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BUILT_MAIN, ...args], { env })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(input)
-  })
+  return runCli(args, { env, input })
 }
 
 /** A long-running `openkes` process. */
-export interface Started {
-  stdout(): string
-  stderr(): string
-  /** Resolves once stdout matches `re` (rejects if the process exits first). */
-  waitFor(re: RegExp): Promise<RegExpExecArray>
-  /** Sends `signal` and resolves with the exit code. */
-  stop(signal: NodeJS.Signals): Promise<number | null>
-}
+export type Started = Running
 
 /** Starts `openkes <args>` and keeps it running. */
 export function start(args: readonly string[], env: NodeJS.ProcessEnv): Started {
-  const child = spawn(process.execPath, [BUILT_MAIN, ...args], { env })
-  child.stdin.end()
-  let out = ''
-  let err = ''
-  const waiters: Array<() => void> = []
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
-  child.stdout.on('data', (c: Buffer) => {
-    out += c.toString()
-    for (const w of waiters.splice(0)) w()
-  })
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()))
-  return {
-    stdout: () => out,
-    stderr: () => err,
-    waitFor(re) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          const m = re.exec(out)
-          if (m !== null) return resolve(m)
-          waiters.push(check)
-        }
-        void exited.then((code) => reject(new Error(`exited with ${code}: ${err}`)))
-        check()
-      })
-    },
-    async stop(signal) {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
-      return exited
-    },
-  }
+  return startCli(args, { env })
 }
 
 /** A client identity with its certificate and key written to files. */

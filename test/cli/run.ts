@@ -1,10 +1,21 @@
-// Runs the built CLI as a child process.
+// Runs the built CLI as a child process: the one place tests spawn `openkes`.
 import { spawn } from 'node:child_process'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
-import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 
-/** The built entry point of `openkes`. */
-export const MAIN = path.resolve(process.cwd(), 'dist/src/main.js')
+/**
+ * The built `openkes` entry point next to this compiled file, so the tests
+ * run the CLI of the same build (whatever its output directory).
+ */
+export const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url))
+
+/** How to run a command. */
+export interface RunOptions {
+  readonly cwd?: string
+  readonly env?: NodeJS.ProcessEnv
+  /** Written to stdin, which is closed either way. */
+  readonly input?: string
+}
 
 /** The outcome of a finished command. */
 export interface Finished {
@@ -14,7 +25,7 @@ export interface Finished {
 }
 
 /** Runs `openkes <args>` to completion. */
-export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Finished> {
+export function runCli(args: readonly string[], opts: RunOptions = {}): Promise<Finished> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MAIN, ...args], { cwd: opts.cwd, env: opts.env ?? process.env })
     let stdout = ''
@@ -23,6 +34,7 @@ export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proces
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
     child.on('error', reject)
     child.on('close', (code) => resolve({ code, stdout, stderr }))
+    child.stdin.end(opts.input ?? '')
   })
 }
 
@@ -33,15 +45,16 @@ export interface Running {
   stderr(): string
   /** Resolves with the first stdout match of `re` (rejects if the process exits first). */
   waitFor(re: RegExp): Promise<RegExpExecArray>
-  /** Sends a signal and resolves with the exit code. */
+  /** Sends a signal (unless the process already ended) and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>
   /** Resolves with the exit code once the process has exited by itself. */
   exited(): Promise<number | null>
 }
 
 /** Starts `openkes <args>` and keeps it running. */
-export function startCli(args: string[], opts: { cwd?: string } = {}): Running {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd: opts.cwd })
+export function startCli(args: readonly string[], opts: Omit<RunOptions, 'input'> = {}): Running {
+  const child = spawn(process.execPath, [MAIN, ...args], { cwd: opts.cwd, env: opts.env ?? process.env })
+  child.stdin.end()
   let out = ''
   let err = ''
   const waiters: Array<() => void> = []
@@ -68,7 +81,7 @@ export function startCli(args: string[], opts: { cwd?: string } = {}): Running {
     },
     exited: () => exited,
     async stop(signal = 'SIGTERM') {
-      if (child.exitCode === null) child.kill(signal)
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       return exited
     },
   }

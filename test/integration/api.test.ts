@@ -2,45 +2,11 @@
 // as an identity without a policy (API-CONTRACT.md §1–7).
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { TestEnv, makeClient } from './harness.js'
+import { SEED_CONFIG, app, nopol, ops, other, root } from './fixtures.js'
+import { TestEnv } from './harness.js'
 import type { Client, Response } from './harness.js'
 
-const root = makeClient('root')
-const app = makeClient('app')
-const ops = makeClient('ops')
-const nopol = makeClient('nopol')
-const other = makeClient('other')
-
-const CONFIG = `admin:
-  identity: ${root.identity}
-policy:
-  my-app:
-    allow:
-    - /v1/key/create/my-*
-    - /v1/key/generate/my-*
-    - /v1/key/encrypt/my-*
-    - /v1/key/decrypt/my-*
-    - /v1/key/list/*
-    deny:
-    - /v1/key/generate/my-secret*
-    identities:
-    - ${app.identity}
-  ops:
-    allow:
-    - /v1/policy/write/*
-    - /v1/policy/read/*
-    - /v1/policy/list/*
-    - /v1/policy/delete/*
-    - /v1/identity/assign/*/*
-    - /v1/identity/list/*
-    - /v1/identity/forget/*
-    - /v1/key/delete/*
-    identities:
-    - ${ops.identity}
-keystore:
-  fs:
-    path: ./keys
-`
+const CONFIG = SEED_CONFIG
 
 function assertError(res: Response, status: number, message: string): void {
   assert.equal(res.status, status, `status of ${res.text}`)

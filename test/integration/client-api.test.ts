@@ -19,43 +19,10 @@ import {
 } from '../../src/api/errors.js'
 import type { KesClient } from '../../src/client/kes-client.js'
 import { clientFor } from './client-harness.js'
-import { TestEnv, makeClient } from './harness.js'
+import { SEED_CONFIG, app, nopol, ops, other, root } from './fixtures.js'
+import { TestEnv } from './harness.js'
 
-const root = makeClient('root')
-const app = makeClient('app')
-const ops = makeClient('ops')
-const nopol = makeClient('nopol')
-const other = makeClient('other')
-
-const CONFIG = `admin:
-  identity: ${root.identity}
-policy:
-  my-app:
-    allow:
-    - /v1/key/create/my-*
-    - /v1/key/generate/my-*
-    - /v1/key/encrypt/my-*
-    - /v1/key/decrypt/my-*
-    - /v1/key/list/*
-    deny:
-    - /v1/key/generate/my-secret*
-    identities:
-    - ${app.identity}
-  ops:
-    allow:
-    - /v1/policy/write/*
-    - /v1/policy/read/*
-    - /v1/policy/list/*
-    - /v1/policy/delete/*
-    - /v1/identity/assign/*/*
-    - /v1/identity/list/*
-    - /v1/identity/forget/*
-    identities:
-    - ${ops.identity}
-keystore:
-  fs:
-    path: ./keys
-`
+const CONFIG = SEED_CONFIG
 
 /** Asserts that `promise` rejects with a KesError of exactly `want`'s status and message. */
 async function rejectsWith(promise: Promise<unknown>, want: KesError): Promise<void> {
