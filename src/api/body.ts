@@ -1,5 +1,5 @@
 import { decodeBase64Strict } from '../crypto/base64.js'
-import { ErrBodyTooLarge, ErrInvalidJson, invalidField } from './errors.js'
+import { ErrBodyTimeout, ErrBodyTooLarge, ErrInvalidJson, invalidField } from './errors.js'
 
 /** What the body reader needs of a request (an HTTP/1.1 or HTTP/2 compat request). */
 export interface BodySource {
@@ -7,10 +7,14 @@ export interface BodySource {
   on(event: 'data', listener: (chunk: Buffer | string) => void): unknown
   on(event: 'end' | 'close', listener: () => void): unknown
   on(event: 'error', listener: (err: Error) => void): unknown
-  off(event: string, listener: (...args: never[]) => void): unknown
+  off(event: 'data', listener: (chunk: Buffer | string) => void): unknown
+  off(event: 'end' | 'close', listener: () => void): unknown
+  off(event: 'error', listener: (err: Error) => void): unknown
   pause(): unknown
-  readonly complete?: boolean
 }
+
+// Enough for 1 MiB over any link a key server should serve.
+const BODY_TIMEOUT_MS = 30_000
 
 /** Thrown when the client went away before its body was complete. */
 export class RequestAbortedError extends Error {}
@@ -18,11 +22,13 @@ export class RequestAbortedError extends Error {}
 /**
  * Reads a request body of at most `maxBytes`. A declared Content-Length over
  * the limit is refused before any byte is read; a body that grows past it is
- * refused as soon as it does. Throws ErrBodyTooLarge (413). The request is
- * paused, not destroyed, on refusal: destroying it would also destroy the
- * connection before the 413 could be sent.
+ * refused as soon as it does. Throws ErrBodyTooLarge (413), or ErrBodyTimeout
+ * (408) when the body has not arrived within `timeoutMs`, so a client that
+ * stalls mid-upload can't hold a request open. The request is paused, not
+ * destroyed, on refusal: destroying it would also destroy the connection
+ * before the answer could be sent.
  */
-export function readBody(req: BodySource, maxBytes: number): Promise<Buffer> {
+export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<Buffer> {
   const declared = req.headers['content-length']
   if (typeof declared === 'string' && Number(declared) > maxBytes) return Promise.reject(ErrBodyTooLarge)
   return new Promise<Buffer>((resolve, reject) => {
@@ -51,7 +57,13 @@ export function readBody(req: BodySource, maxBytes: number): Promise<Buffer> {
       done()
       reject(new RequestAbortedError('request aborted'))
     }
+    const timer = setTimeout(() => {
+      done()
+      req.pause()
+      reject(ErrBodyTimeout)
+    }, timeoutMs)
     const done = (): void => {
+      clearTimeout(timer)
       req.off('data', onData)
       req.off('end', onEnd)
       req.off('error', onError)

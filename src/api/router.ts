@@ -5,6 +5,7 @@ import { describe } from '../server/key-ring.js'
 import { RequestAbortedError, readBody } from './body.js'
 import type { BodySource } from './body.js'
 import {
+  ErrBodyTimeout,
   ErrBodyTooLarge,
   ErrInternal,
   ErrInvalidIdentity,
@@ -262,7 +263,7 @@ function sendError(res: RouterResponse, e: KesError, cause: unknown): void {
     'content-length': Buffer.byteLength(body),
   }
   if (e instanceof MethodNotAllowed) headers['allow'] = e.allow
-  if (cause === ErrBodyTooLarge) {
+  if (cause === ErrBodyTooLarge || cause === ErrBodyTimeout) {
     if (res.stream === undefined) {
       // HTTP/1.1: the unread rest of the body is still on the wire; closing is the only safe way on.
       headers['connection'] = 'close'

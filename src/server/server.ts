@@ -77,6 +77,8 @@ const CIPHERS = [
 ].join(':')
 const TLS_OPTIONS = { minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder: true } as const
 
+// Concurrent requests on one HTTP/2 connection (Node's default is unlimited).
+const MAX_STREAMS_PER_SESSION = 256
 // An idle connection is closed after this long.
 const IDLE_TIMEOUT_MS = 120_000
 // A log-stream reader more than this far behind loses events instead of holding memory.
@@ -158,6 +160,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // chain is not verified; with one, client certificates must chain to it.
     rejectUnauthorized: tls.ca !== undefined,
     ...TLS_OPTIONS,
+    // Bounds what one HTTP/2 connection can hold open at once.
+    settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION },
   })
   const sockets = new Set<Socket>()
   const tlsSockets = new Set<ServerSocket>()

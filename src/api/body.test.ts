@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict'
+import { EventEmitter } from 'node:events'
+import { test } from 'node:test'
+import { RequestAbortedError, optionalBase64, optionalStringList, parseJsonObject, readBody } from './body.js'
+import type { BodySource } from './body.js'
+import { ErrBodyTimeout, ErrBodyTooLarge, ErrInvalidJson, KesError } from './errors.js'
+
+class FakeRequest extends EventEmitter implements BodySource {
+  readonly headers: Record<string, string | undefined>
+  paused = false
+  constructor(headers: Record<string, string | undefined> = {}) {
+    super()
+    this.headers = headers
+  }
+  pause(): this {
+    this.paused = true
+    return this
+  }
+}
+
+test('a declared Content-Length over the limit is refused before reading', async () => {
+  const req = new FakeRequest({ 'content-length': '11' })
+  await assert.rejects(readBody(req, 10), (e) => e === ErrBodyTooLarge)
+  assert.equal(req.listenerCount('data'), 0)
+})
+
+test('a body growing past the limit is refused and the request paused', async () => {
+  const req = new FakeRequest()
+  const body = readBody(req, 10)
+  req.emit('data', Buffer.alloc(6))
+  req.emit('data', Buffer.alloc(6))
+  await assert.rejects(body, (e) => e === ErrBodyTooLarge)
+  assert.ok(req.paused)
+  assert.equal(req.listenerCount('data'), 0)
+})
+
+test('a body that stalls is refused with 408', async () => {
+  const req = new FakeRequest()
+  const body = readBody(req, 10, 1)
+  req.emit('data', Buffer.alloc(3))
+  await assert.rejects(body, (e) => e === ErrBodyTimeout)
+  assert.ok(req.paused)
+})
+
+test('chunks are joined; a client that goes away rejects', async () => {
+  const req = new FakeRequest()
+  const body = readBody(req, 10)
+  req.emit('data', Buffer.from('ab'))
+  req.emit('data', 'cd')
+  req.emit('end')
+  assert.equal((await body).toString(), 'abcd')
+  const gone = new FakeRequest()
+  const aborted = readBody(gone, 10)
+  gone.emit('close')
+  await assert.rejects(aborted, RequestAbortedError)
+})
+
+test('JSON bodies: empty is {}, anything but an object is invalid json', () => {
+  assert.deepEqual(parseJsonObject(Buffer.alloc(0)), {})
+  for (const bad of ['[]', 'null', '1', '"x"', '{', '{"a":1}x']) {
+    assert.throws(() => parseJsonObject(Buffer.from(bad)), (e) => e === ErrInvalidJson, bad)
+  }
+  // A __proto__ key stays an own property and never becomes a prototype.
+  const o = parseJsonObject(Buffer.from('{"__proto__":{"polluted":1}}'))
+  assert.equal(({} as Record<string, unknown>)['polluted'], undefined)
+  assert.equal(Object.getPrototypeOf(o), Object.prototype)
+})
+
+test('fields: strict base64, null is missing, wrong types are 400', () => {
+  const body = parseJsonObject(Buffer.from('{"a":"aGk=","b":null,"c":"aGk","d":5,"l":["x"],"m":[1]}'))
+  assert.deepEqual(optionalBase64(body, 'a'), Buffer.from('hi'))
+  assert.equal(optionalBase64(body, 'b'), undefined)
+  assert.equal(optionalBase64(body, 'missing'), undefined)
+  for (const f of ['c', 'd']) assert.throws(() => optionalBase64(body, f), (e) => e instanceof KesError && e.status === 400)
+  assert.deepEqual(optionalStringList(body, 'l'), ['x'])
+  assert.throws(() => optionalStringList(body, 'm'), (e) => e instanceof KesError && e.status === 400)
+  // Inherited properties are not fields.
+  assert.equal(optionalBase64(body, 'toString'), undefined)
+})
