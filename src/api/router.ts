@@ -10,6 +10,7 @@ import {
   ErrInternal,
   ErrInvalidIdentity,
   ErrInvalidKeyName,
+  ErrInvalidPath,
   ErrInvalidPattern,
   ErrInvalidPolicyName,
   ErrMethodNotAllowed,
@@ -29,6 +30,7 @@ import type { Param, Route } from './routes.js'
 export interface RouterRequest extends BodySource {
   readonly method?: string | undefined
   readonly url?: string | undefined
+  readonly readableEnded?: boolean
   readonly socket?: { readonly remoteAddress?: string | undefined } | null | undefined
 }
 
@@ -42,7 +44,7 @@ export interface RouterResponse {
   end(body?: string | Buffer): unknown
   flushHeaders?(): void
   once(event: 'finish' | 'close', listener: () => void): unknown
-  readonly stream?: { close(code?: number): void; readonly writableLength: number } | undefined
+  readonly stream?: { close(code?: number): void; readonly writableLength: number; readonly endAfterHeaders: boolean } | undefined
 }
 
 /** What the router reports about every completed request (for audit and metrics). */
@@ -80,6 +82,10 @@ export interface RouterOptions {
 }
 
 const MAX_ROUTE_DEPTH = 4
+// The body limit of every API (API-CONTRACT.md §2).
+const MAX_BODY_BYTES = 1 << 20
+// An unread HTTP/1.1 body up to this size is drained by Node; a larger one closes the connection.
+const DRAINABLE_BODY_BYTES = 64 * 1024
 const UNKNOWN_API = 'unknown'
 
 /**
@@ -110,8 +116,8 @@ export function createRouter(
     let error: string | undefined
     let stream: Subscription | undefined
     try {
-      const { segments } = parsePath(path)
-      path = '/' + segments.join('/')
+      const { segments, malformed } = parsePath(path)
+      if (!malformed) path = '/' + segments.join('/')
       const found = findRoute(table, segments)
       if (found === undefined) throw ErrNotFound
       const { route, rest } = found
@@ -119,6 +125,7 @@ export function createRouter(
       if (!route.methods.includes(req.method ?? '')) {
         throw new MethodNotAllowed(allowHeader.get(route) ?? '')
       }
+      if (malformed) throw ErrInvalidPath
       const args = parseArgs(route.params, rest)
       // A route called without its parameter is checked as if it ended in '/',
       // so the usual `/v1/key/list/*` permits `/v1/key/list` (API-CONTRACT.md §6).
@@ -126,18 +133,22 @@ export function createRouter(
       if (route.auth === 'policy' && !state.access.isAdmin(identity)) {
         if (!(await state.access.allows(identity, authPath))) throw ErrNotAllowed
       }
+      // APIs without a body ignore one, but read it (within the 1 MiB limit that
+      // holds for every request): an HTTP/2 client still sending when the
+      // answer comes may take the stream's end for an error.
+      if (route.maxBodyBytes === 0 && mayHaveBody(req, res)) await readBody(req, MAX_BODY_BYTES)
       const reply = await route.handler(
         { identity, args, readBody: () => readBody(req, route.maxBodyBytes) },
         state,
       )
       status = reply.status
       if (isStream(reply)) stream = openStream(res, reply)
-      else send(res, reply)
+      else send(req, res, reply)
     } catch (err) {
       const e = toKesError(err, state)
       status = e.status
       error = e.message
-      sendError(res, e, err)
+      sendError(req, res, e, err)
     }
     hooks.completed?.({
       time,
@@ -242,16 +253,41 @@ function toKesError(err: unknown, state: ServerState): KesError {
 
 const NOSNIFF = 'nosniff'
 
-function send(res: RouterResponse, reply: BodyReply): void {
+/** False when the request certainly has no body (so reading it would only cost a turn of the event loop). */
+function mayHaveBody(req: RouterRequest, res: RouterResponse): boolean {
+  if (res.stream !== undefined) return !res.stream.endAfterHeaders
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+}
+
+/**
+ * A body the handler did not read (an API without one, or an early error)
+ * must neither be parsed as the next HTTP/1.1 request nor keep an HTTP/2
+ * stream half open: drain a small one, close after a large one, and end the
+ * HTTP/2 stream with NO_ERROR once the answer is out (RFC 9113 §8.1).
+ */
+function settleUnreadBody(req: RouterRequest, res: RouterResponse, headers: Record<string, string | number>, force: boolean): void {
+  if (req.readableEnded === true) return
+  const stream = res.stream
+  if (stream !== undefined) {
+    if (stream.endAfterHeaders && !force) return
+    res.once('finish', () => stream.close(h2.NGHTTP2_NO_ERROR))
+    return
+  }
+  const chunked = req.headers['transfer-encoding'] !== undefined
+  if (force || chunked || Number(req.headers['content-length'] ?? 0) > DRAINABLE_BODY_BYTES) headers['connection'] = 'close'
+}
+
+function send(req: RouterRequest, res: RouterResponse, reply: BodyReply): void {
   const headers: Record<string, string | number> = { 'x-content-type-options': NOSNIFF }
   if (reply.contentType !== undefined) headers['content-type'] = reply.contentType
   const body = reply.body ?? ''
   headers['content-length'] = Buffer.byteLength(body)
+  settleUnreadBody(req, res, headers, false)
   res.writeHead(reply.status, headers)
   res.end(body)
 }
 
-function sendError(res: RouterResponse, e: KesError, cause: unknown): void {
+function sendError(req: RouterRequest, res: RouterResponse, e: KesError, cause: unknown): void {
   if (res.headersSent) {
     res.end()
     return
@@ -263,16 +299,8 @@ function sendError(res: RouterResponse, e: KesError, cause: unknown): void {
     'content-length': Buffer.byteLength(body),
   }
   if (e instanceof MethodNotAllowed) headers['allow'] = e.allow
-  if (cause === ErrBodyTooLarge || cause === ErrBodyTimeout) {
-    if (res.stream === undefined) {
-      // HTTP/1.1: the unread rest of the body is still on the wire; closing is the only safe way on.
-      headers['connection'] = 'close'
-    } else {
-      // HTTP/2: ask the client to stop sending this stream once the answer is out (RFC 9113 §8.1).
-      const stream = res.stream
-      res.once('finish', () => stream.close(h2.NGHTTP2_NO_ERROR))
-    }
-  }
+  // After a refused or stalled body the rest of it is never read.
+  settleUnreadBody(req, res, headers, cause === ErrBodyTooLarge || cause === ErrBodyTimeout)
   res.writeHead(e.status, headers)
   res.end(body)
 }

@@ -129,7 +129,7 @@ export class AccessControl {
     if (configured !== undefined) {
       return { allow: configured.allow, deny: configured.deny, createdAt: undefined, createdBy: undefined }
     }
-    const stored = await this.#storedPolicy(name)
+    const stored = await this.#storedPolicy(name, 'fail')
     if (stored === undefined) throw ErrPolicyNotFound
     return { allow: stored.allow, deny: stored.deny, createdAt: stored.created_at, createdBy: stored.created_by }
   }
@@ -207,12 +207,17 @@ export class AccessControl {
 
   // ---- stored records ----
 
-  async #storedPolicy(name: string): Promise<StoredPolicy | undefined> {
+  /**
+   * A stored policy. A corrupt one grants nothing (`ifCorrupt: 'deny'`, for
+   * authorization) or is a 502 like a corrupt key (`'fail'`, for the API).
+   */
+  async #storedPolicy(name: string, ifCorrupt: 'deny' | 'fail' = 'deny'): Promise<StoredPolicy | undefined> {
     const raw = await this.#guard('failed to read policy', () => this.#store.policies.get(name))
     if (raw === undefined) return undefined
     const parsed = parseStoredPolicy(raw)
     if (parsed === undefined) {
-      this.#errorLog.error(`keystore: policy '${name}' is corrupt and is treated as missing`)
+      this.#errorLog.error(`keystore: policy '${name}' is corrupt`)
+      if (ifCorrupt === 'fail') throw badGateway('failed to read policy')
     }
     return parsed
   }

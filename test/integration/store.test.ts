@@ -2,7 +2,7 @@
 // KES key directories are served as they are, and every golden ciphertext
 // opens through the API.
 import assert from 'node:assert/strict'
-import { cp, readFile, readdir, stat } from 'node:fs/promises'
+import { cp, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { TestEnv, makeClient } from './harness.js'
@@ -56,6 +56,22 @@ describe('restart persistence', () => {
     // Policies and identities never show up as keys.
     const list = await env.request(root, '/v1/key/list/*')
     assert.equal(list.text, '{"name":"persist-key"}\n')
+    await env.stop()
+  })
+
+  test('a corrupt stored policy is a 502 to read and grants nothing', async () => {
+    await env.start(config())
+    await env.request(root, '/v1/policy/write/corrupt-pol', { method: 'POST', body: { allow: ['/v1/key/list/*'] } })
+    await env.request(root, `/v1/identity/assign/corrupt-pol/${app.identity}`, { method: 'POST' })
+    assert.equal((await env.request(app, '/v1/key/list/*')).status, 200)
+    await env.stop()
+    await writeFile(path.join(env.dir, 'keys', '.openkes', 'policies', 'corrupt-pol'), '{bad')
+    await env.start(config())
+    const read = await env.request(root, '/v1/policy/read/corrupt-pol')
+    assert.equal(read.status, 502)
+    assert.deepEqual(read.json, { message: 'bad gateway: failed to read policy' })
+    assert.equal((await env.request(app, '/v1/key/list/*')).status, 403)
+    assert.ok(env.errorLines.some((l) => l.includes("policy 'corrupt-pol' is corrupt")))
     await env.stop()
   })
 
