@@ -10,7 +10,7 @@ export interface BodySource {
   off(event: 'data', listener: (chunk: Buffer | string) => void): unknown
   off(event: 'end' | 'close', listener: () => void): unknown
   off(event: 'error', listener: (err: Error) => void): unknown
-  pause(): unknown
+  resume(): unknown
 }
 
 // Enough for 1 MiB over any link a key server should serve.
@@ -24,9 +24,10 @@ export class RequestAbortedError extends Error {}
  * the limit is refused before any byte is read; a body that grows past it is
  * refused as soon as it does. Throws ErrBodyTooLarge (413), or ErrBodyTimeout
  * (408) when the body has not arrived within `timeoutMs`, so a client that
- * stalls mid-upload can't hold a request open. The request is paused, not
- * destroyed, on refusal: destroying it would also destroy the connection
- * before the answer could be sent.
+ * stalls mid-upload can't hold a request open. On refusal the rest of the
+ * body is discarded, not paused (a paused HTTP/2 stream holds up the whole
+ * connection's flow control) nor destroyed (that would destroy the
+ * connection before the answer could be sent).
  */
 export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<Buffer> {
   const declared = req.headers['content-length']
@@ -39,7 +40,7 @@ export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIM
       size += b.length
       if (size > maxBytes) {
         done()
-        req.pause()
+        req.resume()
         reject(ErrBodyTooLarge)
         return
       }
@@ -47,7 +48,7 @@ export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIM
     }
     const onEnd = (): void => {
       done()
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size))
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : joinChunks(chunks, size))
     }
     const onError = (err: Error): void => {
       done()
@@ -59,7 +60,7 @@ export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIM
     }
     const timer = setTimeout(() => {
       done()
-      req.pause()
+      req.resume()
       reject(ErrBodyTimeout)
     }, timeoutMs)
     const done = (): void => {
@@ -76,6 +77,15 @@ export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIM
   })
 }
 
+// Buffer.concat would take small results from Node's never-cleared shared
+// pool; a body can hold plaintexts and imported keys.
+function joinChunks(chunks: readonly Buffer[], size: number): Buffer {
+  const out = Buffer.alloc(size)
+  let at = 0
+  for (const c of chunks) at += c.copy(out, at)
+  return out
+}
+
 /** A parsed JSON object body. Only fields a parser asks for are ever read. */
 export type JsonObject = Readonly<Record<string, unknown>>
 
@@ -83,7 +93,9 @@ const EMPTY: JsonObject = Object.freeze({})
 
 /**
  * Parses a request body as one JSON object; an empty body counts as `{}`.
- * Throws ErrInvalidJson for anything else (arrays, `null`, syntax errors).
+ * The body is zeroed afterwards (it may hold secrets; best effort, as the
+ * parsed strings can't be). Throws ErrInvalidJson for anything else
+ * (arrays, `null`, syntax errors).
  */
 export function parseJsonObject(body: Buffer): JsonObject {
   if (body.length === 0) return EMPTY
@@ -92,6 +104,8 @@ export function parseJsonObject(body: Buffer): JsonObject {
     value = JSON.parse(body.toString('utf8'))
   } catch {
     throw ErrInvalidJson
+  } finally {
+    body.fill(0)
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw ErrInvalidJson
   return value as JsonObject

@@ -106,7 +106,7 @@ export function createRouter(
   for (const r of table.values()) allowHeader.set(r, r.methods.join(', '))
   const hooks = opts.hooks ?? {}
 
-  async function serve(req: RouterRequest, res: RouterResponse, identity: string): Promise<void> {
+  async function serve(req: RouterRequest, res: RouterResponse, identity: string, gone: ClientGone): Promise<void> {
     const time = new Date()
     const start = process.hrtime.bigint()
     const state = getState()
@@ -142,7 +142,7 @@ export function createRouter(
         state,
       )
       status = reply.status
-      if (isStream(reply)) stream = openStream(res, reply)
+      if (isStream(reply)) stream = openStream(res, reply, gone)
       else send(req, res, reply)
     } catch (err) {
       const e = toKesError(err, state)
@@ -166,8 +166,11 @@ export function createRouter(
 
   return (req, res) => {
     hooks.started?.(req)
+    // Watch for the client going away from the start: a log stream whose
+    // client left while it was being authorized must not stay subscribed.
+    const gone = new ClientGone(res)
     const identity = opts.identityOf(req) ?? ''
-    void serve(req, res, identity).finally(() => hooks.finished?.(req))
+    void serve(req, res, identity, gone).finally(() => hooks.finished?.(req))
   }
 }
 
@@ -175,7 +178,7 @@ export function createRouter(
  * Sends the headers of a log stream at once (clients wait for them before
  * they read) and subscribes the response to its source.
  */
-function openStream(res: RouterResponse, reply: StreamReply): Subscription {
+function openStream(res: RouterResponse, reply: StreamReply, gone: ClientGone): Subscription {
   res.writeHead(200, { 'content-type': reply.contentType, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' })
   res.flushHeaders?.()
   const sink: SubscriberSink = {
@@ -186,8 +189,25 @@ function openStream(res: RouterResponse, reply: StreamReply): Subscription {
     },
   }
   const sub = reply.attach(sink)
-  res.once('close', () => sub.cancel())
+  gone.then(() => sub.cancel())
   return sub
+}
+
+/** Tells when a response was closed (sent, or the client went away), even if that already happened. */
+class ClientGone {
+  #closed = false
+  readonly #listeners: Array<() => void> = []
+  constructor(res: RouterResponse) {
+    res.once('close', () => {
+      this.#closed = true
+      for (const l of this.#listeners.splice(0)) l()
+    })
+  }
+  /** Runs `listener` once the response is closed (at once if it is). */
+  then(listener: () => void): void {
+    if (this.#closed) listener()
+    else this.#listeners.push(listener)
+  }
 }
 
 class MethodNotAllowed extends KesError {

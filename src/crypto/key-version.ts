@@ -51,6 +51,7 @@ export function parseKeyFile(content: Uint8Array): SecretKey {
  * `created_at`, `created_by` and `hmac_key` are left out when the key has none. It follows the
  * JSON layout of KES v0.22.3 - 2024-01-11 key files, always names the algorithm (so the type
  * survives), and adds `hmac_key`.
+ * The result holds key material: zero it (`fill(0)`) once it is written.
  * Throws KeyFileError if `createdAt` is not an RFC 3339 time (the file could not be read back).
  */
 export function formatKeyFile(key: SecretKey): Buffer {
@@ -62,7 +63,12 @@ export function formatKeyFile(key: SecretKey): Buffer {
     if (key.createdAt !== undefined) file['created_at'] = key.createdAt
     if (key.createdBy !== undefined) file['created_by'] = key.createdBy
     if (hmacKey !== undefined) file['hmac_key'] = hmacKey.toString('base64')
-    return Buffer.from(JSON.stringify(file), 'utf8')
+    // Not Buffer.from: small buffers come from Node's shared pool, which is
+    // never cleared; the caller zeroes this one once it is stored.
+    const text = JSON.stringify(file)
+    const out = Buffer.alloc(Buffer.byteLength(text))
+    out.write(text, 'utf8')
+    return out
   } finally {
     bytes.fill(0)
     hmacKey?.fill(0)

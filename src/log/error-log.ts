@@ -37,3 +37,37 @@ export class ErrorLog {
     this.#onEvent()
   }
 }
+
+/**
+ * Passes at most `perSecond` lines a second to an error log and reports how
+ * many it held back, so that what anyone on the network can trigger (failed
+ * TLS handshakes) can't flood the log.
+ */
+export class RateLimitedLog {
+  readonly #log: ErrorLog
+  readonly #perSecond: number
+  #windowStart = 0
+  #inWindow = 0
+  #suppressed = 0
+
+  constructor(log: ErrorLog, perSecond: number) {
+    this.#log = log
+    this.#perSecond = perSecond
+  }
+
+  /** Records `message` unless this second's budget is spent. */
+  error(message: string, now = Date.now()): void {
+    if (now - this.#windowStart >= 1000) {
+      if (this.#suppressed > 0) this.#log.error(`${this.#suppressed} similar messages suppressed`)
+      this.#windowStart = now
+      this.#inWindow = 0
+      this.#suppressed = 0
+    }
+    if (this.#inWindow < this.#perSecond) {
+      this.#inWindow++
+      this.#log.error(message)
+    } else {
+      this.#suppressed++
+    }
+  }
+}

@@ -20,7 +20,11 @@ export interface EventHubOptions {
   readonly maxBufferedBytes: number
   /** Called for every event dropped for a slow subscriber. */
   readonly onDrop?: () => void
+  /** At most this many readers at once (default 64): each may hold maxBufferedBytes. */
+  readonly maxSubscribers?: number
 }
+
+const DEFAULT_MAX_SUBSCRIBERS = 64
 
 interface Subscriber {
   readonly sink: SubscriberSink
@@ -44,6 +48,11 @@ export class EventHub {
   /** The number of live readers. */
   get size(): number {
     return this.#subscribers.size
+  }
+
+  /** True when no more readers may subscribe. */
+  get full(): boolean {
+    return this.#subscribers.size >= (this.#opts.maxSubscribers ?? DEFAULT_MAX_SUBSCRIBERS)
   }
 
   /** Adds a reader; it receives every line published from now on. */

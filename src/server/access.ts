@@ -97,25 +97,38 @@ export class AccessControl {
   }
 
   async #loadGrant(identity: string): Promise<Grant> {
-    const policyName = this.#configIdentities.get(identity) ?? (await this.#storedAssignment(identity))?.policy
+    const configuredFor = this.#configIdentities.get(identity)
+    const assignment = configuredFor === undefined ? await this.#storedAssignment(identity) : undefined
+    const policyName = configuredFor ?? assignment?.policy
     if (policyName === undefined) return { policy: undefined }
     const configured = this.#configPolicies.get(policyName)
     if (configured !== undefined) return { policy: configured }
     const stored = await this.#storedPolicy(policyName)
-    return { policy: stored === undefined ? undefined : new Policy(stored) }
+    if (stored === undefined) return { policy: undefined }
+    // An assignment older than its policy was made to an earlier policy of
+    // that name, since deleted (an assign racing a delete can leave one
+    // behind): it must not grant what the new policy allows.
+    if (assignment?.created_at !== undefined && stored.created_at !== undefined && assignment.created_at < stored.created_at) {
+      return { policy: undefined }
+    }
+    return { policy: new Policy(stored) }
   }
 
   // ---- policies ----
 
-  /** Creates or replaces an API policy. Throws 400 for a config policy, 502/503. */
+  /**
+   * Creates or replaces an API policy; a replaced policy keeps its creation
+   * time, so its assignments stay valid. Throws 400 for a config policy, 502/503.
+   */
   async writePolicy(name: string, rules: PolicyRules, createdBy: string): Promise<void> {
     if (this.#configPolicies.has(name)) throw definedInConfig('policy', name)
     new Policy(rules) // refuse what would not compile before storing it
+    const existing = await this.#storedPolicy(name)
     const record: StoredPolicy = {
       allow: [...rules.allow],
       deny: [...rules.deny],
-      created_at: new Date().toISOString(),
-      created_by: createdBy,
+      created_at: existing?.created_at ?? new Date().toISOString(),
+      created_by: existing?.created_by ?? createdBy,
     }
     await this.#guard('failed to write policy', () =>
       this.#store.policies.put(name, Buffer.from(JSON.stringify(record))),

@@ -54,15 +54,21 @@ export class KeyRing {
     return key
   }
 
-  /** Stores a new key. Throws ErrKeyExists, 502 or 503. */
+  /**
+   * Stores a new key. Throws ErrKeyExists, 502 or 503. The key is not cached
+   * here: a delete racing this create could otherwise be undone by a late
+   * cache fill, leaving a key in use that is no longer on disk.
+   */
   async create(name: string, key: SecretKey): Promise<void> {
+    const file = formatKeyFile(key)
     try {
-      await this.#store.keys.create(name, formatKeyFile(key))
+      await this.#store.keys.create(name, file)
     } catch (err) {
       if (err instanceof EntryExistsError) throw ErrKeyExists
       throw this.#storeFailure(err, 'failed to create key', name)
+    } finally {
+      file.fill(0)
     }
-    this.#cache.set(name, key)
   }
 
   /** Deletes a key. Throws ErrKeyNotFound, 502 or 503. */

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { createSecureServer } from 'node:http2'
-import type { Http2SecureServer, ServerHttp2Session } from 'node:http2'
+import type { Http2SecureServer, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import { createSecureContext } from 'node:tls'
 import type { SecureContext, TLSSocket } from 'node:tls'
@@ -13,7 +13,7 @@ import type { Config } from '../config/validate.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
 import type { KeyStore } from '../keystore/keystore.js'
 import { AuditLog } from '../log/audit-log.js'
-import { ErrorLog } from '../log/error-log.js'
+import { ErrorLog, RateLimitedLog } from '../log/error-log.js'
 import type { LineSink } from '../log/error-log.js'
 import { EventHub } from '../log/event-hub.js'
 import { instrumentStore } from '../metrics/instrument-store.js'
@@ -81,6 +81,8 @@ const TLS_OPTIONS = { minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder:
 const MAX_STREAMS_PER_SESSION = 256
 // An idle connection is closed after this long.
 const IDLE_TIMEOUT_MS = 120_000
+// Anyone can attempt handshakes: their failures are counted in full but logged at this rate.
+const TLS_ERROR_LINES_PER_SECOND = 10
 // A log-stream reader more than this far behind loses events instead of holding memory.
 const TRACE_BUFFER_BYTES = 256 * 1024
 
@@ -172,13 +174,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   })
+  const tlsErrors = new RateLimitedLog(errorLog, TLS_ERROR_LINES_PER_SECOND)
   server.on('secureConnection', (socket: ServerSocket) => {
     const peer = socket.getPeerX509Certificate()
     if (peer === undefined) {
       // Node can't fail the handshake for a missing certificate without also
       // verifying the chain, so the connection is dropped before any request.
       metrics.tlsHandshakeFailures.inc()
-      errorLog.error(`tls: ${socket.remoteAddress ?? 'client'}: no client certificate`)
+      tlsErrors.error(`tls: ${socket.remoteAddress ?? 'client'}: no client certificate`)
       socket.destroy()
       return
     }
@@ -186,16 +189,31 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     tlsSockets.add(socket)
     socket.once('close', () => tlsSockets.delete(socket))
     if (closing && socket.alpnProtocol !== 'h2') socket.end()
-    socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy())
+    // Idle HTTP/1.1 connections close; HTTP/2 sessions time out by themselves
+    // (below). A connection serving a request, such as a quiet log stream, is
+    // not idle.
+    if (socket.alpnProtocol !== 'h2') {
+      socket.setTimeout(IDLE_TIMEOUT_MS, () => {
+        if ((socket[IN_FLIGHT] ?? 0) === 0) socket.destroy()
+      })
+    }
   })
   server.on('session', (session: ServerHttp2Session) => {
     sessions.add(session)
     session.once('close', () => sessions.delete(session))
     if (closing) session.close()
+    let open = 0
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      open++
+      stream.once('close', () => open--)
+    })
+    session.setTimeout(IDLE_TIMEOUT_MS, () => {
+      if (open === 0) session.close()
+    })
   })
   server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
     metrics.tlsHandshakeFailures.inc()
-    errorLog.error(`tls: handshake with ${socket.remoteAddress ?? 'client'} failed: ${err.message}`)
+    tlsErrors.error(`tls: handshake with ${socket.remoteAddress ?? 'client'} failed: ${err.message}`)
   })
   server.on('sessionError', (err: NodeJS.ErrnoException) => {
     // A client that hangs up is not an operational error.
@@ -312,9 +330,10 @@ async function shutdown(
   graceMs: number,
 ): Promise<void> {
   const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()))
-  // Log streams never end by themselves: end them first.
+  // Log streams never end by themselves: end them first. The audit file
+  // stays open until the requests in flight are done, so they are audited.
   errorLog.hub.closeAll()
-  await auditLog.close()
+  auditLog.hub.closeAll()
   // HTTP/2: GOAWAY, then the session closes once its open streams are done.
   for (const session of sessions) session.close()
   // HTTP/1.1: idle connections close now, busy ones after their response.
@@ -330,4 +349,5 @@ async function shutdown(
   clearTimeout(timer)
   for (const socket of sockets) socket.destroy()
   await listenerClosed
+  await auditLog.close()
 }

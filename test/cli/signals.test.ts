@@ -100,7 +100,7 @@ describe('SIGTERM during a burst', () => {
   })
 
   test('exits 0 and loses no acknowledged write', async () => {
-    const file = await env.writeConfig(`admin:\n  identity: ${root.identity}\nkeystore:\n  fs:\n    path: ./keys\n`)
+    const file = await env.writeConfig(`admin:\n  identity: ${root.identity}\nkeystore:\n  fs:\n    path: ./keys\nlog:\n  audit_file: ./audit.log\n`)
     const server = startCli(['server', '--config', file])
     const [, port] = await server.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/)
     env.useExternalPort(Number(port))
@@ -127,5 +127,13 @@ describe('SIGTERM during a burst', () => {
       const key = parseKeyFile(await readFile(path.join(env.dir, 'keys', name)))
       assert.equal(key.cipher, 'AES256')
     }
+    // Every acknowledged request was audited, including those that finished during the shutdown.
+    const audited = (await readFile(path.join(env.dir, 'audit.log'), 'utf8'))
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { request: { path: string }; response: { code: number } })
+      .filter((e) => e.response.code === 200)
+      .map((e) => e.request.path.replace('/v1/key/create/', ''))
+    assert.deepEqual(audited.sort(), [...acknowledged].sort())
   })
 })

@@ -167,6 +167,9 @@ for (const http2 of [false, true]) {
       await call(root, 'POST', '/v1/key/create/big-key')
       const big = JSON.stringify({ plaintext: Buffer.alloc(800 * 1024).toString('base64') })
       assertError(await call(root, 'POST', '/v1/key/encrypt/big-key', big), 413, 'request body too large')
+      // Far over the limit: on HTTP/2 the rest must be discarded without stalling the connection.
+      const huge = JSON.stringify({ plaintext: Buffer.alloc(3 << 20).toString('base64') })
+      assertError(await call(root, 'POST', '/v1/key/encrypt/big-key', huge), 413, 'request body too large')
       // The connection (or session) is still usable afterwards.
       assert.equal((await call(root, 'GET', '/version')).status, 200)
       const fits = JSON.stringify({ plaintext: Buffer.alloc(700 * 1024).toString('base64') })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, test } from 'node:test'
@@ -115,6 +115,23 @@ describe('fs store', () => {
     await writeFile(path.join(dir, '.openkes', 'policies', '.tmp-0123456789abcdef'), 'partial')
     assert.deepEqual(await store.keys.list(), ['k1'])
     assert.deepEqual(await store.policies.list(), ['p'])
+  })
+
+  test('opening the store removes temp files a crash left behind, not fresh ones', async (t) => {
+    const { dir, store } = await openTemp(t)
+    await store.policies.put('p', Buffer.from('v'))
+    await store.close()
+    const old = new Date(Date.now() - 60 * 60_000)
+    const stale = [path.join(dir, '.tmp-aa'), path.join(dir, '.openkes', 'policies', '.tmp-bb')]
+    for (const f of stale) {
+      await writeFile(f, 'left over')
+      await utimes(f, old, old)
+    }
+    const fresh = path.join(dir, '.tmp-cc')
+    await writeFile(fresh, 'being written by another server')
+    await openFsStore(dir)
+    assert.deepEqual((await readdir(dir)).sort(), ['.openkes', '.tmp-cc'])
+    assert.deepEqual(await readdir(path.join(dir, '.openkes', 'policies')), ['p'])
   })
 
   test('only regular files list as keys', async (t) => {

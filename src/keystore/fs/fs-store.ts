@@ -6,11 +6,11 @@
  * name, so they can't collide with keys or show up in the key list.
  */
 import { constants } from 'node:fs'
-import { access, chmod, mkdir, stat } from 'node:fs/promises'
+import { access, chmod, lstat, mkdir, readdir, stat, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { StoreUnavailableError } from '../keystore.js'
 import type { KeyStore, Table } from '../keystore.js'
-import { DIR_MODE, errorCode } from './atomic-file.js'
+import { DIR_MODE, TEMP_PREFIX, errorCode } from './atomic-file.js'
 import { FsTable } from './fs-table.js'
 import type { FsRoot } from './fs-table.js'
 
@@ -39,7 +39,38 @@ export async function openFsStore(dir: string): Promise<KeyStore> {
     const detail = code === 'EEXIST' || code === 'ENOTDIR' ? 'not a directory' : (code ?? String(err))
     throw new StoreUnavailableError(openOp, `keystore/fs: cannot open '${root}': ${detail}`, { cause: err })
   }
+  await removeStaleTempFiles([root, path.join(root, OPENKES_DIR, 'policies'), path.join(root, OPENKES_DIR, 'identities')])
   return new FsStore(root)
+}
+
+// A temp file older than this is left over from a crash, not a write in progress
+// (another server may share the directory and be writing right now).
+const STALE_TEMP_MS = 10 * 60_000
+
+/**
+ * Removes temp files a crash left behind. After a crash between link and
+ * unlink, a temp file is a second name of a key file: it would keep the key's
+ * bytes on disk after the key is deleted. Best effort: failures are ignored.
+ */
+async function removeStaleTempFiles(dirs: readonly string[]): Promise<void> {
+  const cutoff = Date.now() - STALE_TEMP_MS
+  for (const dir of dirs) {
+    let names: string[]
+    try {
+      names = await readdir(dir)
+    } catch {
+      continue
+    }
+    for (const name of names) {
+      if (!name.startsWith(TEMP_PREFIX)) continue
+      const file = path.join(dir, name)
+      try {
+        if ((await lstat(file)).mtimeMs < cutoff) await unlink(file)
+      } catch {
+        // Gone already, or not ours to remove: either way nothing to do.
+      }
+    }
+  }
 }
 
 // mkdir applies the umask to `mode`; set 0700 on every directory we created, whatever the umask.
