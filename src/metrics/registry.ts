@@ -56,9 +56,8 @@ abstract class Metric<T> implements Collector {
   }
 }
 
-/** A monotonically increasing count, kept here or read from elsewhere when scraped. */
-export class Counter extends Metric<number> {
-  protected readonly type = 'counter'
+/** A single number per series (counters and gauges); an unlabelled one may be read from elsewhere when scraped. */
+abstract class NumberMetric extends Metric<number> {
   readonly #read: (() => number) | undefined
   constructor(name: string, help: string, labelNames: readonly string[] = [], read?: () => number) {
     super(name, help, labelNames)
@@ -67,34 +66,31 @@ export class Counter extends Metric<number> {
   protected initial(): number {
     return 0
   }
+  /** The current value of a series. */
+  get(labels: LabelValues = []): number {
+    return this.series(labels).value
+  }
   override render(): string {
     if (this.#read !== undefined) this.series([]).value = this.#read()
     return super.render()
-  }
-  /** Adds `by` (default 1) to the series with these label values. */
-  inc(labels: LabelValues = [], by = 1): void {
-    this.series(labels).value += by
-  }
-  /** The current value of a series (tests). */
-  get(labels: LabelValues = []): number {
-    return this.series(labels).value
   }
   protected renderSeries(s: Series<number>): string {
     return `${this.name}${this.labelText(s.labels)} ${formatNumber(s.value)}\n`
   }
 }
 
-/** A value that goes up and down, or is read when scraped. */
-export class Gauge extends Metric<number> {
+/** A monotonically increasing count. */
+export class Counter extends NumberMetric {
+  protected readonly type = 'counter'
+  /** Adds `by` (default 1) to the series with these label values. */
+  inc(labels: LabelValues = [], by = 1): void {
+    this.series(labels).value += by
+  }
+}
+
+/** A value that goes up and down. */
+export class Gauge extends NumberMetric {
   protected readonly type = 'gauge'
-  readonly #read: (() => number) | undefined
-  constructor(name: string, help: string, labelNames: readonly string[] = [], read?: () => number) {
-    super(name, help, labelNames)
-    this.#read = read
-  }
-  protected initial(): number {
-    return 0
-  }
   set(value: number, labels: LabelValues = []): void {
     this.series(labels).value = value
   }
@@ -103,16 +99,6 @@ export class Gauge extends Metric<number> {
   }
   dec(labels: LabelValues = [], by = 1): void {
     this.series(labels).value -= by
-  }
-  get(labels: LabelValues = []): number {
-    return this.series(labels).value
-  }
-  override render(): string {
-    if (this.#read !== undefined) this.set(this.#read())
-    return super.render()
-  }
-  protected renderSeries(s: Series<number>): string {
-    return `${this.name}${this.labelText(s.labels)} ${formatNumber(s.value)}\n`
   }
 }
 

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test'
 import { ErrStoreUnavailable, KesError } from '../../src/api/errors.js'
 import { KesClient } from '../../src/client/kes-client.js'
 import type { KesClientOptions } from '../../src/client/api.js'
-import { CannedServer, DroppingServer, cannedClientOptions, deadPort, endpointOf, sendJson, useOwnServerCertificate } from './client-harness.js'
+import { DroppingServer, cannedClientOptions, deadPort, endpointOf, sendJson, trackedResources, useOwnServerCertificate } from './client-harness.js'
 import { TestEnv, makeClient } from './harness.js'
 
 const root = makeClient('root')
@@ -112,22 +112,8 @@ for (const http1 of [false, true]) {
 }
 
 describe('retries of answers', () => {
-  const servers: CannedServer[] = []
-  const clients: KesClient[] = []
-  const start = async (...args: Parameters<typeof CannedServer.start>): Promise<CannedServer> => {
-    const s = await CannedServer.start(...args)
-    servers.push(s)
-    return s
-  }
-  const client = (options: KesClientOptions): KesClient => {
-    const c = new KesClient(options)
-    clients.push(c)
-    return c
-  }
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()))
-    await Promise.all(servers.map((s) => s.close()))
-  })
+  const { start, client, closeAll } = trackedResources()
+  after(closeAll)
 
   test('a 503 is retried and the next answer counts', async () => {
     let calls = 0

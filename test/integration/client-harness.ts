@@ -176,3 +176,32 @@ export function sendJson(res: CannedResponse, status: number, value: unknown): v
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
   res.end(body)
 }
+
+/**
+ * Canned servers and clients a test suite starts, all closed by `closeAll`
+ * (call it from the suite's `after`).
+ */
+export function trackedResources(): {
+  start: (...args: Parameters<typeof CannedServer.start>) => Promise<CannedServer>
+  client: (options: KesClientOptions) => KesClient
+  closeAll: () => Promise<void>
+} {
+  const servers: CannedServer[] = []
+  const clients: KesClient[] = []
+  return {
+    start: async (...args) => {
+      const s = await CannedServer.start(...args)
+      servers.push(s)
+      return s
+    },
+    client: (options) => {
+      const c = new KesClient(options)
+      clients.push(c)
+      return c
+    },
+    closeAll: async () => {
+      await Promise.all(clients.map((c) => c.close()))
+      await Promise.all(servers.map((s) => s.close()))
+    },
+  }
+}

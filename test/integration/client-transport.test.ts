@@ -11,7 +11,7 @@ import { KesError } from '../../src/api/errors.js'
 import { KesClient } from '../../src/client/kes-client.js'
 import type { KesClientOptions } from '../../src/client/api.js'
 import { createCertificate } from '../../src/x509/certificate.js'
-import { CannedServer, cannedClientOptions, clientFor, endpointOf, sendJson } from './client-harness.js'
+import { cannedClientOptions, clientFor, endpointOf, sendJson, trackedResources } from './client-harness.js'
 import type { CannedResponse } from './client-harness.js'
 import { TestEnv, makeClient } from './harness.js'
 
@@ -100,23 +100,9 @@ describe('credentials and server verification', () => {
 })
 
 describe('protocols and connections', () => {
-  const servers: CannedServer[] = []
-  const clients: KesClient[] = []
-  const start = async (...args: Parameters<typeof CannedServer.start>): Promise<CannedServer> => {
-    const s = await CannedServer.start(...args)
-    servers.push(s)
-    return s
-  }
-  const client = (options: KesClientOptions): KesClient => {
-    const c = new KesClient(options)
-    clients.push(c)
-    return c
-  }
+  const { start, client, closeAll } = trackedResources()
   const version = (_req: unknown, res: CannedResponse): void => sendJson(res, 200, { version: '1.0.0' })
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()))
-    await Promise.all(servers.map((s) => s.close()))
-  })
+  after(closeAll)
 
   test('HTTP/2 by default, over one reused connection', async () => {
     const server = await start(version)
@@ -230,17 +216,13 @@ describe('protocols and connections', () => {
 })
 
 describe('log streams', () => {
-  const servers: CannedServer[] = []
-  const clients: KesClient[] = []
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()))
-    await Promise.all(servers.map((s) => s.close()))
-  })
+  const { start, client: newClient, closeAll } = trackedResources()
+  after(closeAll)
 
   /** A server whose trace endpoints send `first`, then `rest` when the test says so, then end. */
   async function traceServer(protocol: 'h2' | 'http1', first: Buffer, rest: Buffer): Promise<{ client: KesClient; sendRest: () => void }> {
     let responder: CannedResponse | undefined
-    const server = await CannedServer.start((req, res) => {
+    const server = await start((req, res) => {
       if (req.url === '/v1/log/audit/trace' || req.url === '/v1/log/error/trace') {
         res.writeHead(200, { 'content-type': 'application/x-ndjson' })
         res.write(first)
@@ -249,9 +231,7 @@ describe('log streams', () => {
         sendJson(res, 403, { message: 'prohibited by policy' })
       }
     }, protocol)
-    servers.push(server)
-    const client = new KesClient(cannedClientOptions(server))
-    clients.push(client)
+    const client = newClient(cannedClientOptions(server))
     return {
       client,
       sendRest: () => {
@@ -315,10 +295,8 @@ describe('log streams', () => {
   })
 
   test('a refused trace rejects with the KesError', async () => {
-    const server = await CannedServer.start((_req, res) => sendJson(res, 403, { message: 'prohibited by policy' }))
-    servers.push(server)
-    const client = new KesClient(cannedClientOptions(server))
-    clients.push(client)
+    const server = await start((_req, res) => sendJson(res, 403, { message: 'prohibited by policy' }))
+    const client = newClient(cannedClientOptions(server))
     await assert.rejects(client.auditLog(), (err: unknown) => err instanceof KesError && err.status === 403 && err.message === 'prohibited by policy')
   })
 })
