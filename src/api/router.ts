@@ -1,7 +1,7 @@
 import { constants as h2 } from 'node:http2'
 import { isValidIdentity, isValidName } from '../auth/names.js'
 import type { ServerState } from '../server/state.js'
-import { describe } from '../server/key-ring.js'
+import { describeError } from '../log/describe-error.js'
 import { RequestAbortedError, readBody } from './body.js'
 import type { BodySource } from './body.js'
 import {
@@ -267,7 +267,7 @@ function checkParam(kind: Param, value: string): void {
 function toKesError(err: unknown, state: ServerState): KesError {
   if (err instanceof KesError) return err
   if (err instanceof RequestAbortedError) return new KesError(400, 'request aborted')
-  state.errorLog.error(`http: unexpected error: ${describe(err)}`)
+  state.errorLog.error(`http: unexpected error: ${describeError(err)}`)
   return ErrInternal
 }
 

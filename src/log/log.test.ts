@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { formatAuditEvent } from './audit-log.js'
+import { describeError } from './describe-error.js'
 import { ErrorLog, RateLimitedLog } from './error-log.js'
 import { EventHub } from './event-hub.js'
 import type { SubscriberSink } from './event-hub.js'
@@ -94,4 +95,10 @@ test('error events are one line each, to stderr only when enabled, always to rea
   log.setEnabled(true)
   log.error('now on')
   assert.equal(lines.length, 1)
+})
+
+test('describeError joins an error and its causes on one line, without a stack', () => {
+  const err = new Error('keystore: failed to read key', { cause: new Error('EACCES: permission denied', { cause: 'not an Error' }) })
+  assert.equal(describeError(err), 'keystore: failed to read key: EACCES: permission denied')
+  assert.equal(describeError('plain'), 'plain')
 })

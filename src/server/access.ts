@@ -15,7 +15,7 @@ import { ExpiringCache } from '../keystore/cache.js'
 import { StoreUnavailableError } from '../keystore/keystore.js'
 import type { KeyStore } from '../keystore/keystore.js'
 import type { ErrorLog } from '../log/error-log.js'
-import { describe } from './key-ring.js'
+import { describeError } from '../log/describe-error.js'
 
 /** A policy as the API shows it. */
 export interface PolicyInfo {
@@ -260,7 +260,7 @@ export class AccessControl {
       return await op()
     } catch (err) {
       if (err instanceof KesError) throw err
-      this.#errorLog.error(`keystore: ${what}: ${describe(err)}`)
+      this.#errorLog.error(`keystore: ${what}: ${describeError(err)}`)
       if (err instanceof StoreUnavailableError) throw ErrStoreUnavailable
       throw badGateway(what)
     }

@@ -4,6 +4,7 @@ import type { SecretKey } from '../crypto/secret-key.js'
 import { ExpiringCache } from '../keystore/cache.js'
 import { EntryExistsError, StoreUnavailableError } from '../keystore/keystore.js'
 import type { KeyStore } from '../keystore/keystore.js'
+import { describeError } from '../log/describe-error.js'
 import type { ErrorLog } from '../log/error-log.js'
 
 /** Cache expiry of master keys (KES `cache.expiry`). */
@@ -112,20 +113,8 @@ export class KeyRing {
   #storeFailure(err: unknown, what: string, name: string): KesError {
     if (err instanceof KesError) return err
     const subject = name === '' ? '' : ` '${name}'`
-    this.#errorLog.error(`keystore: ${what}${subject}: ${describe(err)}`)
+    this.#errorLog.error(`keystore: ${what}${subject}: ${describeError(err)}`)
     if (err instanceof StoreUnavailableError) return ErrStoreUnavailable
     return badGateway(what)
   }
-}
-
-/** One line for the error log: the error's message and its causes, never a stack. */
-export function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err)
-  let text = err.message
-  let cause: unknown = err.cause
-  for (let depth = 0; cause instanceof Error && depth < 4; depth++) {
-    text += `: ${cause.message}`
-    cause = cause.cause
-  }
-  return text
 }

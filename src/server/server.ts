@@ -20,7 +20,8 @@ import { instrumentStore } from '../metrics/instrument-store.js'
 import { ServerMetrics } from '../metrics/server-metrics.js'
 import { VERSION } from '../version.js'
 import { AccessControl } from './access.js'
-import { KeyRing, describe } from './key-ring.js'
+import { KeyRing } from './key-ring.js'
+import { describeError } from '../log/describe-error.js'
 import { parseListenAddress } from './listen-address.js'
 import type { ServerState } from './state.js'
 
@@ -305,7 +306,7 @@ async function createConfiguredKeys(config: Config, keys: KeyRing): Promise<void
     try {
       await keys.create(name, SecretKey.generate('AES256', { createdAt: new Date().toISOString(), createdBy: config.adminIdentity }))
     } catch (err) {
-      if (err !== ErrKeyExists) throw new Error(`cannot create key '${name}': ${describe(err)}`, { cause: err })
+      if (err !== ErrKeyExists) throw new Error(`cannot create key '${name}': ${describeError(err)}`, { cause: err })
     }
   }
 }
