@@ -103,14 +103,16 @@ export async function ensureDirectory(dir: string): Promise<void> {
   await chmod(dir, DIR_MODE)
 }
 
-// O_NOFOLLOW: list() shows only regular files, so get() serves nothing else, not even a symlink.
+// Symlinks are followed, as KES did: key directories mounted from Kubernetes secrets are
+// symlinks to regular files. What is opened must still be a regular file (checked below).
 // O_NONBLOCK: opening a FIFO for reading would otherwise block a libuv thread until a writer shows up.
-const readFlags = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0)
+const readFlags = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)
 
 /**
- * Reads a regular file of at most `maxBytes` into a zero-initialised buffer. Returns undefined
- * when the file does not exist. Throws RejectedFileError for a directory, symlink, FIFO or
- * other non-regular file and for a file larger than `maxBytes`; other fs errors as they are.
+ * Reads a regular file (or a symlink to one) of at most `maxBytes` into a zero-initialised
+ * buffer. Returns undefined when the file does not exist. Throws RejectedFileError for a
+ * directory, FIFO or other non-regular file and for a file larger than `maxBytes`; other fs
+ * errors as they are.
  */
 export async function readRegularFile(file: string, maxBytes: number): Promise<Buffer | undefined> {
   let fh: FileHandle

@@ -138,9 +138,22 @@ describe('fs store', () => {
     const { dir, store } = await openTemp(t)
     await store.keys.create('k1', Buffer.from('v'))
     await mkdir(path.join(dir, 'a-directory'))
-    await symlink(path.join(dir, 'k1'), path.join(dir, 'a-symlink'))
+    await symlink(path.join(dir, 'a-directory'), path.join(dir, 'link-to-dir'))
+    await symlink(path.join(dir, 'missing'), path.join(dir, 'dangling'))
     assert.deepEqual(await store.keys.list(), ['k1'])
-    await assert.rejects(store.keys.get('a-symlink'), isStoreError('failed to read key'))
+    await assert.rejects(store.keys.get('link-to-dir'), isStoreError('failed to read key'))
+    assert.equal(await store.keys.get('dangling'), undefined)
+  })
+
+  test('symlinks to regular files are keys, as in a Kubernetes secret mount', async (t) => {
+    const { dir, store } = await openTemp(t)
+    // kubelet's layout: name -> ..data/name, ..data -> ..<timestamp>/
+    await mkdir(path.join(dir, '..2026_11_30'), { mode: 0o700 })
+    await writeFile(path.join(dir, '..2026_11_30', 'mounted-key'), '{"bytes":"x"}')
+    await symlink('..2026_11_30', path.join(dir, '..data'))
+    await symlink(path.join('..data', 'mounted-key'), path.join(dir, 'mounted-key'))
+    assert.deepEqual(await store.keys.list(), ['mounted-key'])
+    assert.equal((await store.keys.get('mounted-key'))?.toString(), '{"bytes":"x"}')
   })
 
   // The timeout turns a regression (an open that blocks until a writer appears) into a failure.

@@ -2,7 +2,7 @@
  * One table of the filesystem store: a directory with one file per entry, the file
  * name being the entry name, exactly like a KES key directory.
  */
-import { readdir, unlink } from 'node:fs/promises'
+import { readdir, stat, unlink } from 'node:fs/promises'
 import type { Dirent } from 'node:fs'
 import path from 'node:path'
 import {
@@ -109,7 +109,10 @@ export class FsTable implements Table {
     }
     const names: string[] = []
     for (const entry of entries) {
-      if (entry.isFile() && nameProblem(entry.name) === undefined) names.push(entry.name)
+      if (nameProblem(entry.name) !== undefined) continue
+      if (entry.isFile() || (entry.isSymbolicLink() && (await isRegularFile(path.join(this.#dir, entry.name))))) {
+        names.push(entry.name)
+      }
     }
     return names.sort(compareNames)
   }
@@ -185,4 +188,13 @@ function describe(err: unknown): string {
   const code = errorCode(err)
   if (code !== undefined) return code
   return err instanceof Error ? err.message : 'unknown error'
+}
+
+/** True for a regular file, following symlinks; false for anything else, or a dangling link. */
+async function isRegularFile(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).isFile()
+  } catch {
+    return false
+  }
 }
