@@ -75,11 +75,13 @@ export class AuditLog {
 
   /** Records one completed request. Never throws, never waits. */
   record(r: AuditRecord): void {
+    this.#onEvent()
+    // Every request passes here: don't build a line nobody will read.
+    if (this.hub.size === 0 && !this.#outputs.stdout && this.#file === undefined) return
     const line = formatAuditEvent(r)
     this.hub.publish(line)
     if (this.#outputs.stdout) process.stdout.write(line)
     this.#file?.write(line)
-    this.#onEvent()
   }
 
   /** Ends the trace streams and closes the file. */
