@@ -1,8 +1,9 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { identityOfPem } from '../auth/identity.js'
 import type { Config } from '../config/validate.js'
 import { createCertificate } from '../x509/certificate.js'
+import { errorCode } from './fs-errors.js'
 
 /** The files of a development environment. */
 export interface DevEnvironment {
@@ -77,10 +78,10 @@ async function pairExists(keyFile: string, certFile: string): Promise<boolean> {
 
 async function exists(file: string): Promise<boolean> {
   try {
-    await readFile(file)
+    await stat(file)
     return true
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    if (errorCode(err) === 'ENOENT') return false
     throw err
   }
 }

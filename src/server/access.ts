@@ -3,8 +3,6 @@ import {
   ErrIdentityNotFound,
   ErrPolicyNotFound,
   ErrSelfAssign,
-  ErrStoreUnavailable,
-  KesError,
   badGateway,
   definedInConfig,
 } from '../api/errors.js'
@@ -12,10 +10,9 @@ import { Policy } from '../auth/policy.js'
 import type { PolicyRules } from '../auth/policy.js'
 import type { ConfigPolicy } from '../config/validate.js'
 import { ExpiringCache } from '../keystore/cache.js'
-import { StoreUnavailableError } from '../keystore/keystore.js'
 import type { KeyStore } from '../keystore/keystore.js'
 import type { ErrorLog } from '../log/error-log.js'
-import { describeError } from '../log/describe-error.js'
+import { storeFailure } from './store-failure.js'
 
 /** A policy as the API shows it. */
 export interface PolicyInfo {
@@ -259,10 +256,7 @@ export class AccessControl {
     try {
       return await op()
     } catch (err) {
-      if (err instanceof KesError) throw err
-      this.#errorLog.error(`keystore: ${what}: ${describeError(err)}`)
-      if (err instanceof StoreUnavailableError) throw ErrStoreUnavailable
-      throw badGateway(what)
+      throw storeFailure(err, what, this.#errorLog)
     }
   }
 }

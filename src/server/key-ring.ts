@@ -1,11 +1,11 @@
-import { ErrKeyExists, ErrKeyNotFound, ErrStoreUnavailable, KesError, badGateway } from '../api/errors.js'
+import { ErrKeyExists, ErrKeyNotFound } from '../api/errors.js'
 import { parseKeyFile, formatKeyFile } from '../crypto/key-version.js'
 import type { SecretKey } from '../crypto/secret-key.js'
 import { ExpiringCache } from '../keystore/cache.js'
-import { EntryExistsError, StoreUnavailableError } from '../keystore/keystore.js'
+import { EntryExistsError } from '../keystore/keystore.js'
 import type { KeyStore } from '../keystore/keystore.js'
-import { describeError } from '../log/describe-error.js'
 import type { ErrorLog } from '../log/error-log.js'
+import { storeFailure } from './store-failure.js'
 
 /** Cache expiry of master keys (KES `cache.expiry`). */
 export interface KeyCacheOptions {
@@ -49,7 +49,7 @@ export class KeyRing {
     try {
       key = await this.#cache.get(name, () => this.#load(name))
     } catch (err) {
-      throw this.#storeFailure(err, 'failed to read key', name)
+      throw storeFailure(err, 'failed to read key', this.#errorLog, name)
     }
     if (key === undefined) throw ErrKeyNotFound
     return key
@@ -66,7 +66,7 @@ export class KeyRing {
       await this.#store.keys.create(name, file)
     } catch (err) {
       if (err instanceof EntryExistsError) throw ErrKeyExists
-      throw this.#storeFailure(err, 'failed to create key', name)
+      throw storeFailure(err, 'failed to create key', this.#errorLog, name)
     } finally {
       file.fill(0)
     }
@@ -79,7 +79,7 @@ export class KeyRing {
     try {
       deleted = await this.#store.keys.delete(name)
     } catch (err) {
-      throw this.#storeFailure(err, 'failed to delete key', name)
+      throw storeFailure(err, 'failed to delete key', this.#errorLog, name)
     }
     // Drop it again: a concurrent get may have cached it while we deleted.
     this.#cache.delete(name)
@@ -91,7 +91,7 @@ export class KeyRing {
     try {
       return await this.#store.keys.list()
     } catch (err) {
-      throw this.#storeFailure(err, 'failed to list keys', '')
+      throw storeFailure(err, 'failed to list keys', this.#errorLog)
     }
   }
 
@@ -110,11 +110,4 @@ export class KeyRing {
     }
   }
 
-  #storeFailure(err: unknown, what: string, name: string): KesError {
-    if (err instanceof KesError) return err
-    const subject = name === '' ? '' : ` '${name}'`
-    this.#errorLog.error(`keystore: ${what}${subject}: ${describeError(err)}`)
-    if (err instanceof StoreUnavailableError) return ErrStoreUnavailable
-    return badGateway(what)
-  }
 }
