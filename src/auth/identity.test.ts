@@ -5,17 +5,9 @@ import { test } from 'node:test'
 import { createCertificate } from '../x509/certificate.js'
 import type { KeyType } from '../x509/certificate.js'
 import { identityOfCertificate, identityOfPem, isIdentity } from './identity.js'
+import { hasOpenssl } from '../../test/support/openssl.js'
 
 const keyTypes: KeyType[] = ['rsa-2048', 'ecdsa-p256', 'ed25519']
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
 
 // What the KES docs tell users to run:
 // openssl x509 -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum

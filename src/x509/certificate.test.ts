@@ -11,6 +11,7 @@ import tls from 'node:tls'
 import { identityOfCertificate } from '../auth/identity.js'
 import { createCertificate, ipAddressBytes } from './certificate.js'
 import type { IssuedCertificate, KeyType } from './certificate.js'
+import { hasOpenssl } from '../../test/support/openssl.js'
 
 const keyTypes: KeyType[] = ['ed25519', 'ecdsa-p256', 'rsa-2048']
 const DAY_MS = 86_400_000
@@ -19,15 +20,6 @@ const TIME_SLACK_MS = 10_000
 
 function spkiSha256(cert: X509Certificate): string {
   return createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex')
-}
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
 }
 
 for (const keyType of keyTypes) {
