@@ -5,6 +5,7 @@ import { test } from 'node:test'
 import { decodeBase64Strict } from './base64.js'
 import { InvalidCiphertextError, NotAuthenticError, SecretKey } from './secret-key.js'
 import type { Cipher } from './secret-key.js'
+import { KES_VECTORS } from '../../test/support/fixtures.js'
 
 interface Vector {
   id: string
@@ -17,7 +18,7 @@ interface Vector {
 }
 
 const vectors: Vector[] = JSON.parse(
-  readFileSync(path.resolve(process.cwd(), '../shared/vectors/ciphertexts.json'), 'utf8'),
+  readFileSync(path.join(KES_VECTORS, 'ciphertexts.json'), 'utf8'),
 ) as Vector[]
 
 // Decrypts as the API does: strict base64 first, so bad base64 is an invalid ciphertext.

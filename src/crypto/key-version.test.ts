@@ -7,6 +7,7 @@ import { decodeBase64Strict } from './base64.js'
 import { KeyFileError, formatKeyFile, parseKeyFile } from './key-version.js'
 import { SecretKey } from './secret-key.js'
 import type { Cipher } from './secret-key.js'
+import { KES_VECTORS } from '../../test/support/fixtures.js'
 
 interface Sample {
   context: string | null
@@ -25,7 +26,7 @@ interface KeyFileVector {
   raw_sample?: Sample
 }
 
-const vectorDir = path.resolve(process.cwd(), '../shared/vectors/keystore-fs')
+const vectorDir = path.join(KES_VECTORS, 'keystore-fs')
 const vectors = JSON.parse(readFileSync(path.join(vectorDir, 'expected.json'), 'utf8')) as KeyFileVector[]
 
 function open(key: SecretKey, sample: Sample): string {

@@ -35,7 +35,7 @@ function asBuffer(b: Uint8Array): Buffer {
 
 /**
  * Reads a key file in any format a KES file-system key store wrote, or in ours
- * (shared/vectors/keystore-fs/README.md): content starting with `{` is JSON, anything else is
+ * (test/fixtures/kes-vectors/keystore-fs/README.md): content starting with `{` is JSON, anything else is
  * the base64 of a protobuf `KeyVersion` (KES v0.24+).
  * Throws KeyFileError if the content is malformed, names an unknown algorithm or version, or
  * holds a key that is not 32 bytes.
@@ -202,7 +202,7 @@ function readKeyVersion(bytes: Buffer): KeyVersionFields {
   return out
 }
 
-// RFC 3339 in UTC with all nine fraction digits (shared/vectors/keystore-fs/expected.json).
+// RFC 3339 in UTC with all nine fraction digits (test/fixtures/kes-vectors/keystore-fs/expected.json).
 function formatTimestamp(seconds: bigint, nanos: bigint): string {
   if (seconds < MIN_SECONDS || seconds > MAX_SECONDS || nanos < 0n || nanos > 999_999_999n) {
     throw new KeyFileError('created_at is out of range')

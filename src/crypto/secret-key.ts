@@ -125,7 +125,7 @@ export class SecretKey {
 
   /**
    * Decrypts ciphertext bytes (already base64-decoded) in any format KES ever produced: JSON,
-   * MessagePack or raw (rules: shared/vectors/README.md). `context` is the associated data
+   * MessagePack or raw (rules: test/fixtures/kes-vectors/README.md). `context` is the associated data
    * (absent and empty are the same). Returns the plaintext, an empty buffer for an empty one.
    * Throws InvalidCiphertextError for bytes in no known format and NotAuthenticError when the
    * ciphertext names another key id or does not authenticate; never anything else.

@@ -5,9 +5,10 @@ import assert from 'node:assert/strict'
 import { cp, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { KES_VECTORS } from '../support/fixtures.js'
 import { TestEnv, makeClient } from './harness.js'
 
-const VECTORS = path.resolve(process.cwd(), '../shared/vectors')
+const VECTORS = KES_VECTORS
 const root = makeClient('root')
 const app = makeClient('app')
 

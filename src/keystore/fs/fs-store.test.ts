@@ -10,8 +10,9 @@ import { EntryExistsError, MAX_VALUE_BYTES, StoreError, StoreUnavailableError } 
 import type { KeyStore } from '../keystore.js'
 import { testStoreConformance } from '../store-conformance.js'
 import { openFsStore } from './fs-store.js'
+import { KES_VECTORS } from '../../../test/support/fixtures.js'
 
-const vectorsDir = path.resolve(process.cwd(), '../shared/vectors/keystore-fs')
+const vectorsDir = path.join(KES_VECTORS, 'keystore-fs')
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-keystore-'))
