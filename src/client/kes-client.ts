@@ -120,8 +120,9 @@ export class KesClient implements KesApi {
   }
 
   /**
-   * Deletes a key (`DELETE /v1/key/delete/:name`). Rejects with KesError 404
-   * `key does not exist`, 403, or a network error; retried like createKey.
+   * Deletes a key (`DELETE /v1/key/delete/:name`). OpenKES and KES up to 0.17 answer
+   * 200 for a missing key too; KES 2023 and later reject with KesError 404 `key does not
+   * exist` (so it is retried like createKey). Rejects with 403, or a network error.
    */
   async deleteKey(name: string): Promise<void> {
     await this.#request({ method: 'DELETE', path: `/v1/key/delete/${enc(name)}`, idempotent: false })

@@ -56,7 +56,10 @@ function parseCipher(name: string | undefined): Cipher {
   return cipher
 }
 
-/** DELETE /v1/key/delete/:name — a missing key is 404. */
+/**
+ * DELETE /v1/key/delete/:name — idempotent: a missing key is 200 too, so a
+ * client that retries a delete whose answer was lost (KES 0.17) never fails.
+ */
 export async function deleteKey(req: ApiRequest, s: ServerState): Promise<Reply> {
   const [name] = req.args as [string]
   await s.keys.delete(name)
