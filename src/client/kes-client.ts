@@ -6,7 +6,6 @@
 // streams log-stream.ts's.
 import { Buffer } from 'node:buffer'
 import { setMaxListeners } from 'node:events'
-import { STATUS_CODES } from 'node:http'
 import { inspect } from 'node:util'
 import { KesError } from '../api/errors.js'
 import { encodeBase64 } from '../crypto/base64.js'
@@ -319,11 +318,12 @@ export class KesClient implements KesApi {
     return this.#withFailover(call, async (opened, signal) => {
       const body = await readBody(opened, signal)
       if (opened.status < 200 || opened.status > 299) throw errorFromBody(opened.status, body)
-      // KES 0.17 streamed lists and reported a failure after the fact in trailers.
+      // Listings (OpenKES, KES 0.17) report a failure after the headers in the
+      // trailers: `Status` and `Error` (`{"message":...}`, or plain text).
       const trailers = opened.trailers()
       const trailerStatus = Number(headerValue(trailers['status']) ?? '200')
       if (Number.isInteger(trailerStatus) && trailerStatus >= 400) {
-        throw new KesError(trailerStatus, headerValue(trailers['error']) ?? STATUS_CODES[trailerStatus] ?? 'error')
+        throw errorFromBody(trailerStatus, Buffer.from(headerValue(trailers['error']) ?? ''))
       }
       return body
     })

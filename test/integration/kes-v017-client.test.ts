@@ -1,0 +1,248 @@
+// What the Go client library of KES v0.17 (used by MinIO and the `kes` CLI of
+// that generation) expects, checked with readers that behave as that client
+// does: it deletes a key twice, finishes every listing by reading the HTTP
+// trailers `Status` and `Error` (and fails without them), decodes policies
+// refusing unknown fields, and refuses any metric family with more than one
+// series. Over HTTP/1.1 and HTTP/2 alike.
+import assert from 'node:assert/strict'
+import http2 from 'node:http2'
+import https from 'node:https'
+import { after, before, describe, test } from 'node:test'
+import { TestEnv, makeClient } from './harness.js'
+import type { Client } from './harness.js'
+
+const root = makeClient('root')
+const member = makeClient('member')
+
+const CONFIG = `admin:
+  identity: ${root.identity}
+policy:
+  listers:
+    allow:
+    - /v1/key/list/*
+    identities:
+    - ${member.identity}
+`
+
+// Every wait on the network is bounded, so a broken server fails the test instead of hanging it.
+const TIMEOUT_MS = 10_000
+
+/** A whole response, trailers included. */
+interface RawResponse {
+  readonly status: number
+  readonly headers: Readonly<Record<string, unknown>>
+  readonly body: string
+  /** Trailer names in lowercase. */
+  readonly trailers: Readonly<Record<string, string>>
+}
+
+interface SendOptions {
+  readonly method?: string
+  readonly body?: string
+  readonly headers?: Record<string, string>
+}
+
+/** One request over a fresh HTTP/1.1 connection (node:https); trailers from `res.trailers`. */
+function send1(env: TestEnv, client: Client, path: string, opts: SendOptions = {}): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: env.port,
+        servername: 'localhost',
+        method: opts.method ?? 'GET',
+        path,
+        agent: false,
+        cert: client.cert.certPem,
+        key: client.cert.keyPem,
+        ca: env.serverCert.certPem,
+        headers: { ...(opts.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(opts.body)) }), ...opts.headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+            trailers: Object.fromEntries(Object.entries(res.trailers).map(([k, v]) => [k.toLowerCase(), String(v)])),
+          }),
+        )
+        res.on('error', reject)
+      },
+    )
+    req.setTimeout(TIMEOUT_MS, () => req.destroy(new Error('HTTP/1.1 request timed out')))
+    req.on('error', reject)
+    req.end(opts.body)
+  })
+}
+
+/** One request over a fresh HTTP/2 session (node:http2); trailers from the stream's 'trailers' event. */
+function send2(env: TestEnv, client: Client, path: string, opts: SendOptions = {}): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://localhost:${env.port}`, {
+      host: '127.0.0.1',
+      servername: 'localhost',
+      cert: client.cert.certPem,
+      key: client.cert.keyPem,
+      ca: env.serverCert.certPem,
+    })
+    const fail = (err: Error): void => {
+      session.destroy()
+      reject(err)
+    }
+    session.on('error', fail)
+    const stream = session.request({ ':method': opts.method ?? 'GET', ':path': path, ...opts.headers })
+    stream.setTimeout(TIMEOUT_MS, () => fail(new Error('HTTP/2 request timed out')))
+    let status = 0
+    let headers: Record<string, unknown> = {}
+    let trailers: Record<string, string> = {}
+    const chunks: Buffer[] = []
+    stream.on('response', (h) => {
+      status = Number(h[':status'])
+      headers = { ...h }
+    })
+    stream.on('trailers', (t) => {
+      trailers = Object.fromEntries(Object.entries(t).map(([k, v]) => [k.toLowerCase(), String(v)]))
+    })
+    stream.on('data', (c: Buffer) => chunks.push(c))
+    stream.on('end', () => {
+      session.close()
+      resolve({ status, headers, body: Buffer.concat(chunks).toString('utf8'), trailers })
+    })
+    stream.on('error', fail)
+    stream.end(opts.body)
+  })
+}
+
+/** The KES 0.17 client's error for a non-200 answer: the server's message. */
+function apiError(res: RawResponse): Error {
+  let message = res.body
+  try {
+    const v: unknown = JSON.parse(res.body)
+    if (typeof v === 'object' && v !== null && typeof (v as { message?: unknown }).message === 'string') message = (v as { message: string }).message
+  } catch {
+    // plain text
+  }
+  return new Error(`kes: ${res.status}: ${message}`)
+}
+
+/**
+ * Ends a listing as the KES 0.17 client does: after the body, the `Status`
+ * trailer is REQUIRED; a status other than 200 is an error carrying the
+ * `Error` trailer's message.
+ */
+function requireStatusTrailer(res: RawResponse): void {
+  const status = res.trailers['status']
+  if (status === undefined || status === '') throw new Error('kes: unexpected EOF: no HTTP status trailer')
+  if (status !== '200') {
+    const { message } = JSON.parse(res.trailers['error'] ?? '') as { message: string }
+    throw new Error(`kes: ${status}: ${message}`)
+  }
+}
+
+for (const useHttp2 of [false, true]) {
+  const protocol = useHttp2 ? 'HTTP/2' : 'HTTP/1.1'
+  const send = useHttp2 ? send2 : send1
+
+  describe(`a KES v0.17 client over ${protocol}`, () => {
+    let env: TestEnv
+    before(async () => {
+      env = await TestEnv.create()
+      await env.start(CONFIG)
+    })
+    after(async () => {
+      await env.dispose()
+    })
+
+    /** `ListKeys`: nd-json `{"name"}` lines, then the required trailers. */
+    async function listKeys(client: Client, pattern: string): Promise<string[]> {
+      const res = await send(env, client, `/v1/key/list/${pattern}`)
+      if (res.status !== 200) throw apiError(res)
+      const names = res.body.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { name: string }).name)
+      requireStatusTrailer(res)
+      return names
+    }
+
+    test('deletes a key, then deletes it a 2nd time: both succeed', async () => {
+      assert.equal((await send(env, root, '/v1/key/create/twice', { method: 'POST' })).status, 200)
+      for (const attempt of ['1st', '2nd', '3rd']) {
+        const res = await send(env, root, '/v1/key/delete/twice', { method: 'DELETE' })
+        assert.equal(res.status, 200, `delete a ${attempt} time: ${res.body}`)
+        assert.equal(res.body, '')
+      }
+      // Still gone: the repeated delete did not bring anything back.
+      const gen = await send(env, root, '/v1/key/generate/twice', { method: 'POST', body: '{}' })
+      assert.equal(gen.status, 404)
+      assert.deepEqual(JSON.parse(gen.body), { message: 'key does not exist' })
+    })
+
+    test('ListKeys reads the names, then requires the Status trailer (200, empty Error)', async () => {
+      for (const name of ['lst-a', 'lst-b']) assert.equal((await send(env, root, `/v1/key/create/${name}`, { method: 'POST' })).status, 200)
+      assert.deepEqual(await listKeys(root, 'lst-*'), ['lst-a', 'lst-b'])
+      assert.deepEqual(await listKeys(member, 'lst-*'), ['lst-a', 'lst-b'])
+      assert.deepEqual(await listKeys(root, 'no-such-*'), [])
+      const res = await send(env, root, '/v1/key/list/lst-*')
+      assert.equal(res.headers['content-type'], 'application/x-ndjson')
+      assert.equal(res.headers['content-length'], undefined)
+      assert.match(String(res.headers['trailer']), /^Status, ?Error$/i)
+      assert.deepEqual(res.trailers, { status: '200', error: '' })
+      if (!useHttp2) assert.equal(res.headers['transfer-encoding'], 'chunked')
+    })
+
+    test('the identity list keeps its JSON-object body and gains the same trailers', async () => {
+      const res = await send(env, root, '/v1/identity/list/*')
+      assert.equal(res.status, 200)
+      assert.match(String(res.headers['content-type']), /^application\/json/)
+      assert.deepEqual(JSON.parse(res.body), { [member.identity]: 'listers' })
+      assert.match(String(res.headers['trailer']), /^Status, ?Error$/i)
+      assert.doesNotThrow(() => requireStatusTrailer(res))
+      assert.deepEqual(res.trailers, { status: '200', error: '' })
+    })
+
+    test('a refused listing is an ordinary error answer (the client reads no trailers then)', async () => {
+      const res = await send(env, member, '/v1/identity/list/*')
+      assert.equal(res.status, 403)
+      assert.deepEqual(JSON.parse(res.body), { message: 'prohibited by policy' })
+      await assert.rejects(listKeys(makeClient('stranger'), '*'), /kes: 403: prohibited by policy/)
+    })
+
+    test('answers that are not listings carry no status trailers', async () => {
+      const res = await send(env, root, '/version')
+      assert.equal(res.status, 200)
+      assert.equal(res.headers['trailer'], undefined)
+      assert.deepEqual(res.trailers, {})
+      assert.throws(() => requireStatusTrailer(res), /no HTTP status trailer/)
+    })
+  })
+}
+
+describe('listing trailers and HTTP/1.0', () => {
+  let env: TestEnv
+  before(async () => {
+    env = await TestEnv.create()
+    await env.start(CONFIG)
+  })
+  after(async () => {
+    await env.dispose()
+  })
+
+  test('an HTTP/1.0 key list gets the names, without chunked encoding or trailers', async () => {
+    assert.equal((await env.request(root, '/v1/key/create/old-http', { method: 'POST' })).status, 200)
+    const socket = await env.connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, ALPNProtocols: ['http/1.1'] })
+    const raw = await new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = []
+      socket.setTimeout(TIMEOUT_MS, () => socket.destroy(new Error('HTTP/1.0 request timed out')))
+      socket.on('data', (c: Buffer) => chunks.push(c))
+      socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+      socket.on('error', reject)
+      socket.write('GET /v1/key/list/old-* HTTP/1.0\r\nHost: localhost\r\n\r\n')
+    })
+    socket.destroy()
+    const [head = '', body] = raw.split('\r\n\r\n')
+    assert.match(head, /^HTTP\/1\.1 200 OK/)
+    assert.doesNotMatch(head, /transfer-encoding|trailer/i)
+    assert.equal(body, '{"name":"old-http"}\n')
+  })
+})
