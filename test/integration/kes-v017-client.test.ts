@@ -2,7 +2,7 @@
 // that generation) expects, checked with readers that behave as that client
 // does: it deletes a key twice, finishes every listing by reading the HTTP
 // trailers `Status` and `Error` (and fails without them), decodes policies
-// refusing unknown fields, and refuses any metric family with more than one
+// refusing unknown fields (as seed-era clients decode `{"paths"}`), and refuses any metric family with more than one
 // series. Over HTTP/1.1 and HTTP/2 alike.
 import assert from 'node:assert/strict'
 import http2 from 'node:http2'
@@ -22,6 +22,9 @@ policy:
     - /v1/key/list/*
     identities:
     - ${member.identity}
+  seed-config:
+    paths:
+    - /v1/key/generate/seed-*
 `
 
 // Every wait on the network is bounded, so a broken server fails the test instead of hanging it.
@@ -129,6 +132,28 @@ function apiError(res: RawResponse): Error {
 }
 
 /**
+ * Decodes a JSON object the way Go's encoding/json does with
+ * DisallowUnknownFields into a struct of string-list fields: any other field
+ * is an error (`json: unknown field "paths"`, as the KES 0.17 client says).
+ */
+function decodeStrict(text: string, fields: readonly string[]): Record<string, string[] | null> {
+  const value: unknown = JSON.parse(text)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('json: cannot unmarshal into struct')
+  const out: Record<string, string[] | null> = {}
+  for (const [field, v] of Object.entries(value)) {
+    if (!fields.includes(field)) throw new Error(`json: unknown field "${field}"`)
+    if (v !== null && !(Array.isArray(v) && v.every((e) => typeof e === 'string'))) throw new Error(`json: cannot unmarshal ${field}`)
+    out[field] = v as string[] | null
+  }
+  return out
+}
+
+/** The KES 0.17 client's policy: `{"allow","deny"}`, strictly. */
+const V017_POLICY = ['allow', 'deny'] as const
+/** A seed-era client's policy: `{"paths"}`, strictly. */
+const SEED_POLICY = ['paths'] as const
+
+/**
  * Ends a listing as the KES 0.17 client does: after the body, the `Status`
  * trailer is REQUIRED; a status other than 200 is an error carrying the
  * `Error` trailer's message.
@@ -206,6 +231,51 @@ for (const useHttp2 of [false, true]) {
       assert.equal(res.status, 403)
       assert.deepEqual(JSON.parse(res.body), { message: 'prohibited by policy' })
       await assert.rejects(listKeys(makeClient('stranger'), '*'), /kes: 403: prohibited by policy/)
+    })
+
+    /** `GetPolicy` with a strict decoder for one client generation's form. */
+    async function readPolicy(name: string, fields: readonly string[]): Promise<Record<string, string[] | null>> {
+      const res = await send(env, root, `/v1/policy/read/${name}`)
+      if (res.status !== 200) throw apiError(res)
+      return decodeStrict(res.body, fields)
+    }
+
+    async function writePolicy(name: string, body: object): Promise<void> {
+      const res = await send(env, root, `/v1/policy/write/${name}`, { method: 'POST', body: JSON.stringify(body) })
+      assert.equal(res.status, 200, res.body)
+    }
+
+    test('a policy written as allow/deny reads back as exactly {"allow","deny"} (strict decoder)', async () => {
+      await writePolicy('v017-pol', { allow: ['/v1/key/generate/a-*', '/v1/key/decrypt/a-*'], deny: ['/v1/key/generate/a-x'] })
+      assert.deepEqual(await readPolicy('v017-pol', V017_POLICY), {
+        allow: ['/v1/key/generate/a-*', '/v1/key/decrypt/a-*'],
+        deny: ['/v1/key/generate/a-x'],
+      })
+      await assert.rejects(readPolicy('v017-pol', SEED_POLICY), /json: unknown field "allow"/)
+      // No deny rules are still a list, never null or missing.
+      await writePolicy('v017-allow-only', { allow: ['/v1/key/list/*'] })
+      assert.deepEqual(await readPolicy('v017-allow-only', V017_POLICY), { allow: ['/v1/key/list/*'], deny: [] })
+    })
+
+    test('a policy written in the seed form reads back as exactly {"paths"} (strict decoder)', async () => {
+      await writePolicy('seed-pol', { paths: ['/v1/key/generate/s-*', '/v1/key/decrypt/s-*'] })
+      assert.deepEqual(await readPolicy('seed-pol', SEED_POLICY), { paths: ['/v1/key/generate/s-*', '/v1/key/decrypt/s-*'] })
+      await assert.rejects(readPolicy('seed-pol', V017_POLICY), /json: unknown field "paths"/)
+    })
+
+    test('config policies read back in the form they were configured in', async () => {
+      assert.deepEqual(await readPolicy('listers', V017_POLICY), { allow: ['/v1/key/list/*'], deny: [] })
+      assert.deepEqual(await readPolicy('seed-config', SEED_POLICY), { paths: ['/v1/key/generate/seed-*'] })
+    })
+
+    test('paths given with allow or deny: the allow/deny form, paths appended to allow', async () => {
+      await writePolicy('mixed-pol', { allow: ['/v1/key/list/*'], paths: ['/v1/key/generate/m-*', '/v1/key/list/*'], deny: ['/v1/key/generate/m-x'] })
+      assert.deepEqual(await readPolicy('mixed-pol', V017_POLICY), {
+        allow: ['/v1/key/list/*', '/v1/key/generate/m-*'],
+        deny: ['/v1/key/generate/m-x'],
+      })
+      await writePolicy('paths-deny-pol', { paths: ['/v1/key/generate/p-*'], deny: ['/v1/key/generate/p-x'] })
+      assert.deepEqual(await readPolicy('paths-deny-pol', V017_POLICY), { allow: ['/v1/key/generate/p-*'], deny: ['/v1/key/generate/p-x'] })
     })
 
     test('answers that are not listings carry no status trailers', async () => {
