@@ -144,7 +144,7 @@ export function createRouter(
       // answer comes may take the stream's end for an error.
       if (route.maxBodyBytes === 0 && mayHaveBody(req, res)) await readBody(req, MAX_BODY_BYTES)
       const reply = await route.handler(
-        { identity, args, readBody: () => readBody(req, route.maxBodyBytes) },
+        { identity, args, accept: headerText(req.headers['accept']), readBody: () => readBody(req, route.maxBodyBytes) },
         state,
       )
       status = reply.status
@@ -291,6 +291,11 @@ function toKesError(err: unknown, state: ServerState): KesError {
 }
 
 const NOSNIFF = 'nosniff'
+
+/** A request header as one string (repeated ones joined, as HTTP allows for lists). */
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value
+}
 
 /** False when the request certainly has no body (so reading it would only cost a turn of the event loop). */
 function mayHaveBody(req: RouterRequest, res: RouterResponse): boolean {

@@ -9,7 +9,7 @@ import { setMaxListeners } from 'node:events'
 import { inspect } from 'node:util'
 import { KesError } from '../api/errors.js'
 import { encodeBase64 } from '../crypto/base64.js'
-import type { AuditEvent, DataKey, ErrorEvent, KesApi, KesClientOptions, LogStream, PolicyRules } from './api.js'
+import type { AuditEvent, DataKey, ErrorEvent, KesApi, KesClientOptions, LogStream, MetricsView, PolicyRules } from './api.js'
 import { InvalidResponseError, closedError } from './call.js'
 import type { Call } from './call.js'
 import { NdjsonStream, parseAuditEvent, parseErrorEvent } from './log-stream.js'
@@ -270,9 +270,15 @@ export class KesClient implements KesApi {
     await this.#request({ method: 'DELETE', path: `/v1/identity/forget/${enc(identity)}`, idempotent: false })
   }
 
-  /** The Prometheus text exposition (`GET /v1/metrics`). Rejects with KesError (403) or a network error. */
-  async metrics(): Promise<string> {
-    return (await this.#request(get('/v1/metrics'))).toString('utf8')
+  /**
+   * The Prometheus text exposition (`GET /v1/metrics`). `kes` (the default) asks as KES
+   * clients do, without Accept: OpenKES then answers the KES families (`kes_http_*`,
+   * `kes_log_*`, `kes_system_*`), each as one series. `prometheus` asks as Prometheus
+   * does and gets every family with its labels. Rejects with KesError (403) or a network error.
+   */
+  async metrics(view: MetricsView = 'kes'): Promise<string> {
+    const call: Call = view === 'prometheus' ? { ...get('/v1/metrics'), accept: PROMETHEUS_ACCEPT } : get('/v1/metrics')
+    return (await this.#request(call)).toString('utf8')
   }
 
   /**
@@ -446,6 +452,9 @@ function enc(name: string): string {
 function listPattern(pattern: string | undefined): string {
   return pattern === undefined || pattern === '' ? '*' : enc(pattern)
 }
+
+// What Prometheus sends when it scrapes (it always names its exposition formats).
+const PROMETHEUS_ACCEPT = 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
 
 function get(path: string): Call {
   return { method: 'GET', path, idempotent: true }

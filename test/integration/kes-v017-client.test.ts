@@ -154,6 +154,46 @@ const V017_POLICY = ['allow', 'deny'] as const
 const SEED_POLICY = ['paths'] as const
 
 /**
+ * The metric families of a Prometheus text exposition and their series:
+ * family → label sets (a histogram's `_bucket`/`_sum`/`_count` samples are
+ * one series per label set without `le`), as Go's expfmt decoder groups them.
+ */
+function metricFamilies(text: string): Map<string, Set<string>> {
+  const types = new Map<string, string>()
+  for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types.set(m[1] as string, m[2] as string)
+  const families = new Map<string, Set<string>>()
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? \S+$/.exec(line)
+    if (sample === null) throw new Error(`text format parsing error: ${line}`)
+    let family = sample[1] as string
+    let labels = (sample[2] ?? '').split(',').filter((l) => l !== '')
+    const histogram = /^(.*)_(bucket|sum|count)$/.exec(family)
+    if (histogram !== null && types.get(histogram[1] as string) === 'histogram') {
+      family = histogram[1] as string
+      labels = labels.filter((l) => !l.startsWith('le='))
+    }
+    if (!families.has(family)) families.set(family, new Set())
+    families.get(family)?.add(labels.join(','))
+  }
+  return families
+}
+
+/** `Metrics` of the KES 0.17 client: refuses any family without exactly one series. */
+function v017Metrics(text: string): Map<string, number> {
+  const values = new Map<string, number>()
+  for (const [family, series] of metricFamilies(text)) {
+    if (series.size !== 1) throw new Error(`kes: server response contains more than one metric (${family})`)
+    const value = new RegExp(`^${family}(?:_count)? (\\S+)$`, 'm').exec(text)?.[1]
+    values.set(family, Number(value))
+  }
+  return values
+}
+
+// What Prometheus sends when it scrapes.
+const PROMETHEUS_ACCEPT = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+
+/**
  * Ends a listing as the KES 0.17 client does: after the body, the `Status`
  * trailer is REQUIRED; a status other than 200 is an error carrying the
  * `Error` trailer's message.
@@ -276,6 +316,42 @@ for (const useHttp2 of [false, true]) {
       })
       await writePolicy('paths-deny-pol', { paths: ['/v1/key/generate/p-*'], deny: ['/v1/key/generate/p-x'] })
       assert.deepEqual(await readPolicy('paths-deny-pol', V017_POLICY), { allow: ['/v1/key/generate/p-*'], deny: ['/v1/key/generate/p-x'] })
+    })
+
+    test('Metrics without Accept: only KES families, each exactly one series, counting every request', async () => {
+      // Make labelled series exist: several APIs and statuses.
+      await send(env, root, '/v1/key/create/met-a', { method: 'POST' })
+      await send(env, root, '/v1/key/generate/met-a', { method: 'POST', body: '{}' })
+      await send(env, root, '/v1/key/generate/met-none', { method: 'POST', body: '{}' })
+      const before = await send(env, root, '/v1/metrics')
+      assert.equal(before.status, 200)
+      assert.equal(before.headers['content-type'], 'text/plain; version=0.0.4')
+      const m1 = v017Metrics(before.body)
+      for (const family of m1.keys()) assert.match(family, /^kes_(http|log|system)_/)
+      for (const family of ['kes_http_request_success', 'kes_http_request_error', 'kes_http_request_failure', 'kes_http_request_active', 'kes_http_response_time', 'kes_log_audit_events', 'kes_log_error_events', 'kes_system_up_time']) {
+        assert.ok(m1.has(family), `missing ${family}`)
+      }
+      await send(env, root, '/v1/key/generate/met-none', { method: 'POST', body: '{}' }) // 404
+      const m2 = v017Metrics((await send(env, root, '/v1/metrics')).body)
+      assert.equal((m2.get('kes_http_request_error') ?? 0) - (m1.get('kes_http_request_error') ?? 0), 1)
+      assert.equal((m2.get('kes_http_request_success') ?? 0) - (m1.get('kes_http_request_success') ?? 0), 1) // the first scrape
+      assert.equal((m2.get('kes_http_requests_total') ?? 0) - (m1.get('kes_http_requests_total') ?? 0), 2)
+    })
+
+    test("Metrics with Prometheus's Accept: every family, labels included (the KES reader refuses it)", async () => {
+      await send(env, root, '/v1/key/create/prom-a', { method: 'POST' })
+      await send(env, root, '/v1/key/generate/prom-a', { method: 'POST', body: '{}' })
+      const res = await send(env, root, '/v1/metrics', { headers: { accept: PROMETHEUS_ACCEPT } })
+      assert.equal(res.status, 200)
+      const families = metricFamilies(res.body)
+      assert.ok((families.get('kes_http_requests_total')?.size ?? 0) > 1)
+      for (const f of ['kes_keystore_operation_seconds', 'kes_cache_size', 'kes_tls_handshake_failures_total', 'process_cpu_seconds_total']) {
+        assert.ok(families.has(f), `missing ${f}`)
+      }
+      assert.throws(() => v017Metrics(res.body), /more than one metric/)
+      // The bare text/plain;version=0.0.4 that older scrapers send counts as Prometheus too.
+      const plain = await send(env, root, '/v1/metrics', { headers: { accept: 'text/plain; version=0.0.4' } })
+      assert.ok(metricFamilies(plain.body).has('process_cpu_seconds_total'))
     })
 
     test('answers that are not listings carry no status trailers', async () => {
