@@ -80,9 +80,10 @@ async function serve(reply: BodyReply, req = new FakeRequest(), res = new FakeRe
   const state = {
     version: '0.0.0',
     access: { isAdmin: () => true },
+    api: new Map(),
     errorLog: { error: (line: string) => errorLines.push(line) },
   } as unknown as ServerState
-  const route: Route = { path: '/v1/test/list', methods: ['GET'], params: [], maxBodyBytes: 0, auth: 'policy', handler: async () => reply }
+  const route: Route = { path: '/v1/test/list', methods: ['GET'], params: [], maxBodyBytes: 0, timeoutMs: 10_000, auth: 'policy', handler: async () => reply }
   let completed: CompletedRequest | undefined
   let finished!: () => void
   const done = new Promise<void>((resolve) => (finished = resolve))

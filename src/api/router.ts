@@ -7,6 +7,7 @@ import type { BodySource } from './body.js'
 import {
   ErrBodyTimeout,
   ErrBodyTooLarge,
+  ErrRequestTimeout,
   ErrInternal,
   ErrInvalidIdentity,
   ErrInvalidKeyName,
@@ -21,7 +22,8 @@ import {
 import { parsePath } from './paths.js'
 import { checkListPattern } from './pattern.js'
 import { isBodyParts, isStream } from './reply.js'
-import type { BodyReply, StreamReply } from './reply.js'
+import { isOpen, timeoutOf } from './route-settings.js'
+import type { BodyReply, Reply, StreamReply } from './reply.js'
 import type { SubscriberSink, Subscription } from '../log/event-hub.js'
 import { routes as defaultRoutes } from './routes.js'
 import type { Param, Route } from './routes.js'
@@ -90,6 +92,8 @@ export interface RouterOptions {
 const MAX_ROUTE_DEPTH = 4
 // The body limit of every API (API-CONTRACT.md §2).
 const MAX_BODY_BYTES = 1 << 20
+// How long a log stream's request may take to send a body it should not have.
+const BODY_TIMEOUT_MS = 30_000
 // An unread HTTP/1.1 body up to this size is drained by Node; a larger one closes the connection.
 const DRAINABLE_BODY_BYTES = 64 * 1024
 const UNKNOWN_API = 'unknown'
@@ -106,10 +110,11 @@ export function createRouter(
   getState: () => ServerState,
   opts: RouterOptions,
 ): (req: RouterRequest, res: RouterResponse) => void {
-  const table = new Map<string, Route>()
-  for (const r of opts.routes ?? defaultRoutes) table.set(r.path, r)
+  const table: readonly Route[] = opts.routes ?? defaultRoutes
+  const byPath = new Map<string, Route>()
+  for (const r of table) byPath.set(r.path, r)
   const allowHeader = new Map<Route, string>()
-  for (const r of table.values()) allowHeader.set(r, r.methods.join(', '))
+  for (const r of byPath.values()) allowHeader.set(r, r.methods.join(', '))
   const hooks = opts.hooks ?? {}
 
   async function serve(req: RouterRequest, res: RouterResponse, identity: string, gone: ClientGone): Promise<void> {
@@ -124,7 +129,7 @@ export function createRouter(
     try {
       const { segments, malformed } = parsePath(path)
       if (!malformed) path = '/' + segments.join('/')
-      const found = findRoute(table, segments)
+      const found = findRoute(byPath, segments)
       if (found === undefined) throw ErrNotFound
       const { route, rest } = found
       api = route.path
@@ -133,20 +138,38 @@ export function createRouter(
       }
       if (malformed) throw ErrInvalidPath
       const args = parseArgs(route.params, rest)
-      // A route called without its parameter is checked as if it ended in '/',
-      // so the usual `/v1/key/list/*` permits `/v1/key/list` (API-CONTRACT.md §6).
-      const authPath = rest.length === 0 && route.params.length > 0 ? path + '/' : path
-      if (route.auth === 'policy' && !state.access.isAdmin(identity)) {
-        if (!(await state.access.allows(identity, authPath))) throw ErrNotAllowed
+      const timeoutMs = timeoutOf(route, state.api)
+      const deadline = Date.now() + timeoutMs
+      // The body may take what is left of the route's time (the log streams take none of it).
+      const bodyMs = (): number => (timeoutMs > 0 ? Math.max(1, deadline - Date.now()) : BODY_TIMEOUT_MS)
+      let readingBody = false
+      const timedRead = async (maxBytes: number): Promise<Buffer> => {
+        readingBody = true
+        try {
+          return await readBody(req, maxBytes, bodyMs())
+        } finally {
+          readingBody = false
+        }
       }
-      // APIs without a body ignore one, but read it (within the 1 MiB limit that
-      // holds for every request): an HTTP/2 client still sending when the
-      // answer comes may take the stream's end for an error.
-      if (route.maxBodyBytes === 0 && mayHaveBody(req, res)) await readBody(req, MAX_BODY_BYTES)
-      const reply = await route.handler(
-        { identity, args, accept: headerText(req.headers['accept']), readBody: () => readBody(req, route.maxBodyBytes) },
-        state,
-      )
+      const work = async (): Promise<Reply> => {
+        // A route called without its parameter is checked as if it ended in '/',
+        // so the usual `/v1/key/list/*` permits `/v1/key/list` (API-CONTRACT.md §6).
+        const authPath = rest.length === 0 && route.params.length > 0 ? path + '/' : path
+        if (!isOpen(route, state.api) && !state.access.isAdmin(identity)) {
+          if (!(await state.access.allows(identity, authPath))) throw ErrNotAllowed
+        }
+        // APIs without a body ignore one, but read it (within the 1 MiB limit that
+        // holds for every request): an HTTP/2 client still sending when the
+        // answer comes may take the stream's end for an error.
+        if (route.maxBodyBytes === 0 && mayHaveBody(req, res)) await timedRead(MAX_BODY_BYTES)
+        return route.handler(
+          { identity, args, routes: table, accept: headerText(req.headers['accept']), readBody: () => timedRead(route.maxBodyBytes) },
+          state,
+        )
+      }
+      // A request still working at its deadline is answered then (408 while its body is
+      // still arriving, else 503); what it was doing finishes unobserved.
+      const reply = timeoutMs > 0 ? await withDeadline(work(), timeoutMs, () => (readingBody ? ErrBodyTimeout : ErrRequestTimeout)) : await work()
       status = reply.status
       if (isStream(reply)) {
         stream = openStream(res, reply, gone)
@@ -206,6 +229,26 @@ function openStream(res: RouterResponse, reply: StreamReply, gone: ClientGone): 
   const sub = reply.attach(sink)
   gone.then(() => sub.cancel())
   return sub
+}
+
+/**
+ * Settles like `work`, or rejects with `onTimeout()` if `work` has not settled after `ms`. A
+ * late outcome of `work` is dropped (and never becomes an unhandled rejection).
+ */
+function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => KesError): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), ms)
+    work.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (err: unknown) => {
+        clearTimeout(timer)
+        reject(err)
+      },
+    )
+  })
 }
 
 /** Tells when a response was closed (sent, or the client went away), even if that already happened. */

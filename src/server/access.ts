@@ -31,6 +31,19 @@ export interface PolicyInfo {
   readonly createdBy: string | undefined
 }
 
+/** An identity's policy assignment as the API shows it. */
+export interface IdentityInfo {
+  readonly policy: string
+  readonly createdAt: string | undefined
+  readonly createdBy: string | undefined
+}
+
+/** What `/v1/identity/self/describe` tells a non-admin caller: its assignment and the rules in force. */
+export interface SelfInfo extends IdentityInfo {
+  /** The rules that authorize the caller; undefined when it has no policy in force. */
+  readonly rules: { readonly allow: readonly string[]; readonly deny: readonly string[] } | undefined
+}
+
 /** What a non-admin identity may do; `undefined` policy means nothing but the open APIs. */
 interface Grant {
   readonly policy: Policy | undefined
@@ -212,6 +225,38 @@ export class AccessControl {
     const deleted = await this.#guard('failed to delete identity', () => this.#store.identities.delete(identity))
     this.#grants.clear()
     if (!deleted) throw ErrIdentityNotFound
+  }
+
+  /**
+   * The policy assigned to a non-admin identity (config or API), with the assignment's
+   * creation time and creator where known. Throws ErrIdentityNotFound when it has none, 502/503.
+   */
+  async describeIdentity(identity: string): Promise<IdentityInfo> {
+    const configured = this.#configIdentities.get(identity)
+    if (configured !== undefined) return { policy: configured, createdAt: undefined, createdBy: undefined }
+    const stored = await this.#storedAssignment(identity)
+    if (stored === undefined) throw ErrIdentityNotFound
+    return { policy: stored.policy, createdAt: stored.created_at, createdBy: stored.created_by }
+  }
+
+  /**
+   * Who a non-admin caller is: its assignment and the rules that authorize it, by the same
+   * rules as `allows` (an assignment to a missing policy, or one older than its policy, grants
+   * nothing and so shows no rules). Undefined when the identity has no policy. Throws 502/503.
+   */
+  async describeSelf(identity: string): Promise<SelfInfo | undefined> {
+    let info: IdentityInfo
+    try {
+      info = await this.describeIdentity(identity)
+    } catch (err) {
+      if (err === ErrIdentityNotFound) return undefined
+      throw err
+    }
+    const configured = this.#configPolicies.get(info.policy)
+    if (configured !== undefined) return { ...info, rules: { allow: configured.allow, deny: configured.deny } }
+    const stored = await this.#storedPolicy(info.policy)
+    const stale = info.createdAt !== undefined && stored?.created_at !== undefined && info.createdAt < stored.created_at
+    return { ...info, rules: stored === undefined || stale ? undefined : { allow: stored.allow, deny: stored.deny } }
   }
 
   /** Every identity → policy assignment (config and API), sorted by identity; the admin is never listed. */

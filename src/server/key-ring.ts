@@ -99,6 +99,21 @@ export class KeyRing {
     }
   }
 
+  /**
+   * Asks the key store whether it can be reached now; resolves the round trip in ms
+   * (fractional), or undefined when it can't be reached. Never throws: readiness probes call
+   * this every few seconds, so the reason is not logged here (failing key operations log it).
+   */
+  async ping(): Promise<number | undefined> {
+    const start = performance.now()
+    try {
+      await this.#store.ping()
+    } catch {
+      return undefined
+    }
+    return performance.now() - start
+  }
+
   /** Stops the cache's timer. */
   close(): void {
     this.#cache.close()

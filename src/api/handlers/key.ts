@@ -120,3 +120,46 @@ export async function decryptKey(req: ApiRequest, s: ServerState): Promise<Reply
   plaintext.fill(0)
   return reply
 }
+
+/** The `/v1/key/describe` answer; `created_*` are left out when the key file has none. */
+export interface DescribeKeyResponse {
+  readonly name: string
+  /** The key id ciphertexts carry: hex of the first 16 bytes of SHA-256(key). */
+  readonly id: string
+  /** Always present: kes-go v0.2 reads "AES256" / "ChaCha20" and refuses "". */
+  readonly algorithm: Cipher
+  readonly created_at?: string
+  readonly created_by?: string
+}
+
+/**
+ * GET /v1/key/describe/:name — MinIO calls it every few seconds, so it is served from the key
+ * cache like encrypt and decrypt. A missing key is 404 `key does not exist`.
+ */
+export async function describeKey(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const [name] = req.args as [string]
+  const key = await s.keys.get(name)
+  const body: DescribeKeyResponse = {
+    name,
+    id: key.id,
+    algorithm: key.cipher,
+    ...(key.createdAt === undefined ? {} : { created_at: key.createdAt }),
+    ...(key.createdBy === undefined ? {} : { created_by: key.createdBy }),
+  }
+  return json(200, body)
+}
+
+/**
+ * PUT /v1/key/hmac/:name — `{"message":b64}` → `{"hmac":b64}`: HMAC-SHA256 of the message under
+ * the key's HMAC key (its own, or the one derived from the master key; see SecretKey.hmac). A
+ * missing or null message is the empty message (kes-go sends a nil one as null).
+ */
+export async function hmacKey(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const [name] = req.args as [string]
+  const body = parseJsonObject(await req.readBody())
+  const message = optionalBase64(body, 'message') ?? Buffer.alloc(0)
+  const key = await s.keys.get(name)
+  const mac = key.hmac(message)
+  message.fill(0)
+  return json(200, { hmac: encodeBase64(mac) })
+}

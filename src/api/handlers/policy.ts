@@ -62,3 +62,14 @@ export async function deletePolicy(req: ApiRequest, s: ServerState): Promise<Rep
   await s.access.deletePolicy(name)
   return ok()
 }
+
+/** GET /v1/policy/describe/:name — `{"name","created_at","created_by"}`; config policies have no times, so those are left out. */
+export async function describePolicy(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const [name] = req.args as [string]
+  const policy = await s.access.readPolicy(name)
+  return json(200, {
+    name,
+    ...(policy.createdAt === undefined ? {} : { created_at: policy.createdAt }),
+    ...(policy.createdBy === undefined ? {} : { created_by: policy.createdBy }),
+  })
+}
