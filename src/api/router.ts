@@ -21,7 +21,7 @@ import {
 } from './errors.js'
 import { parsePath } from './paths.js'
 import { checkListPattern } from './pattern.js'
-import { isStream } from './reply.js'
+import { isBodyParts, isStream } from './reply.js'
 import { isOpen, timeoutOf } from './route-settings.js'
 import type { BodyReply, Reply, StreamReply } from './reply.js'
 import type { SubscriberSink, Subscription } from '../log/event-hub.js'
@@ -33,6 +33,9 @@ export interface RouterRequest extends BodySource {
   readonly method?: string | undefined
   readonly url?: string | undefined
   readonly readableEnded?: boolean
+  /** 1 for HTTP/1.x (and then the minor version), 2 for HTTP/2. */
+  readonly httpVersionMajor?: number
+  readonly httpVersionMinor?: number
   readonly socket?: { readonly remoteAddress?: string | undefined } | null | undefined
 }
 
@@ -42,10 +45,13 @@ export interface RouterResponse {
   readonly writableEnded: boolean
   readonly writableLength?: number
   writeHead(status: number, headers: Record<string, string | number>): unknown
-  write(chunk: string): unknown
+  /** False when the chunk was buffered beyond the high-water mark ('drain' follows). */
+  write(chunk: string | Buffer): boolean
   end(body?: string | Buffer): unknown
+  addTrailers(trailers: Record<string, string>): void
+  destroy(): unknown
   flushHeaders?(): void
-  once(event: 'finish' | 'close', listener: () => void): unknown
+  once(event: 'finish' | 'close' | 'drain', listener: () => void): unknown
   readonly stream?: { close(code?: number): void; readonly writableLength: number; readonly endAfterHeaders: boolean } | undefined
 }
 
@@ -156,14 +162,26 @@ export function createRouter(
         // holds for every request): an HTTP/2 client still sending when the
         // answer comes may take the stream's end for an error.
         if (route.maxBodyBytes === 0 && mayHaveBody(req, res)) await timedRead(MAX_BODY_BYTES)
-        return route.handler({ identity, args, routes: table, readBody: () => timedRead(route.maxBodyBytes) }, state)
+        return route.handler(
+          { identity, args, routes: table, accept: headerText(req.headers['accept']), readBody: () => timedRead(route.maxBodyBytes) },
+          state,
+        )
       }
       // A request still working at its deadline is answered then (408 while its body is
       // still arriving, else 503); what it was doing finishes unobserved.
       const reply = timeoutMs > 0 ? await withDeadline(work(), timeoutMs, () => (readingBody ? ErrBodyTimeout : ErrRequestTimeout)) : await work()
       status = reply.status
-      if (isStream(reply)) stream = openStream(res, reply, gone)
-      else send(req, res, reply)
+      if (isStream(reply)) {
+        stream = openStream(res, reply, gone)
+      } else if (reply.statusTrailers === true || isBodyParts(reply.body)) {
+        const failure = await sendInParts(req, res, reply, gone, state)
+        if (failure !== undefined) {
+          status = failure.status
+          error = failure.message
+        }
+      } else {
+        send(req, res, reply, reply.body ?? '')
+      }
     } catch (err) {
       const e = toKesError(err, state)
       status = e.status
@@ -236,6 +254,10 @@ function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => KesError
 /** Tells when a response was closed (sent, or the client went away), even if that already happened. */
 class ClientGone {
   #closed = false
+  /** Whether the response is closed already. */
+  get closed(): boolean {
+    return this.#closed
+  }
   readonly #listeners: Array<() => void> = []
   constructor(res: RouterResponse) {
     res.once('close', () => {
@@ -313,6 +335,11 @@ function toKesError(err: unknown, state: ServerState): KesError {
 
 const NOSNIFF = 'nosniff'
 
+/** A request header as one string (repeated ones joined, as HTTP allows for lists). */
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
 /** False when the request certainly has no body (so reading it would only cost a turn of the event loop). */
 function mayHaveBody(req: RouterRequest, res: RouterResponse): boolean {
   if (res.stream !== undefined) return !res.stream.endAfterHeaders
@@ -337,14 +364,85 @@ function settleUnreadBody(req: RouterRequest, res: RouterResponse, headers: Reco
   if (force || chunked || Number(req.headers['content-length'] ?? 0) > DRAINABLE_BODY_BYTES) headers['connection'] = 'close'
 }
 
-function send(req: RouterRequest, res: RouterResponse, reply: BodyReply): void {
+function send(req: RouterRequest, res: RouterResponse, reply: BodyReply, body: string | Buffer): void {
   const headers: Record<string, string | number> = { 'x-content-type-options': NOSNIFF }
   if (reply.contentType !== undefined) headers['content-type'] = reply.contentType
-  const body = reply.body ?? ''
   headers['content-length'] = Buffer.byteLength(body)
   settleUnreadBody(req, res, headers, false)
   res.writeHead(reply.status, headers)
   res.end(body)
+}
+
+/**
+ * Sends a reply chunked: a listing with its status trailers, or a body
+ * produced part by part. Parts are written as the client takes them. A
+ * failure while producing the body, after the headers went out, goes into
+ * the trailers (`Status: <status>`, `Error: {"message":...}`); without
+ * trailers the response is aborted instead. Resolves to that failure.
+ */
+async function sendInParts(
+  req: RouterRequest,
+  res: RouterResponse,
+  reply: BodyReply,
+  gone: ClientGone,
+  state: ServerState,
+): Promise<KesError | undefined> {
+  const headers: Record<string, string | number> = { 'x-content-type-options': NOSNIFF }
+  if (reply.contentType !== undefined) headers['content-type'] = reply.contentType
+  const trailers = reply.statusTrailers === true && canSendTrailers(req)
+  if (trailers) headers['trailer'] = 'Status, Error'
+  settleUnreadBody(req, res, headers, false)
+  res.writeHead(reply.status, headers)
+  let failure: KesError | undefined
+  try {
+    const body = reply.body
+    if (isBodyParts(body)) {
+      for await (const part of body) {
+        if (gone.closed) break
+        if (!res.write(part)) await drained(res, gone)
+      }
+    } else if (body !== undefined && body.length > 0) {
+      res.write(body)
+    }
+  } catch (err) {
+    failure = toKesError(err, state)
+  }
+  if (trailers) {
+    res.addTrailers(statusTrailers(reply.status, failure))
+  } else if (failure !== undefined) {
+    res.destroy()
+    return failure
+  }
+  res.end()
+  return failure
+}
+
+/**
+ * Whether the response can carry trailers: HTTP/2, or HTTP/1.1 with chunked
+ * encoding. HTTP/1.0 has neither (and Node refuses to declare trailers there).
+ */
+function canSendTrailers(req: RouterRequest): boolean {
+  const major = req.httpVersionMajor ?? 1
+  return major >= 2 || (major === 1 && (req.httpVersionMinor ?? 1) >= 1)
+}
+
+/** The listing trailers: `Status: 200` and an empty `Error`, or the failure's status and `{"message":...}`. */
+function statusTrailers(status: number, failure: KesError | undefined): Record<string, string> {
+  if (failure === undefined) return { Status: String(status), Error: '' }
+  // Header values must be printable ASCII; JSON escapes keep the message intact.
+  const message = JSON.stringify({ message: failure.message }).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+  return { Status: String(failure.status), Error: message }
+}
+
+/** Resolves once a response takes more data, or is closed. */
+function drained(res: RouterResponse, gone: ClientGone): Promise<void> {
+  return new Promise((resolve) => {
+    res.once('drain', resolve)
+    gone.then(resolve)
+  })
 }
 
 function sendError(req: RouterRequest, res: RouterResponse, e: KesError, cause: unknown): void {

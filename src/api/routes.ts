@@ -24,6 +24,8 @@ export type Param = 'key' | 'policy' | 'identity' | 'pattern'
 export interface ApiRequest {
   readonly identity: string
   readonly args: readonly string[]
+  /** The Accept header, if any (`/v1/metrics` answers Prometheus and KES clients differently). */
+  readonly accept: string | undefined
   /** Reads the body, at most the route's maxBodyBytes (413 beyond). */
   readBody(): Promise<Buffer>
   /** The route table the router serves (for `/v1/api`, so it can't list another). */

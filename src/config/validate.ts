@@ -16,6 +16,11 @@ export interface ConfigPolicy {
   readonly deny: readonly string[]
   /** Lowercase hex identities bound to this policy (each identity has at most one policy). */
   readonly identities: readonly string[]
+  /**
+   * The form the policy is read back in: `paths` for one configured with `paths` alone
+   * (KES before v0.15), otherwise (and when absent) `allow-deny`.
+   */
+  readonly form?: 'allow-deny' | 'paths'
 }
 
 /** The settings of one API in the config's `api:` section (KES 2023 layout). */
@@ -229,6 +234,7 @@ function policiesSection(
       ...patterns(r.stringList(p?.get('paths'), `${at}.paths`), `${at}.paths`),
     ]
     const deny = patterns(r.stringList(p?.get('deny'), `${at}.deny`), `${at}.deny`)
+    const pathsOnly = p?.get('paths') != null && p.get('allow') == null && p.get('deny') == null
     const identities: string[] = []
     r.stringList(p?.get('identities'), `${at}.identities`).forEach((value, i) => {
       const idPath = `${at}.identities[${i}]`
@@ -249,6 +255,7 @@ function policiesSection(
         allow: Object.freeze(allow),
         deny: Object.freeze(deny),
         identities: Object.freeze(identities),
+        ...(pathsOnly ? { form: 'paths' as const } : {}),
       }),
     ])
   }

@@ -1,7 +1,7 @@
 import type { ServerState } from '../../server/state.js'
 import { listFilter } from '../pattern.js'
 import type { Reply } from '../reply.js'
-import { json, ok } from '../reply.js'
+import { json, listing, ok } from '../reply.js'
 import type { ApiRequest } from '../routes.js'
 
 /** POST /v1/identity/assign/:policy/:identity — one policy per identity; a new assignment replaces the old. */
@@ -11,14 +11,17 @@ export async function assignIdentity(req: ApiRequest, s: ServerState): Promise<R
   return ok()
 }
 
-/** GET /v1/identity/list/:pattern — one JSON object `{"<identity>":"<policy>"}`, sorted, the admin left out. */
+/**
+ * GET /v1/identity/list/:pattern — one JSON object `{"<identity>":"<policy>"}` (the seed's
+ * form), sorted, the admin left out, then the `Status` and `Error` trailers of every listing.
+ */
 export async function listIdentities(req: ApiRequest, s: ServerState): Promise<Reply> {
   const matches = listFilter(req.args[0] ?? '')
   const out: Record<string, string> = {}
   for (const [identity, policy] of await s.access.listIdentities()) {
     if (matches(identity)) out[identity] = policy
   }
-  return json(200, out)
+  return listing(json(200, out))
 }
 
 /** DELETE /v1/identity/forget/:identity — an unknown identity is 404. */

@@ -7,7 +7,7 @@ import { optionalBase64, optionalString, parseJsonObject } from '../body.js'
 import { ErrDecrypt, ErrInvalidCiphertext, ErrInvalidKey, KesError } from '../errors.js'
 import { listFilter } from '../pattern.js'
 import type { Reply } from '../reply.js'
-import { json, ndjson, ok } from '../reply.js'
+import { json, listing, ndjson, ok } from '../reply.js'
 import type { ApiRequest } from '../routes.js'
 
 const KEY_BYTES = 32
@@ -56,18 +56,21 @@ function parseCipher(name: string | undefined): Cipher {
   return cipher
 }
 
-/** DELETE /v1/key/delete/:name — a missing key is 404. */
+/**
+ * DELETE /v1/key/delete/:name — idempotent: a missing key is 200 too, so a
+ * client that retries a delete whose answer was lost (KES 0.17) never fails.
+ */
 export async function deleteKey(req: ApiRequest, s: ServerState): Promise<Reply> {
   const [name] = req.args as [string]
   await s.keys.delete(name)
   return ok()
 }
 
-/** GET /v1/key/list/:pattern — nd-json `{"name":...}` lines, sorted. */
+/** GET /v1/key/list/:pattern — nd-json `{"name":...}` lines, sorted, then the `Status` and `Error` trailers. */
 export async function listKeys(req: ApiRequest, s: ServerState): Promise<Reply> {
   const matches = listFilter(req.args[0] ?? '')
   const names = await s.keys.list()
-  return ndjson(names.filter(matches).map((name) => ({ name })))
+  return listing(ndjson(names.filter(matches).map((name) => ({ name }))))
 }
 
 /** POST /v1/key/generate/:name — a fresh 256-bit data key, in plain and sealed under the named key. */
