@@ -155,15 +155,23 @@ export function createRouter(
         // A route called without its parameter is checked as if it ended in '/',
         // so the usual `/v1/key/list/*` permits `/v1/key/list` (API-CONTRACT.md §6).
         const authPath = rest.length === 0 && route.params.length > 0 ? path + '/' : path
-        if (!isOpen(route, state.api) && !state.access.isAdmin(identity)) {
-          if (!(await state.access.allows(identity, authPath))) throw ErrNotAllowed
-        }
+        const allowedBy = async (s: ServerState): Promise<boolean> =>
+          isOpen(route, s.api) || s.access.isAdmin(identity) || (await s.access.allows(identity, authPath))
+        if (!(await allowedBy(state))) throw ErrNotAllowed
         // APIs without a body ignore one, but read it (within the 1 MiB limit that
         // holds for every request): an HTTP/2 client still sending when the
         // answer comes may take the stream's end for an error.
         if (route.maxBodyBytes === 0 && mayHaveBody(req, res)) await timedRead(MAX_BODY_BYTES)
         return route.handler(
-          { identity, args, routes: table, accept: headerText(req.headers['accept']), readBody: () => timedRead(route.maxBodyBytes) },
+          {
+            identity,
+            args,
+            routes: table,
+            accept: headerText(req.headers['accept']),
+            readBody: () => timedRead(route.maxBodyBytes),
+            // Asked later (log streams): by the state in force then, not this request's.
+            stillAllowed: () => allowedBy(getState()),
+          },
           state,
         )
       }

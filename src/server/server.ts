@@ -19,7 +19,7 @@ import { EventHub } from '../log/event-hub.js'
 import { instrumentStore } from '../metrics/instrument-store.js'
 import { ServerMetrics } from '../metrics/server-metrics.js'
 import { VERSION } from '../version.js'
-import { AccessControl } from './access.js'
+import { AccessControl, GRANT_TTL_MS } from './access.js'
 import { KeyRing } from './key-ring.js'
 import { describeError } from '../log/describe-error.js'
 import { parseListenAddress } from './listen-address.js'
@@ -146,8 +146,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const store = instrumentStore(rawStore, (table, op, seconds) => metrics.keystoreSeconds.observe(seconds, [table, op]))
   const keys = new KeyRing(store, config.cache, errorLog)
   metrics.setCacheStats(() => keys.cacheStats())
+  // Open log streams are re-authorized after every change of who may read them, and
+  // every GRANT_TTL_MS for changes made by other servers on the same store.
+  const streams = new StreamGuard([auditLog.hub, errorLog.hub])
   const newAccess = (c: Config): AccessControl =>
-    new AccessControl({ adminIdentity: c.adminIdentity, policies: c.policies, store, errorLog })
+    new AccessControl({ adminIdentity: c.adminIdentity, policies: c.policies, store, errorLog, onChange: () => streams.recheck() })
   let state: ServerState = {
     version: VERSION,
     keys,
@@ -277,6 +280,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       const old = state.access
       state = { ...state, access, api: next.api }
       old.close()
+      streams.recheck()
       for (const [field, changed] of restartOnlyChanges(current, next)) {
         if (changed) errorLog.error(`config: ${field} changes take effect after a restart`)
       }
@@ -285,6 +289,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     close(graceMs = 10_000) {
       closed ??= (async () => {
         closing = true
+        streams.close()
         await shutdown(server, sockets, tlsSockets, sessions, auditLog, errorLog, graceMs)
         keys.close()
         state.access.close()
@@ -292,6 +297,47 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       })()
       return closed
     },
+  }
+}
+
+/**
+ * Re-authorizes the readers of log streams: at once after a change made
+ * through this server (recheck), and every GRANT_TTL_MS while any stream is
+ * open, which catches changes made by another server on the same store (the
+ * grant cache keeps each check cheap). Checks never overlap: a recheck asked
+ * for during one runs once it is done.
+ */
+class StreamGuard {
+  readonly #hubs: readonly EventHub[]
+  readonly #timer: NodeJS.Timeout
+  #running = false
+  #again = false
+
+  constructor(hubs: readonly EventHub[]) {
+    this.#hubs = hubs
+    this.#timer = setInterval(() => {
+      if (this.#hubs.some((h) => h.size > 0)) this.recheck()
+    }, GRANT_TTL_MS)
+    this.#timer.unref()
+  }
+
+  recheck(): void {
+    if (this.#running) {
+      this.#again = true
+      return
+    }
+    this.#running = true
+    void (async () => {
+      do {
+        this.#again = false
+        await Promise.all(this.#hubs.map((h) => h.reauthorize()))
+      } while (this.#again)
+      this.#running = false
+    })()
+  }
+
+  close(): void {
+    clearInterval(this.#timer)
   }
 }
 
