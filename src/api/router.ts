@@ -97,6 +97,9 @@ const BODY_TIMEOUT_MS = 30_000
 // An unread HTTP/1.1 body up to this size is drained by Node; a larger one closes the connection.
 const DRAINABLE_BODY_BYTES = 64 * 1024
 const UNKNOWN_API = 'unknown'
+// Served even while log.audit_fail_closed refuses everything else: they show state, never keys.
+const AUDIT_EXEMPT = new Set(['/version', '/v1/ready', '/v1/status', '/v1/metrics'])
+const ErrAuditUnavailable = new KesError(503, 'audit log cannot be written')
 
 /**
  * Builds the request handler. It does the shared work of every API in the
@@ -158,6 +161,9 @@ export function createRouter(
         const allowedBy = async (s: ServerState): Promise<boolean> =>
           isOpen(route, s.api) || s.access.isAdmin(identity) || (await s.access.allows(identity, authPath))
         if (!(await allowedBy(state))) throw ErrNotAllowed
+        // log.audit_fail_closed: nothing is done that can't be audited; the
+        // health probes still answer, so operators can see why.
+        if (state.auditLog.refusing && !AUDIT_EXEMPT.has(route.path)) throw ErrAuditUnavailable
         // APIs without a body ignore one, but read it (within the 1 MiB limit that
         // holds for every request): an HTTP/2 client still sending when the
         // answer comes may take the stream's end for an error.

@@ -13,6 +13,7 @@ import type { Config } from '../config/validate.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
 import type { KeyStore } from '../keystore/keystore.js'
 import { AuditLog } from '../log/audit-log.js'
+import type { AuditOutputs } from '../log/audit-log.js'
 import { ErrorLog, RateLimitedLog } from '../log/error-log.js'
 import type { LineSink } from '../log/error-log.js'
 import { EventHub } from '../log/event-hub.js'
@@ -138,8 +139,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     }),
     onError: (message) => errorLog.error(message),
     onEvent: () => metrics.auditEvents.inc(),
+    onLost: (n) => metrics.auditLost.inc([], n),
   })
-  await auditLog.configure({ stdout: config.log.audit, file: config.log.auditFile })
+  metrics.setAuditFileHealth(() => auditLog.fileHealthy)
+  await auditLog.configure(auditOutputs(config))
 
   const tls = await readTls(config)
   const rawStore = opts.store ?? (await openFsStore(config.keystore.path))
@@ -272,7 +275,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     async reload(next: Config) {
       const nextTls = await readTls(next)
       const access = newAccess(next)
-      await auditLog.configure({ stdout: next.log.audit, file: next.log.auditFile })
+      await auditLog.configure(auditOutputs(next))
       // Nothing below can fail: the new config is applied whole or not at all.
       server.setSecureContext({ key: nextTls.key, cert: nextTls.cert, ca: nextTls.ca, passphrase: nextTls.passphrase, ...TLS_OPTIONS })
       ;(server as unknown as { rejectUnauthorized: boolean }).rejectUnauthorized = nextTls.ca !== undefined
@@ -339,6 +342,10 @@ class StreamGuard {
   close(): void {
     clearInterval(this.#timer)
   }
+}
+
+function auditOutputs(c: Config): AuditOutputs {
+  return { stdout: c.log.audit, file: c.log.auditFile, failClosed: c.log.auditFailClosed === true }
 }
 
 /** The HTTP/1.1 socket of a request; undefined for HTTP/2 streams (their sessions close gracefully by themselves). */
