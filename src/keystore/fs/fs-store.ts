@@ -11,6 +11,7 @@ import path from 'node:path'
 import { PING_OP, StoreUnavailableError } from '../keystore.js'
 import type { KeyStore, Table } from '../keystore.js'
 import { DIR_MODE, TEMP_PREFIX, errorCode } from './atomic-file.js'
+import { FOREIGN_STALE_MS, judgeTempFile } from './temp-name.js'
 import { FsTable } from './fs-table.js'
 import type { FsRoot } from './fs-table.js'
 
@@ -43,17 +44,16 @@ export async function openFsStore(dir: string): Promise<KeyStore> {
   return new FsStore(root)
 }
 
-// A temp file older than this is left over from a crash, not a write in progress
-// (another server may share the directory and be writing right now).
-const STALE_TEMP_MS = 10 * 60_000
-
 /**
- * Removes temp files a crash left behind. After a crash between link and
- * unlink, a temp file is a second name of a key file: it would keep the key's
- * bytes on disk after the key is deleted. Best effort: failures are ignored.
+ * Removes the temp files a crash left behind, at every start: a temp file is
+ * a whole key never published, or (after a crash between link and unlink) a
+ * second name of a key file that would keep the key's bytes on disk after the
+ * key is deleted. Only files that can't belong to a write in progress by
+ * another server sharing the directory are removed (see temp-name.ts).
+ * Best effort: failures are ignored.
  */
 async function removeStaleTempFiles(dirs: readonly string[]): Promise<void> {
-  const cutoff = Date.now() - STALE_TEMP_MS
+  const cutoff = Date.now() - FOREIGN_STALE_MS
   for (const dir of dirs) {
     let names: string[]
     try {
@@ -65,7 +65,8 @@ async function removeStaleTempFiles(dirs: readonly string[]): Promise<void> {
       if (!name.startsWith(TEMP_PREFIX)) continue
       const file = path.join(dir, name)
       try {
-        if ((await lstat(file)).mtimeMs < cutoff) await unlink(file)
+        const verdict = judgeTempFile(name)
+        if (verdict === 'remove' || (await lstat(file)).mtimeMs < cutoff) await unlink(file)
       } catch {
         // Gone already, or not ours to remove: either way nothing to do.
       }
