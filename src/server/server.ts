@@ -20,7 +20,9 @@ import { EventHub } from '../log/event-hub.js'
 import { instrumentStore } from '../metrics/instrument-store.js'
 import { ServerMetrics } from '../metrics/server-metrics.js'
 import { VERSION } from '../version.js'
+import { checkTlsPair, unreadable } from '../x509/tls-pair.js'
 import { AccessControl, GRANT_TTL_MS } from './access.js'
+import { findUnsafeFiles } from './file-safety.js'
 import { KeyRing } from './key-ring.js'
 import { describeError } from '../log/describe-error.js'
 import { parseListenAddress } from './listen-address.js'
@@ -56,6 +58,11 @@ export interface StartOptions {
   store?: KeyStore
   /** How far a log-stream reader may fall behind before it loses events (default 256 KiB). */
   traceBufferBytes?: number
+  /**
+   * Refuse to start when the TLS key, the key directory or a key file is open
+   * to other users (`openkes server --strict`); without it they are warned about.
+   */
+  strictFiles?: boolean
 }
 
 // The identity is computed once per TLS connection and kept on the socket:
@@ -97,15 +104,29 @@ interface TlsMaterial {
   readonly context: SecureContext
 }
 
+/**
+ * Reads the TLS files and checks them; every error names the file and the
+ * config setting (`tls.key: cannot read '/etc/kes/server.key': ENOENT`,
+ * `tls.key '...' is not the private key of tls.cert '...'`).
+ */
 async function readTls(config: Config): Promise<TlsMaterial> {
+  const read = (setting: string, file: string): Promise<Buffer> =>
+    readFile(file).catch((err: unknown) => Promise.reject(unreadable(setting, file, err)))
   const [key, cert, ca] = await Promise.all([
-    readFile(config.tls.keyFile),
-    readFile(config.tls.certFile),
-    config.tls.caFile === undefined ? undefined : readFile(config.tls.caFile),
+    read('tls.key', config.tls.keyFile),
+    read('tls.cert', config.tls.certFile),
+    config.tls.caFile === undefined ? undefined : read('tls.ca', config.tls.caFile),
   ])
   const passphrase = config.tls.password
+  checkTlsPair({ pem: cert, file: config.tls.certFile, setting: 'tls.cert' }, { pem: key, file: config.tls.keyFile, setting: 'tls.key' }, passphrase, 'tls.password')
   // Building the context proves the key, certificate and CA are usable.
-  const context = createSecureContext({ key, cert, ca, passphrase, ...TLS_OPTIONS })
+  let context: SecureContext
+  try {
+    context = createSecureContext({ key, cert, ca, passphrase, ...TLS_OPTIONS })
+  } catch (err) {
+    const where = config.tls.caFile === undefined ? `tls.cert '${config.tls.certFile}'` : `tls.cert '${config.tls.certFile}' or tls.ca '${config.tls.caFile}'`
+    throw new Error(`${where} cannot be used: ${(err as Error).message}`, { cause: err })
+  }
   return { key, cert, ca, passphrase, context }
 }
 
@@ -145,7 +166,15 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   await auditLog.configure(auditOutputs(config))
 
   const tls = await readTls(config)
-  const rawStore = opts.store ?? (await openFsStore(config.keystore.path))
+  const rawStore = opts.store ?? (await openConfiguredStore(config))
+  if (opts.store === undefined) {
+    const unsafe = await findUnsafeFiles(config)
+    if (unsafe.length > 0 && opts.strictFiles === true) {
+      await rawStore.close()
+      throw new Error(`unsafe file permissions (--strict): ${unsafe.join('; ')}`)
+    }
+    for (const problem of unsafe) errorLog.error(`security: ${problem}`)
+  }
   const store = instrumentStore(rawStore, (table, op, seconds) => metrics.keystoreSeconds.observe(seconds, [table, op]))
   const keys = new KeyRing(store, config.cache, errorLog)
   metrics.setCacheStats(() => keys.cacheStats())
@@ -341,6 +370,15 @@ class StreamGuard {
 
   close(): void {
     clearInterval(this.#timer)
+  }
+}
+
+/** Opens the fs store of the config; its errors name the setting. */
+async function openConfiguredStore(config: Config): Promise<KeyStore> {
+  try {
+    return await openFsStore(config.keystore.path)
+  } catch (err) {
+    throw new Error(`keystore.fs.path: ${(err as Error).message}`, { cause: err })
   }
 }
 

@@ -6,7 +6,7 @@
  * name, so they can't collide with keys or show up in the key list.
  */
 import { constants } from 'node:fs'
-import { access, chmod, lstat, mkdir, readdir, stat, unlink } from 'node:fs/promises'
+import { access, chmod, lstat, mkdir, readdir, stat, statfs, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { PING_OP, StoreUnavailableError } from '../keystore.js'
 import type { KeyStore, Table } from '../keystore.js'
@@ -19,6 +19,18 @@ import type { FsRoot } from './fs-table.js'
 export const OPENKES_DIR = '.openkes'
 
 const openOp = 'failed to open key store'
+
+// Kernel pseudo file systems (statfs f_type, linux/magic.h): their directories list thousands
+// of entries that are not keys and some "files" never end; a key store there is a mistake.
+const PSEUDO_FILE_SYSTEMS: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, 'proc'],
+  [0x62656572, 'sysfs'],
+  [0x64626720, 'debugfs'],
+  [0x74726163, 'tracefs'],
+  [0x73636673, 'securityfs'],
+  [0x27e0eb, 'cgroup'],
+  [0x63677270, 'cgroup2'],
+])
 
 /**
  * Opens the filesystem store in `dir`, creating it (and missing parents) with mode 0700
@@ -34,6 +46,10 @@ export async function openFsStore(dir: string): Promise<KeyStore> {
     if (!stats.isDirectory()) throw new StoreUnavailableError(openOp, `keystore/fs: '${root}' is not a directory`)
     // Read access is enough: a read-only key directory can still serve its keys.
     await access(root, constants.R_OK | constants.X_OK)
+    const pseudo = PSEUDO_FILE_SYSTEMS.get((await statfs(root)).type)
+    if (pseudo !== undefined) {
+      throw new StoreUnavailableError(openOp, `keystore/fs: '${root}' is on the kernel's ${pseudo} file system, not a place for keys`)
+    }
   } catch (err) {
     if (err instanceof StoreUnavailableError) throw err
     const code = errorCode(err)
