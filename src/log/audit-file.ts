@@ -19,8 +19,8 @@ const MAX_PENDING_EVENTS = 16_384
  * lost, marks the file unhealthy and drops the file handle; the next event
  * reopens the file and tries again, so writing resumes by itself as soon as
  * it can. Events are written in order, batched while a write is in flight.
- * A write torn by the failure is followed by a newline, so the next event
- * starts a line of its own.
+ * A write torn by the failure is cut off again (or, if even that fails,
+ * followed by a newline), so every line in the file is a whole event.
  */
 export class AuditFile {
   readonly path: string
@@ -86,6 +86,19 @@ export class AuditFile {
     this.#writing = undefined
   }
 
+  /** Removes the last `bytes` bytes of the file (a torn write); false when it can't. */
+  async #cutOff(bytes: number): Promise<boolean> {
+    try {
+      const fh = this.#fh
+      if (fh === undefined) return false
+      const { size } = await fh.stat()
+      await fh.truncate(Math.max(0, size - bytes))
+      return true
+    } catch {
+      return false
+    }
+  }
+
   async #writeBatch(batch: readonly string[]): Promise<void> {
     const data = Buffer.from((this.#torn ? '\n' : '') + batch.join(''))
     let written = 0
@@ -97,8 +110,9 @@ export class AuditFile {
         written += bytesWritten
       }
     } catch (err) {
-      // Whatever got out ends mid-line: the next write starts a new one.
-      this.#torn = written > 0 || this.#torn
+      // Part of the batch got out and ends mid-line: cut it off again, or if that fails
+      // too, make the next write start a new line.
+      if (written > 0 && !(await this.#cutOff(written))) this.#torn = true
       this.#events.onLost(batch.length)
       const fh = this.#fh
       this.#fh = undefined
