@@ -272,6 +272,35 @@ describe('openkes migrate', () => {
     await assert.rejects(stat(path.join(dir, 'x')), 'no destination was created')
   })
 
+  test('an export from Vault or a cloud secret store (one file per key, the stored text) comes in', async () => {
+    // KES kept in Vault, AWS, GCP or Azure the same text its fs store writes to a key file; an
+    // export loop writes one file per key. `aws ... --output text > file` leaves a newline at the end.
+    const exported = path.join(dir, 'vault-export')
+    await mkdir(exported, { mode: 0o700 })
+    const picks: Array<[string, string, string]> = [
+      ['minio-v017', 'v0.17.6', 'ks-imported'],
+      ['minio-2023', '2023-09-28', 'ks-imported-xchacha'],
+      ['minio-2024', 'kes-unit-test', 'protobuf-base64'],
+      ['minio-aws-cli', '2023-10-03', 'ks-random-chacha'],
+    ]
+    for (const [name, version, file] of picks) {
+      const text = await readFile(path.join(KEYSTORE_FS, version, file), 'utf8')
+      await writeFile(path.join(exported, name), name === 'minio-aws-cli' ? `${text}\n` : text, { mode: 0o600 })
+    }
+    const to = await site('from-export', 'kes-2023.yml')
+    const res = await runCli(['migrate', '--from', exported, '--to', to.config], { env: configEnv })
+    assert.equal(res.code, 0, res.stderr)
+    assert.match(res.stdout, /^keys: +4 copied, 0 already there, 0 conflicts, 0 failed$/m)
+    assert.deepEqual(await snapshot(to.keys), await snapshot(exported))
+    for (const [name, version, file] of picks) {
+      const v = vectors.find((x) => x.version === version && x.name === file) as KeyFileVector
+      const key = parseKeyFile(await readFile(path.join(to.keys, name)))
+      const plaintext = key.decrypt(Buffer.from(v.raw_sample.ciphertext, 'base64'), Buffer.from(v.raw_sample.context, 'base64'))
+      assert.equal(plaintext.toString('base64'), v.raw_sample.plaintext, name)
+    }
+    assertNoSecrets([res], await secretsOf(exported))
+  })
+
   test('a KES config with a Vault key store names the way out', async () => {
     const cfg = path.join(dir, 'vault.yml')
     await writeFile(cfg, `admin: {identity: ${root.identity}}\ntls: {key: k, cert: c}\nkeystore:\n  vault:\n    endpoint: https://vault:8200\n`)
