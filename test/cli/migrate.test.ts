@@ -6,6 +6,7 @@ import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { runMigrateCommand } from '../../src/cli/migrate.js'
 import { parseKeyFile } from '../../src/crypto/key-version.js'
 import { TestEnv, makeClient } from '../integration/harness.js'
 import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
@@ -247,6 +248,20 @@ describe('openkes migrate', () => {
     assert.equal(res.stderr, 'migrate: 100/250 entries\nmigrate: 200/250 entries\n')
     assert.match(res.stdout, /^keys: +250 copied/m)
     assertNoSecrets([res], secrets)
+  })
+
+  test('on a terminal, progress is a bar on stderr, ended by a newline', async () => {
+    const from = path.join(dir, 'tty-from')
+    await cp(path.join(KEYSTORE_FS, '2023-10-03'), from, { recursive: true })
+    let stdout = ''
+    let stderr = ''
+    const io = { stdout: (t: string) => void (stdout += t), stderr: (t: string) => void (stderr += t) }
+    const code = await runMigrateCommand(['--from', from, '--to', path.join(dir, 'tty-to')], io, { stderrIsTTY: true, env: {} })
+    assert.equal(code, 0, stderr)
+    assert.equal(stderr.split('\r').length, 5, 'one redraw per entry')
+    assert.match(stderr, /^\r\[#{8}-{22}\] 1\/4 entries\r/)
+    assert.match(stderr, /\r\[#{30}\] 4\/4 entries\n$/)
+    assert.match(stdout, /^keys: +4 copied/m)
   })
 
   test('usage errors exit 2, stores that cannot be opened exit 1', async () => {
