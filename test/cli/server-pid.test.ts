@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
+import { within } from '../support/within.js'
 import { MAIN } from './run.js'
 
 let dir: string
@@ -16,15 +17,6 @@ before(async () => {
 after(async () => {
   await rm(dir, { recursive: true, force: true })
 })
-
-/** Rejects after `ms` unless `p` settles first. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
-  })
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
-}
 
 test('the printed PID is the server\'s own: SIGTERM to it stops the server (and so the wrapper around it)', async () => {
   // A parent that runs the server as its child and exits with its code, as npx does.
