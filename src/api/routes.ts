@@ -38,12 +38,12 @@ const MiB = 1 << 20
 
 // Methods: the seed's, plus POST wherever PUT or DELETE is documented, and PUT
 // wherever POST is (the seed's own example deletes a key with POST; current
-// clients PUT what older ones POST). API-CONTRACT.md §2.
+// clients PUT what older ones POST). docs/api.md, "Requests and responses".
 const WRITE = ['POST', 'PUT'] as const
 const DELETE = ['DELETE', 'POST'] as const
 const READ = ['GET'] as const
 
-/** The seed API (API-CONTRACT.md §1–8). */
+/** The seed API (docs/api.md, "Endpoints"). */
 export const routes: readonly Route[] = [
   { path: '/version', methods: READ, params: [], maxBodyBytes: 0, auth: 'none', handler: version },
   { path: '/v1/key/create', methods: WRITE, params: ['key'], maxBodyBytes: 0, auth: 'policy', handler: createKey },
