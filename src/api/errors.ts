@@ -36,6 +36,7 @@ export const ErrInvalidJson = new KesError(400, 'invalid json')
 export const ErrInvalidPattern = new KesError(400, 'invalid pattern')
 export const ErrBodyTooLarge = new KesError(413, 'request body too large')
 export const ErrBodyTimeout = new KesError(408, 'request body not received in time')
+export const ErrRequestTimeout = new KesError(503, 'request timed out')
 export const ErrInternal = new KesError(500, 'internal server error')
 
 /** 502 for a key store failure: `what` says which operation failed, never why (that goes to the error log). */

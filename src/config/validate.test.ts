@@ -286,7 +286,7 @@ const errors: ReadonlyArray<readonly [string, string, string]> = [
   ['unknown tls field', minimal('').replace('tls:\n', 'tls:\n  foo: 1\n'), 'config: tls.foo: unknown field'],
   ['tls proxy', minimal('').replace('tls:\n', 'tls:\n  proxy: {identities: []}\n'), 'config: tls.proxy: not supported'],
   ['unknown top-level field', minimal('foo: bar\n'), 'config: foo: unknown field'],
-  ['api section', minimal('api:\n  /v1/status: {skip_auth: true}\n'), 'config: api: not supported'],
+  ['api section with an unknown path', minimal('api:\n  /v1/nope: {skip_auth: true}\n'), "config: api./v1/nope: unknown API path '/v1/nope'"],
   ['top level is a list', '- a\n', 'config: expected a mapping at the top level'],
   ['top level is a string', 'hello\n', 'config: expected a mapping at the top level'],
   // Environment

@@ -148,7 +148,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   metrics.setCacheStats(() => keys.cacheStats())
   const newAccess = (c: Config): AccessControl =>
     new AccessControl({ adminIdentity: c.adminIdentity, policies: c.policies, store, errorLog })
-  let state: ServerState = { version: VERSION, keys, access: newAccess(config), errorLog, auditLog, metrics }
+  let state: ServerState = {
+    version: VERSION,
+    keys,
+    access: newAccess(config),
+    errorLog,
+    auditLog,
+    metrics,
+    startedAtMs: performance.now(),
+    api: config.api,
+  }
   let current = config
   await createConfiguredKeys(config, keys)
 
@@ -266,7 +275,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       ;(server as unknown as { rejectUnauthorized: boolean }).rejectUnauthorized = nextTls.ca !== undefined
       errorLog.setEnabled(next.log.error)
       const old = state.access
-      state = { ...state, access }
+      state = { ...state, access, api: next.api }
       old.close()
       for (const [field, changed] of restartOnlyChanges(current, next)) {
         if (changed) errorLog.error(`config: ${field} changes take effect after a restart`)
