@@ -132,7 +132,8 @@ const ksAllow = ['/v1/key/create/ks-*', '/v1/key/generate/ks-*', '/v1/key/decryp
 test('the KES v0.13/v0.14 layout: root, paths, the key store under keys', () => {
   const c = fixture('kes-v0.14.yml')
   assert.equal(c.adminIdentity, ROOT)
-  assert.deepEqual([...c.policies.entries()], [['minio', minioPolicy(ksAllow)]])
+  // Read back in the form it was written in: `paths` (KES before v0.15).
+  assert.deepEqual([...c.policies.entries()], [['minio', { ...minioPolicy(ksAllow), form: 'paths' }]])
   assert.deepEqual(c.keystore, { kind: 'fs', path: '/srv/kes/keys' })
   assert.deepEqual(c.keys, [])
   assert.deepEqual(c.cache, { expiryAnyMs: 300_000, expiryUnusedMs: 20_000 })
@@ -158,6 +159,7 @@ test('the KES 2023 and 2024 layouts: version v1, empty ca and auth, log levels',
     assert.deepEqual(c.policies.get('minio'), minioPolicy(ksAllow, ['/v1/key/decrypt/ks-imported-seq']), file)
     assert.deepEqual(c.log, { error: true, audit: false, auditFile: undefined }, file)
     assert.deepEqual(c.keystore, { kind: 'fs', path: '/srv/kes/keys' }, file)
+    assert.deepEqual(c.api.get('/v1/ready'), { skipAuth: false, timeoutMs: 15_000 }, file)
   }
   assert.deepEqual(fixture('kes-2024.yml').keys, ['minio-default-key', 'minio-backup-key'])
 })
@@ -377,7 +379,7 @@ const errors: ReadonlyArray<readonly [string, string, string]> = [
   ],
   ['config version', minimal('version: v2\n'), "config: version: unsupported config version 'v2': OpenKES reads v1"],
   ['unknown top-level field', minimal('foo: bar\n'), 'config: foo: unknown field'],
-  ['api section', minimal('api:\n  /v1/status: {skip_auth: true}\n'), 'config: api: not supported'],
+  ['api section with an unknown path', minimal('api:\n  /v1/nope: {skip_auth: true}\n'), "config: api./v1/nope: unknown API path '/v1/nope'"],
   ['top level is a list', '- a\n', 'config: expected a mapping at the top level'],
   ['top level is a string', 'hello\n', 'config: expected a mapping at the top level'],
   // Environment

@@ -2,6 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net'
 import path from 'node:path'
 import { compileGlob, GlobSyntaxError } from '../auth/glob.js'
 import { isValidIdentity, isValidName } from '../auth/names.js'
+import { SKIP_AUTH_PATHS, routes } from '../api/routes.js'
 import { ConfigError } from './config-error.js'
 import { parseDuration } from './duration.js'
 import { expandEnv } from './env.js'
@@ -16,6 +17,19 @@ export interface ConfigPolicy {
   readonly deny: readonly string[]
   /** Lowercase hex identities bound to this policy (each identity has at most one policy). */
   readonly identities: readonly string[]
+  /**
+   * The form the policy is read back in: `paths` for one configured with `paths` alone
+   * (KES before v0.15), otherwise (and when absent) `allow-deny`.
+   */
+  readonly form?: 'allow-deny' | 'paths'
+}
+
+/** The settings of one API in the config's `api:` section (KES 2023 layout). */
+export interface ApiSetting {
+  /** Serve the API to every client with a certificate, without a policy (only SKIP_AUTH_PATHS). */
+  readonly skipAuth: boolean
+  /** Replaces the route's timeout; undefined keeps it. */
+  readonly timeoutMs: number | undefined
 }
 
 /** The validated, deep-frozen server configuration. All file paths are absolute. */
@@ -40,6 +54,8 @@ export interface Config {
   /** Key names to create at start-up when missing. */
   readonly keys: readonly string[]
   readonly keystore: { readonly kind: 'fs'; readonly path: string }
+  /** Per-API settings by route path (`/v1/status`, `/v1/key/create`: no trailing slash). */
+  readonly api: ReadonlyMap<string, ApiSetting>
   /** The absolute path of the file the config was read from, if any. */
   readonly sourceFile: string | undefined
 }
@@ -257,6 +273,7 @@ function policiesSection(
       ...patterns(r.stringList(p?.get('paths'), `${at}.paths`), `${at}.paths`),
     ]
     const deny = patterns(r.stringList(p?.get('deny'), `${at}.deny`), `${at}.deny`)
+    const pathsOnly = p?.get('paths') != null && p.get('allow') == null && p.get('deny') == null
     const identities: string[] = []
     r.stringList(p?.get('identities'), `${at}.identities`).forEach((value, i) => {
       const idPath = `${at}.identities[${i}]`
@@ -277,6 +294,7 @@ function policiesSection(
         allow: Object.freeze(allow),
         deny: Object.freeze(deny),
         identities: Object.freeze(identities),
+        ...(pathsOnly ? { form: 'paths' as const } : {}),
       }),
     ])
   }
@@ -395,6 +413,51 @@ function keystoreSection(top: RawMap, r: Reader, baseDir: string): Config['keyst
   return { kind: 'fs', path: path.resolve(baseDir, 'keys') }
 }
 
+function trueOrFalse(r: Reader, v: RawValue | undefined, path: string): boolean {
+  if (v !== undefined && v !== null && typeof v !== 'string') throw new ConfigError(path, 'expected true or false')
+  const s = r.nonEmptyString(v, path)
+  if (s === undefined) return false
+  switch (s.toLowerCase()) {
+    case 'true':
+      return true
+    case 'false':
+      return false
+    default:
+      throw new ConfigError(path, 'expected true or false')
+  }
+}
+
+/**
+ * The `api:` section of KES 2023 configs: `api: {<path>: {skip_auth: bool, timeout: <duration>}}`.
+ * A path is a route of the API, with or without its trailing `/` (`/v1/key/create/`); any other
+ * is refused. `skip_auth: true` serves an API without a policy, so it is refused everywhere but
+ * on the probe and introspection APIs (SKIP_AUTH_PATHS): a typo must never open a key API.
+ * `timeout: 0` keeps the default; the log streams take no timeout.
+ */
+function apiSection(top: RawMap, r: Reader): ReadonlyMap<string, ApiSetting> {
+  const section = top.get('api')
+  if (section === undefined || section === null) return new FrozenMap([])
+  if (!isMap(section)) throw new ConfigError('api', 'expected a mapping')
+  const known = new Map(routes.map((route) => [route.path, route]))
+  const settings = new Map<string, ApiSetting>()
+  for (const [key, value] of section) {
+    const at = `api.${key}`
+    const routePath = key.length > 1 && key.endsWith('/') ? key.slice(0, -1) : key
+    const route = known.get(routePath)
+    if (route === undefined) throw new ConfigError(at, `unknown API path '${key}'`)
+    if (settings.has(routePath)) throw new ConfigError(at, `'${routePath}' is configured twice`)
+    const m = r.mapping(value, at, ['skip_auth', 'timeout'])
+    const skipAuth = trueOrFalse(r, m?.get('skip_auth'), `${at}.skip_auth`)
+    if (skipAuth && !SKIP_AUTH_PATHS.includes(routePath)) {
+      throw new ConfigError(`${at}.skip_auth`, `not allowed: only ${SKIP_AUTH_PATHS.join(', ')} can be served without a policy`)
+    }
+    const timeoutMs = durationMs(r, m?.get('timeout'), `${at}.timeout`, 0)
+    if (timeoutMs > 0 && route.timeoutMs === 0) throw new ConfigError(`${at}.timeout`, 'not supported: log streams have no timeout')
+    settings.set(routePath, Object.freeze({ skipAuth, timeoutMs: timeoutMs > 0 ? timeoutMs : undefined }))
+  }
+  return new FrozenMap([...settings])
+}
+
 function deepFreeze<T>(value: T): T {
   if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value
   for (const key of Object.getOwnPropertyNames(value)) {
@@ -403,7 +466,7 @@ function deepFreeze<T>(value: T): T {
   return Object.freeze(value)
 }
 
-const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore', 'version', 'proxy'] as const
+const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore', 'api', 'version', 'proxy'] as const
 
 /** `version:` (KES 2023+): optional, and 'v1' is the only version there is. */
 function checkVersion(top: RawMap, r: Reader): void {
@@ -422,7 +485,7 @@ export function validateConfig(raw: RawValue, opts: ValidateOptions): Config {
   const r = new Reader(opts.env)
   const baseDir = path.resolve(opts.baseDir)
   if (raw !== null && !isMap(raw)) throw new ConfigError('', 'expected a mapping at the top level')
-  const top: RawMap = r.mapping(raw, '', TOP_LEVEL, ['api']) ?? new Map()
+  const top: RawMap = r.mapping(raw, '', TOP_LEVEL) ?? new Map()
   checkVersion(top, r)
   // Some KES v0.13 example configs put `proxy:` at the top level, where KES ignored it: so do we.
   proxySection(top.get('proxy'), 'proxy', r, false)
@@ -437,6 +500,7 @@ export function validateConfig(raw: RawValue, opts: ValidateOptions): Config {
     log: logSection(top, r, baseDir),
     keys: keysSection(top, r),
     keystore: keystoreSection(top, r, baseDir),
+    api: apiSection(top, r),
     sourceFile: opts.sourceFile === undefined ? undefined : path.resolve(opts.sourceFile),
   }
   return deepFreeze(config)

@@ -44,7 +44,7 @@ describe('restart persistence', () => {
     assert.equal(dec.status, 200)
     assert.deepEqual(dec.json, { plaintext })
     const pol = await env.request(root, '/v1/policy/read/persist-pol')
-    assert.deepEqual(pol.json, { allow: ['/v1/key/decrypt/persist-*'], deny: ['/v1/key/decrypt/persist-x'], paths: ['/v1/key/decrypt/persist-*'] })
+    assert.deepEqual(pol.json, { allow: ['/v1/key/decrypt/persist-*'], deny: ['/v1/key/decrypt/persist-x'] })
     const ids = await env.request(root, '/v1/identity/list/*')
     assert.deepEqual(ids.json, { [app.identity]: 'persist-pol' })
     // The key file is ours: JSON with the cipher and who created it, mode 0600 in a 0700 directory.
