@@ -8,3 +8,6 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 
 /** The golden KES ciphertexts and key directories (test/fixtures/kes-vectors, see its README). */
 export const KES_VECTORS = path.join(repoRoot, 'test', 'fixtures', 'kes-vectors')
+
+/** KES server config files in every layout KES read (test/fixtures/kes-configs, see its README). */
+export const KES_CONFIGS = path.join(repoRoot, 'test', 'fixtures', 'kes-configs')
