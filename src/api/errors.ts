@@ -12,7 +12,7 @@ export class KesError extends Error {
 }
 
 // Canonical errors: KES clients compare status AND message, so these strings
-// are API (API-CONTRACT.md §2). errors.test.ts pins every pair.
+// are API (docs/api.md, "Errors"). errors.test.ts pins every pair.
 export const ErrKeyExists = new KesError(400, 'key does already exist')
 export const ErrKeyNotFound = new KesError(404, 'key does not exist')
 export const ErrNotAllowed = new KesError(403, 'prohibited by policy')

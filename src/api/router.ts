@@ -90,7 +90,7 @@ export interface RouterOptions {
 }
 
 const MAX_ROUTE_DEPTH = 4
-// The body limit of every API (API-CONTRACT.md §2).
+// The body limit of every API (docs/api.md, "Requests and responses").
 const MAX_BODY_BYTES = 1 << 20
 // How long a log stream's request may take to send a body it should not have.
 const BODY_TIMEOUT_MS = 30_000
@@ -103,7 +103,7 @@ const ErrAuditUnavailable = new KesError(503, 'audit log cannot be written')
 
 /**
  * Builds the request handler. It does the shared work of every API in the
- * order the contract fixes (API-CONTRACT.md §2): path known (404) → method
+ * order the contract fixes (docs/api.md, "Requests and responses"): path known (404) → method
  * (405) → path shape and names (400) → authorization (403) → the handler,
  * which reads the body (400/413), looks things up (404) and works. It is the
  * one place that turns a thrown value into a response. `getState` is read
@@ -156,7 +156,7 @@ export function createRouter(
       }
       const work = async (): Promise<Reply> => {
         // A route called without its parameter is checked as if it ended in '/',
-        // so the usual `/v1/key/list/*` permits `/v1/key/list` (API-CONTRACT.md §6).
+        // so the usual `/v1/key/list/*` permits `/v1/key/list` (docs/api.md, "Policy pattern rules").
         const authPath = rest.length === 0 && route.params.length > 0 ? path + '/' : path
         const allowedBy = async (s: ServerState): Promise<boolean> =>
           isOpen(route, s.api) || s.access.isAdmin(identity) || (await s.access.allows(identity, authPath))

@@ -72,7 +72,7 @@ const IDENTITY = Symbol('openkes.identity')
 const IN_FLIGHT = Symbol('openkes.inFlight')
 type ServerSocket = TLSSocket & { [IDENTITY]?: string; [IN_FLIGHT]?: number }
 
-// TLS 1.3, and TLS 1.2 only with forward-secret AEAD suites (API-CONTRACT.md §1).
+// TLS 1.3, and TLS 1.2 only with forward-secret AEAD suites (docs/api.md, "Connecting: TLS and identities").
 const CIPHERS = [
   'TLS_AES_128_GCM_SHA256',
   'TLS_AES_256_GCM_SHA384',

@@ -1,5 +1,5 @@
 // The seed API over real mutual TLS, as root, as policy-bound identities and
-// as an identity without a policy (API-CONTRACT.md §1–7).
+// as an identity without a policy (docs/api.md).
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { SEED_CONFIG, app, nopol, ops, other, root } from './fixtures.js'
