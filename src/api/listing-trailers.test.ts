@@ -82,6 +82,7 @@ async function serve(reply: BodyReply, req = new FakeRequest(), res = new FakeRe
     access: { isAdmin: () => true },
     api: new Map(),
     errorLog: { error: (line: string) => errorLines.push(line) },
+    auditLog: { refusing: false },
   } as unknown as ServerState
   const route: Route = { path: '/v1/test/list', methods: ['GET'], params: [], maxBodyBytes: 0, timeoutMs: 10_000, auth: 'policy', handler: async () => reply }
   let completed: CompletedRequest | undefined

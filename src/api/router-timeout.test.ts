@@ -52,6 +52,7 @@ const state = {
   api: new Map(),
   access: { isAdmin: () => true, allows: async () => true },
   errorLog: { error: () => {} },
+  auditLog: { refusing: false },
 } as unknown as ServerState
 
 const never = new Promise<never>(() => {})

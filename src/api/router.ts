@@ -97,6 +97,9 @@ const BODY_TIMEOUT_MS = 30_000
 // An unread HTTP/1.1 body up to this size is drained by Node; a larger one closes the connection.
 const DRAINABLE_BODY_BYTES = 64 * 1024
 const UNKNOWN_API = 'unknown'
+// Served even while log.audit_fail_closed refuses everything else: they show state, never keys.
+const AUDIT_EXEMPT = new Set(['/version', '/v1/ready', '/v1/status', '/v1/metrics'])
+const ErrAuditUnavailable = new KesError(503, 'audit log cannot be written')
 
 /**
  * Builds the request handler. It does the shared work of every API in the
@@ -155,15 +158,26 @@ export function createRouter(
         // A route called without its parameter is checked as if it ended in '/',
         // so the usual `/v1/key/list/*` permits `/v1/key/list` (docs/api.md, "Policy pattern rules").
         const authPath = rest.length === 0 && route.params.length > 0 ? path + '/' : path
-        if (!isOpen(route, state.api) && !state.access.isAdmin(identity)) {
-          if (!(await state.access.allows(identity, authPath))) throw ErrNotAllowed
-        }
+        const allowedBy = async (s: ServerState): Promise<boolean> =>
+          isOpen(route, s.api) || s.access.isAdmin(identity) || (await s.access.allows(identity, authPath))
+        if (!(await allowedBy(state))) throw ErrNotAllowed
+        // log.audit_fail_closed: nothing is done that can't be audited; the
+        // health probes still answer, so operators can see why.
+        if (state.auditLog.refusing && !AUDIT_EXEMPT.has(route.path)) throw ErrAuditUnavailable
         // APIs without a body ignore one, but read it (within the 1 MiB limit that
         // holds for every request): an HTTP/2 client still sending when the
         // answer comes may take the stream's end for an error.
         if (route.maxBodyBytes === 0 && mayHaveBody(req, res)) await timedRead(MAX_BODY_BYTES)
         return route.handler(
-          { identity, args, routes: table, accept: headerText(req.headers['accept']), readBody: () => timedRead(route.maxBodyBytes) },
+          {
+            identity,
+            args,
+            routes: table,
+            accept: headerText(req.headers['accept']),
+            readBody: () => timedRead(route.maxBodyBytes),
+            // Asked later (log streams): by the state in force then, not this request's.
+            stillAllowed: () => allowedBy(getState()),
+          },
           state,
         )
       }

@@ -30,6 +30,12 @@ export interface ApiRequest {
   readBody(): Promise<Buffer>
   /** The route table the router serves (for `/v1/api`, so it can't list another). */
   readonly routes: readonly Route[]
+  /**
+   * Whether the caller may still call this route, by the configuration and
+   * policies in force when asked (a log stream asks again after every change).
+   * Rejects when the store can't be read.
+   */
+  stillAllowed(): Promise<boolean>
 }
 
 /** Handles one API call; throws KesError for every failure a client may see. */

@@ -9,7 +9,7 @@ import { devConfig, prepareDevEnvironment } from './dev.js'
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js'
 import type { CommandIO } from './io.js'
 
-const USAGE = `Usage: openkes server (--config FILE | --dev) [--addr HOST:PORT]
+const USAGE = `Usage: openkes server (--config FILE | --dev) [--addr HOST:PORT] [--strict]
 
 Start the OpenKES server.
 
@@ -20,6 +20,8 @@ Options:
                    127.0.0.1:7373
   --data DIR       the development data directory (default ./openkes-dev)
   --addr HOST:PORT listen here instead of the configured address
+  --strict         refuse to start when the TLS key, the key directory or a key
+                   file is open to other users (without it: a warning)
   -h, --help       show this help
 
 Examples:
@@ -41,6 +43,7 @@ export async function runServerCommand(args: string[], io: CommandIO): Promise<n
         dev: { type: 'boolean' },
         data: { type: 'string' },
         addr: { type: 'string' },
+        strict: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -78,7 +81,7 @@ export async function runServerCommand(args: string[], io: CommandIO): Promise<n
 
   let server: RunningServer
   try {
-    server = await startServer(config)
+    server = await startServer(config, { strictFiles: values.strict === true })
   } catch (err) {
     io.stderr(`openkes server: cannot start: ${(err as Error).message}\n`)
     return EXIT_FAILURE

@@ -3,6 +3,7 @@
 import { Buffer } from 'node:buffer'
 import { readFile } from 'node:fs/promises'
 import tls from 'node:tls'
+import { checkTlsPair, unreadable } from '../x509/tls-pair.js'
 
 /** TLS settings shared by every connection of a client: the credentials are parsed once. */
 export interface TlsMaterial {
@@ -28,11 +29,14 @@ export interface Credentials {
  * the file system's error for an unreadable file, or TLS's for bad material.
  */
 export async function loadTlsMaterial(c: Credentials): Promise<TlsMaterial> {
+  const read = (setting: string, file: string): Promise<Buffer> =>
+    readFile(file).catch((err: unknown) => Promise.reject(unreadable(setting, file, err)))
   const [cert, key, ca] = await Promise.all([
-    c.certFile === undefined ? c.cert : readFile(c.certFile),
-    c.keyFile === undefined ? c.key : readFile(c.keyFile),
-    c.caFile === undefined ? c.ca : readFile(c.caFile),
+    c.certFile === undefined ? c.cert : read('client certificate', c.certFile),
+    c.keyFile === undefined ? c.key : read('client key', c.keyFile),
+    c.caFile === undefined ? c.ca : read('CA certificate', c.caFile),
   ])
+
   const options: tls.SecureContextOptions = { minVersion: 'TLSv1.2' }
   if (cert !== undefined) options.cert = cert
   if (key !== undefined) options.key = key
@@ -40,6 +44,15 @@ export async function loadTlsMaterial(c: Credentials): Promise<TlsMaterial> {
   // Without a CA, Node verifies against its built-in roots.
   if (ca !== undefined) options.ca = ca
   try {
+    // A key that isn't the certificate's would only show as a handshake the server resets.
+    if (cert !== undefined && key !== undefined) {
+      checkTlsPair(
+        { pem: cert, file: c.certFile, setting: 'client certificate' },
+        { pem: key, file: c.keyFile, setting: 'client key' },
+        c.keyPassword,
+        'the key password',
+      )
+    }
     return { secureContext: tls.createSecureContext(options), rejectUnauthorized: !c.insecure }
   } finally {
     if (Buffer.isBuffer(key) && c.keyFile !== undefined) key.fill(0)

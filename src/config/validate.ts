@@ -50,7 +50,13 @@ export interface Config {
   /** 0 disables that expiry. */
   readonly cache: { readonly expiryAnyMs: number; readonly expiryUnusedMs: number }
   /** error: error log to stderr; audit: audit log to stdout; auditFile: also append it to this file. */
-  readonly log: { readonly error: boolean; readonly audit: boolean; readonly auditFile: string | undefined }
+  readonly log: {
+    readonly error: boolean
+    readonly audit: boolean
+    readonly auditFile: string | undefined
+    /** `log.audit_fail_closed`: refuse requests (503) while audit events can't be written to auditFile. Absent means off. */
+    readonly auditFailClosed?: boolean
+  }
   /** Key names to create at start-up when missing. */
   readonly keys: readonly string[]
   readonly keystore: { readonly kind: 'fs'; readonly path: string }
@@ -361,12 +367,15 @@ function onOff(r: Reader, v: RawValue | undefined, path: string, fallback: boole
 }
 
 function logSection(top: RawMap, r: Reader, baseDir: string): Config['log'] {
-  const log = r.mapping(top.get('log'), 'log', ['error', 'audit', 'audit_file'])
+  const log = r.mapping(top.get('log'), 'log', ['error', 'audit', 'audit_file', 'audit_fail_closed'])
   const auditFile = r.nonEmptyString(log?.get('audit_file'), 'log.audit_file')
+  const failClosed = onOff(r, log?.get('audit_fail_closed'), 'log.audit_fail_closed', false)
+  if (failClosed && auditFile === undefined) throw new ConfigError('log.audit_fail_closed', 'needs log.audit_file')
   return {
     error: onOff(r, log?.get('error'), 'log.error', true),
     audit: onOff(r, log?.get('audit'), 'log.audit', false),
     auditFile: auditFile === undefined ? undefined : path.resolve(baseDir, auditFile),
+    ...(failClosed ? { auditFailClosed: true } : {}),
   }
 }
 

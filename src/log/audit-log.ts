@@ -1,5 +1,5 @@
-import { createWriteStream } from 'node:fs'
-import type { WriteStream } from 'node:fs'
+import { AuditFile, describeWriteError } from './audit-file.js'
+import type { AuditFileEvents } from './audit-file.js'
 import { EventHub } from './event-hub.js'
 
 /**
@@ -39,38 +39,69 @@ export interface AuditOutputs {
   readonly stdout: boolean
   /** Append every event to this file (`log.audit_file`). */
   readonly file: string | undefined
+  /** Refuse requests while the file can't be written (`log.audit_fail_closed`). */
+  readonly failClosed?: boolean
 }
+
+/** What the audit log tells about itself (metrics). */
+export interface AuditLogEvents {
+  /** Called once per completed request. */
+  onEvent?: () => void
+  /** `n` events could not be written to the audit file. */
+  onLost?: (n: number) => void
+}
+
+// While the audit file stays unwritable, a reminder at most this often.
+const STILL_FAILING_EVERY_MS = 10_000
 
 /**
  * The audit log: exactly one event per completed request, written to the
  * live trace streams, stdout and an append-only file. SIGHUP reopens the file
- * so that log rotation works.
+ * so that log rotation works. A file that can't be written (a full disk) is
+ * retried with every event; every event it loses is counted, and the error
+ * log says so when it starts failing, every 10 s while it fails, and when it
+ * works again.
  */
 export class AuditLog {
   readonly hub: EventHub
   readonly #onError: (message: string) => void
   readonly #onEvent: () => void
+  readonly #onLost: (n: number) => void
   #outputs: AuditOutputs = { stdout: false, file: undefined }
-  #file: WriteStream | undefined
+  #file: AuditFile | undefined
+  #lostSinceFailing = 0
+  #lastReminderMs = 0
 
-  constructor(opts: { hub: EventHub; onError: (message: string) => void; onEvent?: () => void }) {
+  constructor(opts: { hub: EventHub; onError: (message: string) => void } & AuditLogEvents) {
     this.hub = opts.hub
     this.#onError = opts.onError
     this.#onEvent = opts.onEvent ?? (() => {})
+    this.#onLost = opts.onLost ?? (() => {})
   }
 
   /** Applies new outputs (start and config reload). Rejects when the file cannot be opened; the old outputs then stay. */
   async configure(outputs: AuditOutputs): Promise<void> {
-    const file = outputs.file === undefined ? undefined : await openAppend(outputs.file, this.#onError)
+    const file = outputs.file === undefined ? undefined : await AuditFile.open(outputs.file, this.#fileEvents(outputs.file))
     const old = this.#file
     this.#outputs = outputs
     this.#file = file
-    old?.end()
+    this.#lostSinceFailing = 0
+    void old?.close()
   }
 
   /** Reopens the audit file (after a log rotation moved it away). */
   async reopen(): Promise<void> {
     await this.configure(this.#outputs)
+  }
+
+  /** False while the audit file can't be written (no file counts as healthy). */
+  get fileHealthy(): boolean {
+    return this.#file?.healthy ?? true
+  }
+
+  /** True while requests must be refused: `log.audit_fail_closed` is on and the file can't be written. */
+  get refusing(): boolean {
+    return this.#outputs.failClosed === true && !this.fileHealthy
   }
 
   /** Records one completed request. Never throws, never waits. */
@@ -89,19 +120,29 @@ export class AuditLog {
     this.hub.closeAll()
     const file = this.#file
     this.#file = undefined
-    if (file !== undefined) await new Promise<void>((resolve) => file.end(resolve))
+    await file?.close()
   }
-}
 
-function openAppend(file: string, onError: (message: string) => void): Promise<WriteStream> {
-  return new Promise((resolve, reject) => {
-    const stream = createWriteStream(file, { flags: 'a', mode: 0o600 })
-    const failed = (err: Error): void => reject(new Error(`cannot open audit file '${file}': ${err.message}`))
-    stream.once('error', failed)
-    stream.once('open', () => {
-      stream.off('error', failed)
-      stream.on('error', (err) => onError(`audit: cannot write '${file}': ${err.message}`))
-      resolve(stream)
-    })
-  })
+  #fileEvents(file: string): AuditFileEvents {
+    return {
+      onLost: (n) => {
+        this.#onLost(n)
+        this.#lostSinceFailing += n
+        const now = Date.now()
+        if (now - this.#lastReminderMs >= STILL_FAILING_EVERY_MS && this.#file?.path === file && !this.fileHealthy) {
+          this.#lastReminderMs = now
+          this.#onError(`audit: cannot write '${file}'; ${this.#lostSinceFailing} events lost so far`)
+        }
+      },
+      onHealthChange: (healthy, err) => {
+        if (healthy) {
+          this.#onError(`audit: writing '${file}' again; ${this.#lostSinceFailing} events were lost`)
+          this.#lostSinceFailing = 0
+        } else {
+          this.#lastReminderMs = Date.now()
+          this.#onError(`audit: cannot write '${file}': ${describeWriteError(err)}; events are lost (and counted) until it works again`)
+        }
+      },
+    }
+  }
 }

@@ -26,9 +26,16 @@ export interface EventHubOptions {
 
 const DEFAULT_MAX_SUBSCRIBERS = 64
 
+/**
+ * Asks whether a reader may still read (its identity and policy as they are now).
+ * Rejects when that can't be known (the store is down): the reader is then closed too.
+ */
+export type StillAllowed = () => Promise<boolean>
+
 interface Subscriber {
   readonly sink: SubscriberSink
   readonly finish: () => void
+  readonly stillAllowed: StillAllowed | undefined
 }
 
 /**
@@ -55,11 +62,14 @@ export class EventHub {
     return this.#subscribers.size >= (this.#opts.maxSubscribers ?? DEFAULT_MAX_SUBSCRIBERS)
   }
 
-  /** Adds a reader; it receives every line published from now on. */
-  subscribe(sink: SubscriberSink): Subscription {
+  /**
+   * Adds a reader; it receives every line published from now on, for as long
+   * as `stillAllowed` (asked by `reauthorize`) says it may.
+   */
+  subscribe(sink: SubscriberSink, stillAllowed?: StillAllowed): Subscription {
     let finish!: () => void
     const closed = new Promise<void>((resolve) => (finish = resolve))
-    const sub: Subscriber = { sink, finish }
+    const sub: Subscriber = { sink, finish, stillAllowed }
     this.#subscribers.add(sub)
     return {
       cancel: () => {
@@ -78,6 +88,31 @@ export class EventHub {
       }
       sub.sink.write(line)
     }
+  }
+
+  /**
+   * Asks every reader whether it may still read, and ends the stream of each
+   * one that may not (its policy was deleted or changed, its identity
+   * forgotten or reassigned, a reload removed it) or whose answer can't be
+   * known: a revoked reader must not keep receiving events. Resolves to the
+   * number of streams ended.
+   */
+  async reauthorize(): Promise<number> {
+    const checks = [...this.#subscribers].map(async (sub) => {
+      if (sub.stillAllowed === undefined) return false
+      let allowed: boolean
+      try {
+        allowed = await sub.stillAllowed()
+      } catch {
+        allowed = false
+      }
+      if (allowed || !this.#subscribers.delete(sub)) return false
+      sub.sink.end()
+      sub.finish()
+      return true
+    })
+    const ended = await Promise.all(checks)
+    return ended.filter((e) => e).length
   }
 
   /** Ends every reader's stream (server shutdown). */

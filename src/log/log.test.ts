@@ -102,3 +102,30 @@ test('describeError joins an error and its causes on one line, without a stack',
   assert.equal(describeError(err), 'keystore: failed to read key: EACCES: permission denied')
   assert.equal(describeError('plain'), 'plain')
 })
+
+test('reauthorize ends the readers no longer allowed, and those whose check fails; others stay', async () => {
+  const hub = new EventHub({ maxBufferedBytes: 1024 })
+  const verdicts = new Map<string, () => Promise<boolean>>([
+    ['allowed', async () => true],
+    ['revoked', async () => false],
+    ['unknown', async () => Promise.reject(new Error('store down'))],
+  ])
+  const sinks = new Map<string, Sink>()
+  for (const [name, check] of verdicts) {
+    const s = new Sink()
+    sinks.set(name, s)
+    hub.subscribe(s, check)
+  }
+  const unchecked = new Sink()
+  hub.subscribe(unchecked)
+  assert.equal(await hub.reauthorize(), 2)
+  assert.equal(hub.size, 2)
+  hub.publish('after\n')
+  assert.deepEqual(sinks.get('allowed')?.lines, ['after\n'])
+  assert.equal(sinks.get('allowed')?.ended, false)
+  for (const name of ['revoked', 'unknown']) {
+    assert.deepEqual(sinks.get(name)?.lines, [])
+    assert.equal(sinks.get(name)?.ended, true)
+  }
+  assert.deepEqual(unchecked.lines, ['after\n'])
+})

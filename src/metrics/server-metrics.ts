@@ -47,11 +47,13 @@ export class ServerMetrics {
   readonly keystoreSeconds: Histogram
   readonly auditEvents: Counter
   readonly auditDropped: Counter
+  readonly auditLost: Counter
   readonly errorEvents: Counter
   readonly errorDropped: Counter
   readonly tlsHandshakeFailures: Counter
   readonly #startedAt = Date.now()
   #cache: () => CacheStats = () => ({ hits: 0, misses: 0, size: 0 })
+  #auditFileHealthy: () => boolean = () => true
 
   constructor() {
     const r = this.registry
@@ -67,6 +69,8 @@ export class ServerMetrics {
     r.register(new Gauge('kes_cache_size', 'Keys held in the key cache.', [], () => this.#cache().size))
     this.auditEvents = r.register(new Counter('kes_log_audit_events', 'Number of audit log events written to the audit log targets.', []))
     this.auditDropped = r.register(new Counter('kes_log_audit_events_dropped_total', 'Audit events not delivered to a trace reader that fell behind.', []))
+    this.auditLost = r.register(new Counter('kes_log_audit_events_lost_total', 'Audit events that could not be written to the audit file (disk full, file system gone).', []))
+    r.register(new Gauge('kes_log_audit_file_healthy', 'Whether the last write to the audit file succeeded (1) or failed (0); 1 without an audit file.', [], () => (this.#auditFileHealthy() ? 1 : 0)))
     this.errorEvents = r.register(new Counter('kes_log_error_events', 'Number of error log events written to the error log targets.', []))
     this.errorDropped = r.register(new Counter('kes_log_error_events_dropped_total', 'Error events not delivered to a trace reader that fell behind.', []))
     this.tlsHandshakeFailures = r.register(new Counter('kes_tls_handshake_failures_total', 'TLS handshakes that failed or presented no client certificate.', []))
@@ -83,6 +87,11 @@ export class ServerMetrics {
   /** Where the cache statistics come from (set once the key cache exists). */
   setCacheStats(read: () => CacheStats): void {
     this.#cache = read
+  }
+
+  /** Where the audit file's health comes from (set once the audit log exists). */
+  setAuditFileHealth(read: () => boolean): void {
+    this.#auditFileHealthy = read
   }
 
   /** Counts one completed request. */

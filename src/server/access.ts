@@ -52,7 +52,7 @@ interface Grant {
 // How long a server trusts what it read about an identity's policy. Changes
 // made through this server apply at once (the cache is cleared); changes made
 // by another server on the same store apply within this time.
-const GRANT_TTL_MS = 1000
+export const GRANT_TTL_MS = 1000
 
 /**
  * Policies and identity→policy assignments: the fixed ones of the server
@@ -67,13 +67,17 @@ export class AccessControl {
   readonly #store: KeyStore
   readonly #errorLog: ErrorLog
   readonly #grants = new ExpiringCache<Grant>({ expiryAnyMs: GRANT_TTL_MS, expiryUnusedMs: 0 })
+  readonly #onChange: () => void
 
   constructor(opts: {
     adminIdentity: string | undefined
     policies: ReadonlyMap<string, ConfigPolicy>
     store: KeyStore
     errorLog: ErrorLog
+    /** Called after every policy or assignment change made through this server (open log streams are re-checked). */
+    onChange?: () => void
   }) {
+    this.#onChange = opts.onChange ?? (() => {})
     this.#admin = opts.adminIdentity
     const policies = new Map<string, Policy>()
     const forms = new Map<string, PolicyForm>()
@@ -159,7 +163,7 @@ export class AccessControl {
     await this.#guard('failed to write policy', () =>
       this.#store.policies.put(name, Buffer.from(JSON.stringify(record))),
     )
-    this.#grants.clear()
+    this.#changed()
   }
 
   /** Reads a policy (config or API). Throws ErrPolicyNotFound, 502/503. */
@@ -188,13 +192,13 @@ export class AccessControl {
   async deletePolicy(name: string): Promise<void> {
     if (this.#configPolicies.has(name)) throw definedInConfig('policy', name)
     const deleted = await this.#guard('failed to delete policy', () => this.#store.policies.delete(name))
-    this.#grants.clear()
+    this.#changed()
     // Remove assignments even when the policy was already gone: they are dangling.
     for (const [identity, policy] of await this.#storedAssignments()) {
       if (policy !== name) continue
       await this.#guard('failed to delete identity', () => this.#store.identities.delete(identity))
     }
-    this.#grants.clear()
+    this.#changed()
     if (!deleted) throw ErrPolicyNotFound
   }
 
@@ -215,7 +219,7 @@ export class AccessControl {
     await this.#guard('failed to write identity', () =>
       this.#store.identities.put(identity, Buffer.from(JSON.stringify(record))),
     )
-    this.#grants.clear()
+    this.#changed()
   }
 
   /** Removes an identity's assignment. Throws ErrIdentityIsRoot, 400 for a config identity, ErrIdentityNotFound, 502/503. */
@@ -223,7 +227,7 @@ export class AccessControl {
     if (this.isAdmin(identity)) throw ErrIdentityIsRoot
     if (this.#configIdentities.has(identity)) throw definedInConfig('identity', identity)
     const deleted = await this.#guard('failed to delete identity', () => this.#store.identities.delete(identity))
-    this.#grants.clear()
+    this.#changed()
     if (!deleted) throw ErrIdentityNotFound
   }
 
@@ -265,6 +269,12 @@ export class AccessControl {
     for (const [id, policy] of this.#configIdentities) all.set(id, policy)
     if (this.#admin !== undefined) all.delete(this.#admin)
     return [...all].sort((a, b) => compare(a[0], b[0]))
+  }
+
+  // Grants read before a change are stale now, and so may be open log streams.
+  #changed(): void {
+    this.#grants.clear()
+    this.#onChange()
   }
 
   /** Clears cached grants (tests, reloads). */

@@ -13,13 +13,16 @@ import type { Config } from '../config/validate.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
 import type { KeyStore } from '../keystore/keystore.js'
 import { AuditLog } from '../log/audit-log.js'
+import type { AuditOutputs } from '../log/audit-log.js'
 import { ErrorLog, RateLimitedLog } from '../log/error-log.js'
 import type { LineSink } from '../log/error-log.js'
 import { EventHub } from '../log/event-hub.js'
 import { instrumentStore } from '../metrics/instrument-store.js'
 import { ServerMetrics } from '../metrics/server-metrics.js'
 import { VERSION } from '../version.js'
-import { AccessControl } from './access.js'
+import { checkTlsPair, unreadable } from '../x509/tls-pair.js'
+import { AccessControl, GRANT_TTL_MS } from './access.js'
+import { findUnsafeFiles } from './file-safety.js'
 import { KeyRing } from './key-ring.js'
 import { describeError } from '../log/describe-error.js'
 import { parseListenAddress } from './listen-address.js'
@@ -55,6 +58,11 @@ export interface StartOptions {
   store?: KeyStore
   /** How far a log-stream reader may fall behind before it loses events (default 256 KiB). */
   traceBufferBytes?: number
+  /**
+   * Refuse to start when the TLS key, the key directory or a key file is open
+   * to other users (`openkes server --strict`); without it they are warned about.
+   */
+  strictFiles?: boolean
 }
 
 // The identity is computed once per TLS connection and kept on the socket:
@@ -96,15 +104,29 @@ interface TlsMaterial {
   readonly context: SecureContext
 }
 
+/**
+ * Reads the TLS files and checks them; every error names the file and the
+ * config setting (`tls.key: cannot read '/etc/kes/server.key': ENOENT`,
+ * `tls.key '...' is not the private key of tls.cert '...'`).
+ */
 async function readTls(config: Config): Promise<TlsMaterial> {
+  const read = (setting: string, file: string): Promise<Buffer> =>
+    readFile(file).catch((err: unknown) => Promise.reject(unreadable(setting, file, err)))
   const [key, cert, ca] = await Promise.all([
-    readFile(config.tls.keyFile),
-    readFile(config.tls.certFile),
-    config.tls.caFile === undefined ? undefined : readFile(config.tls.caFile),
+    read('tls.key', config.tls.keyFile),
+    read('tls.cert', config.tls.certFile),
+    config.tls.caFile === undefined ? undefined : read('tls.ca', config.tls.caFile),
   ])
   const passphrase = config.tls.password
+  checkTlsPair({ pem: cert, file: config.tls.certFile, setting: 'tls.cert' }, { pem: key, file: config.tls.keyFile, setting: 'tls.key' }, passphrase, 'tls.password')
   // Building the context proves the key, certificate and CA are usable.
-  const context = createSecureContext({ key, cert, ca, passphrase, ...TLS_OPTIONS })
+  let context: SecureContext
+  try {
+    context = createSecureContext({ key, cert, ca, passphrase, ...TLS_OPTIONS })
+  } catch (err) {
+    const where = config.tls.caFile === undefined ? `tls.cert '${config.tls.certFile}'` : `tls.cert '${config.tls.certFile}' or tls.ca '${config.tls.caFile}'`
+    throw new Error(`${where} cannot be used: ${(err as Error).message}`, { cause: err })
+  }
   return { key, cert, ca, passphrase, context }
 }
 
@@ -138,16 +160,29 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     }),
     onError: (message) => errorLog.error(message),
     onEvent: () => metrics.auditEvents.inc(),
+    onLost: (n) => metrics.auditLost.inc([], n),
   })
-  await auditLog.configure({ stdout: config.log.audit, file: config.log.auditFile })
+  metrics.setAuditFileHealth(() => auditLog.fileHealthy)
+  await auditLog.configure(auditOutputs(config))
 
   const tls = await readTls(config)
-  const rawStore = opts.store ?? (await openFsStore(config.keystore.path))
+  const rawStore = opts.store ?? (await openConfiguredStore(config))
+  if (opts.store === undefined) {
+    const unsafe = await findUnsafeFiles(config)
+    if (unsafe.length > 0 && opts.strictFiles === true) {
+      await rawStore.close()
+      throw new Error(`unsafe file permissions (--strict): ${unsafe.join('; ')}`)
+    }
+    for (const problem of unsafe) errorLog.error(`security: ${problem}`)
+  }
   const store = instrumentStore(rawStore, (table, op, seconds) => metrics.keystoreSeconds.observe(seconds, [table, op]))
   const keys = new KeyRing(store, config.cache, errorLog)
   metrics.setCacheStats(() => keys.cacheStats())
+  // Open log streams are re-authorized after every change of who may read them, and
+  // every GRANT_TTL_MS for changes made by other servers on the same store.
+  const streams = new StreamGuard([auditLog.hub, errorLog.hub])
   const newAccess = (c: Config): AccessControl =>
-    new AccessControl({ adminIdentity: c.adminIdentity, policies: c.policies, store, errorLog })
+    new AccessControl({ adminIdentity: c.adminIdentity, policies: c.policies, store, errorLog, onChange: () => streams.recheck() })
   let state: ServerState = {
     version: VERSION,
     keys,
@@ -269,7 +304,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     async reload(next: Config) {
       const nextTls = await readTls(next)
       const access = newAccess(next)
-      await auditLog.configure({ stdout: next.log.audit, file: next.log.auditFile })
+      await auditLog.configure(auditOutputs(next))
       // Nothing below can fail: the new config is applied whole or not at all.
       server.setSecureContext({ key: nextTls.key, cert: nextTls.cert, ca: nextTls.ca, passphrase: nextTls.passphrase, ...TLS_OPTIONS })
       ;(server as unknown as { rejectUnauthorized: boolean }).rejectUnauthorized = nextTls.ca !== undefined
@@ -277,6 +312,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       const old = state.access
       state = { ...state, access, api: next.api }
       old.close()
+      streams.recheck()
       for (const [field, changed] of restartOnlyChanges(current, next)) {
         if (changed) errorLog.error(`config: ${field} changes take effect after a restart`)
       }
@@ -285,6 +321,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     close(graceMs = 10_000) {
       closed ??= (async () => {
         closing = true
+        streams.close()
         await shutdown(server, sockets, tlsSockets, sessions, auditLog, errorLog, graceMs)
         keys.close()
         state.access.close()
@@ -293,6 +330,60 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return closed
     },
   }
+}
+
+/**
+ * Re-authorizes the readers of log streams: at once after a change made
+ * through this server (recheck), and every GRANT_TTL_MS while any stream is
+ * open, which catches changes made by another server on the same store (the
+ * grant cache keeps each check cheap). Checks never overlap: a recheck asked
+ * for during one runs once it is done.
+ */
+class StreamGuard {
+  readonly #hubs: readonly EventHub[]
+  readonly #timer: NodeJS.Timeout
+  #running = false
+  #again = false
+
+  constructor(hubs: readonly EventHub[]) {
+    this.#hubs = hubs
+    this.#timer = setInterval(() => {
+      if (this.#hubs.some((h) => h.size > 0)) this.recheck()
+    }, GRANT_TTL_MS)
+    this.#timer.unref()
+  }
+
+  recheck(): void {
+    if (this.#running) {
+      this.#again = true
+      return
+    }
+    this.#running = true
+    void (async () => {
+      do {
+        this.#again = false
+        await Promise.all(this.#hubs.map((h) => h.reauthorize()))
+      } while (this.#again)
+      this.#running = false
+    })()
+  }
+
+  close(): void {
+    clearInterval(this.#timer)
+  }
+}
+
+/** Opens the fs store of the config; its errors name the setting. */
+async function openConfiguredStore(config: Config): Promise<KeyStore> {
+  try {
+    return await openFsStore(config.keystore.path)
+  } catch (err) {
+    throw new Error(`keystore.fs.path: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+function auditOutputs(c: Config): AuditOutputs {
+  return { stdout: c.log.audit, file: c.log.auditFile, failClosed: c.log.auditFailClosed === true }
 }
 
 /** The HTTP/1.1 socket of a request; undefined for HTTP/2 streams (their sessions close gracefully by themselves). */

@@ -3,18 +3,17 @@
  * dot-file, directory fsync, and bounded reads of regular files. They throw the
  * underlying fs errors; fs-table.ts turns them into StoreErrors.
  */
-import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { chmod, link, mkdir, open, rename, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
+import { newTempName } from './temp-name.js'
 
 /** Mode of every file the store writes (as KES). */
 export const FILE_MODE = 0o600
 /** Mode of every directory the store creates (as KES). */
 export const DIR_MODE = 0o700
-/** Temp files start with a dot, so a crash never leaves anything that lists as an entry. */
-export const TEMP_PREFIX = '.tmp-'
+export { TEMP_PREFIX } from './temp-name.js'
 
 /** A file that exists but must not be read as an entry (a directory, a FIFO, too large, ...). */
 export class RejectedFileError extends Error {
@@ -36,7 +35,7 @@ export function errorCode(err: unknown): string | undefined {
  * missing) and leaves no temp file behind on failure.
  */
 export async function writeTempFile(dir: string, value: Uint8Array): Promise<string> {
-  const tmp = path.join(dir, TEMP_PREFIX + randomBytes(12).toString('hex'))
+  const tmp = path.join(dir, newTempName())
   // 'wx' never follows or reuses an existing file, so nobody else's file is written to.
   const fh = await open(tmp, 'wx', FILE_MODE)
   try {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
+import { copyFile, link, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, test } from 'node:test'
@@ -10,6 +10,7 @@ import { EntryExistsError, MAX_VALUE_BYTES, StoreError, StoreUnavailableError } 
 import type { KeyStore } from '../keystore.js'
 import { testStoreConformance } from '../store-conformance.js'
 import { openFsStore } from './fs-store.js'
+import { WRITER_TAGS } from './temp-name.js'
 import { KES_VECTORS } from '../../../test/support/fixtures.js'
 
 const vectorsDir = path.join(KES_VECTORS, 'keystore-fs')
@@ -118,21 +119,48 @@ describe('fs store', () => {
     assert.deepEqual(await store.policies.list(), ['p'])
   })
 
-  test('opening the store removes temp files a crash left behind, not fresh ones', async (t) => {
+  test('opening the store removes every temp file that no live writer can own', async (t) => {
     const { dir, store } = await openTemp(t)
     await store.policies.put('p', Buffer.from('v'))
     await store.close()
+    const { host, boot } = WRITER_TAGS
+    const otherHost = host === '00000000' ? '11111111' : '00000000'
+    const otherBoot = boot === '00000000' ? '11111111' : '00000000'
+    const deadPid = 99_999_999 // above any pid_max: no such process
+    const livePid = process.ppid // another live process of this host and boot
     const old = new Date(Date.now() - 60 * 60_000)
-    const stale = [path.join(dir, '.tmp-aa'), path.join(dir, '.openkes', 'policies', '.tmp-bb')]
-    for (const f of stale) {
+    // [file name, in the policies directory?, made old?, removed?]
+    const cases: Array<[string, boolean, boolean, boolean]> = [
+      ['.tmp-0123456789abcdef01234567', false, false, true], // older OpenKES naming: a leftover
+      ['.tmp-bb', true, false, true],
+      [`.tmp-${host}-${boot}-${deadPid}-aa01`, false, false, true], // its writer is gone
+      [`.tmp-${host}-${boot}-${process.pid}-aa02`, false, false, true], // ours, written before this open
+      [`.tmp-${host}-${otherBoot}-${livePid}-aa03`, true, false, true], // an earlier boot
+      [`.tmp-${host}-${boot}-${livePid}-aa04`, false, false, false], // a live writer: maybe writing now
+      [`.tmp-${host}-${boot}-${livePid}-aa05`, false, true, true], // ...but no write takes an hour
+      [`.tmp-${otherHost}-${boot}-1-aa06`, false, false, false], // another host sharing the directory
+      [`.tmp-${otherHost}-${boot}-1-aa07`, true, true, true],
+    ]
+    for (const [name, inPolicies, isOld] of cases) {
+      const f = path.join(dir, ...(inPolicies ? ['.openkes', 'policies'] : []), name)
       await writeFile(f, 'left over')
-      await utimes(f, old, old)
+      if (isOld) await utimes(f, old, old)
     }
-    const fresh = path.join(dir, '.tmp-cc')
-    await writeFile(fresh, 'being written by another server')
     await openFsStore(dir)
-    assert.deepEqual((await readdir(dir)).sort(), ['.openkes', '.tmp-cc'])
-    assert.deepEqual(await readdir(path.join(dir, '.openkes', 'policies')), ['p'])
+    const left = new Set([...(await readdir(dir)), ...(await readdir(path.join(dir, '.openkes', 'policies')))])
+    for (const [name, , , removed] of cases) assert.equal(!left.has(name), removed, `${name}: removed should be ${removed}`)
+    assert.ok(left.has('p'))
+  })
+
+  test('a delete removes a second name a crash left on the key file', async (t) => {
+    const { dir, store } = await openTemp(t)
+    await store.keys.create('k1', Buffer.from('secret bytes'))
+    // A crash between link(temp, k1) and unlink(temp) leaves the temp file as a second name.
+    const second = path.join(dir, `.tmp-${WRITER_TAGS.host}-${WRITER_TAGS.boot}-${process.ppid}-ff`)
+    await link(path.join(dir, 'k1'), second)
+    await writeFile(path.join(dir, '.tmp-unrelated'), 'other')
+    assert.equal(await store.keys.delete('k1'), true)
+    assert.deepEqual((await readdir(dir)).sort(), ['.tmp-unrelated'])
   })
 
   test('only regular files list as keys', async (t) => {

@@ -6,11 +6,12 @@
  * name, so they can't collide with keys or show up in the key list.
  */
 import { constants } from 'node:fs'
-import { access, chmod, lstat, mkdir, readdir, stat, unlink } from 'node:fs/promises'
+import { access, chmod, lstat, mkdir, readdir, stat, statfs, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { PING_OP, StoreUnavailableError } from '../keystore.js'
 import type { KeyStore, Table } from '../keystore.js'
 import { DIR_MODE, TEMP_PREFIX, errorCode } from './atomic-file.js'
+import { FOREIGN_STALE_MS, judgeTempFile } from './temp-name.js'
 import { FsTable } from './fs-table.js'
 import type { FsRoot } from './fs-table.js'
 
@@ -18,6 +19,18 @@ import type { FsRoot } from './fs-table.js'
 export const OPENKES_DIR = '.openkes'
 
 const openOp = 'failed to open key store'
+
+// Kernel pseudo file systems (statfs f_type, linux/magic.h): their directories list thousands
+// of entries that are not keys and some "files" never end; a key store there is a mistake.
+const PSEUDO_FILE_SYSTEMS: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, 'proc'],
+  [0x62656572, 'sysfs'],
+  [0x64626720, 'debugfs'],
+  [0x74726163, 'tracefs'],
+  [0x73636673, 'securityfs'],
+  [0x27e0eb, 'cgroup'],
+  [0x63677270, 'cgroup2'],
+])
 
 /**
  * Opens the filesystem store in `dir`, creating it (and missing parents) with mode 0700
@@ -33,6 +46,10 @@ export async function openFsStore(dir: string): Promise<KeyStore> {
     if (!stats.isDirectory()) throw new StoreUnavailableError(openOp, `keystore/fs: '${root}' is not a directory`)
     // Read access is enough: a read-only key directory can still serve its keys.
     await access(root, constants.R_OK | constants.X_OK)
+    const pseudo = PSEUDO_FILE_SYSTEMS.get((await statfs(root)).type)
+    if (pseudo !== undefined) {
+      throw new StoreUnavailableError(openOp, `keystore/fs: '${root}' is on the kernel's ${pseudo} file system, not a place for keys`)
+    }
   } catch (err) {
     if (err instanceof StoreUnavailableError) throw err
     const code = errorCode(err)
@@ -43,17 +60,16 @@ export async function openFsStore(dir: string): Promise<KeyStore> {
   return new FsStore(root)
 }
 
-// A temp file older than this is left over from a crash, not a write in progress
-// (another server may share the directory and be writing right now).
-const STALE_TEMP_MS = 10 * 60_000
-
 /**
- * Removes temp files a crash left behind. After a crash between link and
- * unlink, a temp file is a second name of a key file: it would keep the key's
- * bytes on disk after the key is deleted. Best effort: failures are ignored.
+ * Removes the temp files a crash left behind, at every start: a temp file is
+ * a whole key never published, or (after a crash between link and unlink) a
+ * second name of a key file that would keep the key's bytes on disk after the
+ * key is deleted. Only files that can't belong to a write in progress by
+ * another server sharing the directory are removed (see temp-name.ts).
+ * Best effort: failures are ignored.
  */
 async function removeStaleTempFiles(dirs: readonly string[]): Promise<void> {
-  const cutoff = Date.now() - STALE_TEMP_MS
+  const cutoff = Date.now() - FOREIGN_STALE_MS
   for (const dir of dirs) {
     let names: string[]
     try {
@@ -65,7 +81,8 @@ async function removeStaleTempFiles(dirs: readonly string[]): Promise<void> {
       if (!name.startsWith(TEMP_PREFIX)) continue
       const file = path.join(dir, name)
       try {
-        if ((await lstat(file)).mtimeMs < cutoff) await unlink(file)
+        const verdict = judgeTempFile(name)
+        if (verdict === 'remove' || (await lstat(file)).mtimeMs < cutoff) await unlink(file)
       } catch {
         // Gone already, or not ours to remove: either way nothing to do.
       }

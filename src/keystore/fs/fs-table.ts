@@ -2,7 +2,7 @@
  * One table of the filesystem store: a directory with one file per entry, the file
  * name being the entry name, exactly like a KES key directory.
  */
-import { readdir, stat, unlink } from 'node:fs/promises'
+import { lstat, readdir, stat, unlink } from 'node:fs/promises'
 import type { Dirent } from 'node:fs'
 import path from 'node:path'
 import {
@@ -18,6 +18,7 @@ import {
 import type { Table, TableName, TableVerb } from '../keystore.js'
 import {
   RejectedFileError,
+  TEMP_PREFIX,
   ensureDirectory,
   errorCode,
   publishTempFile,
@@ -82,6 +83,7 @@ export class FsTable implements Table {
   async delete(name: string): Promise<boolean> {
     const file = this.#entryPath(name, 'delete')
     try {
+      await this.#removeSecondNames(file)
       await unlink(file)
     } catch (err) {
       if (errorCode(err) !== 'ENOENT') throw await this.#failure('delete', name, err)
@@ -115,6 +117,31 @@ export class FsTable implements Table {
       }
     }
     return names.sort(compareNames)
+  }
+
+  /**
+   * A crash between publishing a temp file and removing it leaves the temp
+   * file as a second name of the entry: remove those first, so a delete
+   * leaves no copy of the value behind. Costs one lstat unless there is one.
+   */
+  async #removeSecondNames(file: string): Promise<void> {
+    let stats
+    try {
+      stats = await lstat(file)
+    } catch {
+      return // missing: the unlink reports it
+    }
+    if (!stats.isFile() || stats.nlink < 2) return
+    for (const entry of await readdir(this.#dir)) {
+      if (!entry.startsWith(TEMP_PREFIX)) continue
+      const other = path.join(this.#dir, entry)
+      try {
+        const o = await lstat(other)
+        if (o.ino === stats.ino && o.dev === stats.dev) await unlink(other)
+      } catch {
+        // Gone meanwhile: nothing to remove.
+      }
+    }
   }
 
   async #write(name: string, value: Uint8Array, mode: 'create' | 'replace'): Promise<void> {
