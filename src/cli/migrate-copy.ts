@@ -6,11 +6,11 @@ import type { Glob } from '../auth/glob.js'
 import { isValidName } from '../auth/names.js'
 import { parseKeyFile } from '../crypto/key-version.js'
 import type { SecretKey } from '../crypto/secret-key.js'
-import { EntryExistsError } from '../keystore/keystore.js'
+import { EntryExistsError, TABLE_NAMES } from '../keystore/keystore.js'
 import type { KeyStore, Table, TableName } from '../keystore/keystore.js'
 
 /** The tables migrate copies, in the order it copies them (keys first: policies name them). */
-export const TABLES: readonly TableName[] = ['keys', 'policies', 'identities']
+export const TABLES: readonly TableName[] = TABLE_NAMES
 
 /** How one entry is named in messages: `key 'a'`, `policy 'p'`, `assignment '<identity>'`. */
 export const ENTRY_NOUN: Readonly<Record<TableName, string>> = {

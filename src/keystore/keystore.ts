@@ -82,6 +82,9 @@ export class StoreUnavailableError extends StoreError {}
 /** The tables of a key store, as backends name them in paths, ops and messages. */
 export type TableName = 'keys' | 'policies' | 'identities'
 
+/** Every table of a key store, in the order backends create and tools copy them. */
+export const TABLE_NAMES: readonly TableName[] = ['keys', 'policies', 'identities']
+
 /** What a table operation does, as used in `StoreError.op`. */
 export type TableVerb = 'create' | 'write' | 'read' | 'delete' | 'list'
 

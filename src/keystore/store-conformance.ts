@@ -6,13 +6,13 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
 import { inspect } from 'node:util'
-import { EntryExistsError, InvalidNameError, MAX_VALUE_BYTES, PING_OP, StoreError, StoreUnavailableError } from './keystore.js'
+import { EntryExistsError, InvalidNameError, MAX_VALUE_BYTES, PING_OP, StoreError, TABLE_NAMES, StoreUnavailableError } from './keystore.js'
 import type { KeyStore, Table, TableName } from './keystore.js'
 
 /** Opens a fresh, empty store for one test and registers its cleanup with `t.after`. */
 export type OpenStore = (t: TestContext) => Promise<KeyStore>
 
-const tableNames: readonly TableName[] = ['keys', 'policies', 'identities']
+const tableNames: readonly TableName[] = TABLE_NAMES
 
 const invalidNames: ReadonlyArray<[string, string]> = [
   ['empty', ''],
