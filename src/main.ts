@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { runAuditCommand } from './cli/audit.js'
 import { runCompletionCommand } from './cli/completion.js'
 import { processContext } from './cli/connect.js'
 import { runIdentityCommand } from './cli/identity.js'
@@ -22,6 +23,7 @@ Server:
               (also as 'openkes tool identity', like the kes CLI)
   migrate     copy keys, policies and assignments between key stores
               (from KES: see docs/migrating.md)
+  audit       audit verify: check the hash chain of audit files
 
 Client (talk to a server, like the kes CLI):
   key         create, import, delete and list keys; generate data keys;
@@ -75,6 +77,8 @@ async function main(argv: string[]): Promise<number> {
       return runStatusCommand(rest, processContext())
     case 'completion':
       return runCompletionCommand(rest, processIO)
+    case 'audit':
+      return runAuditCommand(rest, processIO)
     case 'migrate':
       return runMigrateCommand(rest, processIO, { stderrIsTTY: process.stderr.isTTY === true, env: process.env })
     case 'tool':

@@ -56,6 +56,8 @@ export interface Config {
     readonly auditFile: string | undefined
     /** `log.audit_fail_closed`: refuse requests (503) while audit events can't be written to auditFile. Absent means off. */
     readonly auditFailClosed?: boolean
+    /** `log.audit_chain_key`: a file holding the key that MACs the audit file's hash chain. Absent means no MACs. */
+    readonly auditChainKeyFile?: string
   }
   /** Key names to create at start-up when missing. */
   readonly keys: readonly string[]
@@ -367,15 +369,18 @@ function onOff(r: Reader, v: RawValue | undefined, path: string, fallback: boole
 }
 
 function logSection(top: RawMap, r: Reader, baseDir: string): Config['log'] {
-  const log = r.mapping(top.get('log'), 'log', ['error', 'audit', 'audit_file', 'audit_fail_closed'])
+  const log = r.mapping(top.get('log'), 'log', ['error', 'audit', 'audit_file', 'audit_fail_closed', 'audit_chain_key'])
   const auditFile = r.nonEmptyString(log?.get('audit_file'), 'log.audit_file')
   const failClosed = onOff(r, log?.get('audit_fail_closed'), 'log.audit_fail_closed', false)
   if (failClosed && auditFile === undefined) throw new ConfigError('log.audit_fail_closed', 'needs log.audit_file')
+  const chainKey = r.nonEmptyString(log?.get('audit_chain_key'), 'log.audit_chain_key')
+  if (chainKey !== undefined && auditFile === undefined) throw new ConfigError('log.audit_chain_key', 'needs log.audit_file')
   return {
     error: onOff(r, log?.get('error'), 'log.error', true),
     audit: onOff(r, log?.get('audit'), 'log.audit', false),
     auditFile: auditFile === undefined ? undefined : path.resolve(baseDir, auditFile),
     ...(failClosed ? { auditFailClosed: true } : {}),
+    ...(chainKey !== undefined ? { auditChainKeyFile: path.resolve(baseDir, chainKey) } : {}),
   }
 }
 

@@ -383,7 +383,7 @@ async function openConfiguredStore(config: Config): Promise<KeyStore> {
 }
 
 function auditOutputs(c: Config): AuditOutputs {
-  return { stdout: c.log.audit, file: c.log.auditFile, failClosed: c.log.auditFailClosed === true }
+  return { stdout: c.log.audit, file: c.log.auditFile, failClosed: c.log.auditFailClosed === true, chainKeyFile: c.log.auditChainKeyFile }
 }
 
 /** The HTTP/1.1 socket of a request; undefined for HTTP/2 streams (their sessions close gracefully by themselves). */
