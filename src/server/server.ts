@@ -11,6 +11,7 @@ import { identityOfCertificate } from '../auth/identity.js'
 import { SecretKey } from '../crypto/secret-key.js'
 import type { Config } from '../config/validate.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
+import { applySeal } from '../keystore/seal/open-seal.js'
 import type { KeyStore } from '../keystore/keystore.js'
 import { AuditLog } from '../log/audit-log.js'
 import type { AuditOutputs } from '../log/audit-log.js'
@@ -166,7 +167,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   await auditLog.configure(auditOutputs(config))
 
   const tls = await readTls(config)
-  const rawStore = opts.store ?? (await openConfiguredStore(config))
+  const rawStore = await sealConfiguredStore(opts.store ?? (await openConfiguredStore(config)), config, opts.store === undefined)
   if (opts.store === undefined) {
     const unsafe = await findUnsafeFiles(config)
     if (unsafe.length > 0 && opts.strictFiles === true) {
@@ -382,6 +383,16 @@ async function openConfiguredStore(config: Config): Promise<KeyStore> {
   }
 }
 
+/** Applies the config's seal (or refuses a sealed store without one); closes a store it opened when that fails. */
+async function sealConfiguredStore(store: KeyStore, config: Config, opened: boolean): Promise<KeyStore> {
+  try {
+    return await applySeal(store, config.seal, `'${config.keystore.path}'`)
+  } catch (err) {
+    if (opened) await store.close()
+    throw err
+  }
+}
+
 function auditOutputs(c: Config): AuditOutputs {
   return { stdout: c.log.audit, file: c.log.auditFile, failClosed: c.log.auditFailClosed === true, chainKeyFile: c.log.auditChainKeyFile }
 }
@@ -398,6 +409,7 @@ function restartOnlyChanges(a: Config, b: Config): Array<[string, boolean]> {
     ['keystore', a.keystore.path !== b.keystore.path],
     ['cache', a.cache.expiryAnyMs !== b.cache.expiryAnyMs || a.cache.expiryUnusedMs !== b.cache.expiryUnusedMs],
     ['keys', a.keys.join() !== b.keys.join()],
+    ['seal', JSON.stringify(a.seal) !== JSON.stringify(b.seal)],
   ]
 }
 
