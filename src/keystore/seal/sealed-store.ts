@@ -14,7 +14,7 @@
  * root key is found at start, not at the first request.
  */
 import { randomBytes } from 'node:crypto'
-import { InvalidNameError, StoreError, TABLE_NAMES, operation } from '../keystore.js'
+import { InvalidNameError, MAX_VALUE_BYTES, StoreError, TABLE_NAMES, operation } from '../keystore.js'
 import type { KeyStore, Table, TableName } from '../keystore.js'
 import { SEAL_IV_BYTES } from './root-key.js'
 import type { SealRoot } from './root-key.js'
@@ -26,6 +26,12 @@ export const SEALED_TABLES: readonly string[] = ['keys', 'deleted']
 export const SEAL_CHECK_NAME = '~openkes-seal'
 
 const CHECK_TEXT = 'openkes seal check v1'
+
+/**
+ * The largest value a sealed table takes: its seal (base64 of value and tag, IV, 43 bytes of
+ * JSON) must fit in MAX_VALUE_BYTES. About 786 KB; key entries are a few hundred bytes.
+ */
+export const SEALED_MAX_VALUE_BYTES = 3 * Math.floor((MAX_VALUE_BYTES - 64) / 4) - 16
 const AAD_PREFIX = 'openkes-seal-v1'
 
 /** A store can't be opened as configured (sealed without a seal, wrong root key, unsealed keys...). */
@@ -90,6 +96,9 @@ class SealedTable implements Table {
   }
 
   #seal(name: string, value: Uint8Array): Promise<Buffer> {
+    if (value.length > SEALED_MAX_VALUE_BYTES) {
+      return Promise.reject(new StoreError(operation(this.#table, 'write'), `seal: value larger than ${SEALED_MAX_VALUE_BYTES} bytes (the limit of a sealed table)`))
+    }
     return sealValue(this.#root, this.#storeId, this.#table, name, value)
   }
 
