@@ -7,6 +7,8 @@ import { ConfigError } from './config-error.js'
 import { parseDuration } from './duration.js'
 import { expandEnv } from './env.js'
 import { FrozenMap } from './frozen-map.js'
+import { limitsSection } from './limits-section.js'
+import type { Limits } from './limits-section.js'
 
 export { ConfigError } from './config-error.js'
 
@@ -55,6 +57,8 @@ export interface Config {
   readonly keystore: { readonly kind: 'fs'; readonly path: string }
   /** Per-API settings by route path (`/v1/status`, `/v1/key/create`: no trailing slash). */
   readonly api: ReadonlyMap<string, ApiSetting>
+  /** Connection, body and timeout limits (`limits:`, an OpenKES extension). */
+  readonly limits: Limits
   /** The absolute path of the file the config was read from, if any. */
   readonly sourceFile: string | undefined
 }
@@ -407,7 +411,7 @@ function deepFreeze<T>(value: T): T {
   return Object.freeze(value)
 }
 
-const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore', 'api'] as const
+const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore', 'api', 'limits'] as const
 
 /**
  * Turns a parsed KES v0.17-style YAML document into a deep-frozen `Config`: checks every field,
@@ -431,6 +435,7 @@ export function validateConfig(raw: RawValue, opts: ValidateOptions): Config {
     keys: keysSection(top, r),
     keystore: keystoreSection(top, r, baseDir),
     api: apiSection(top, r),
+    limits: limitsSection(top.get('limits'), opts.env),
     sourceFile: opts.sourceFile === undefined ? undefined : path.resolve(opts.sourceFile),
   }
   return deepFreeze(config)

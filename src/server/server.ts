@@ -20,6 +20,7 @@ import { instrumentStore } from '../metrics/instrument-store.js'
 import { ServerMetrics } from '../metrics/server-metrics.js'
 import { VERSION } from '../version.js'
 import { AccessControl } from './access.js'
+import { BodyBudget } from './body-budget.js'
 import { KeyRing } from './key-ring.js'
 import { describeError } from '../log/describe-error.js'
 import { parseListenAddress } from './listen-address.js'
@@ -80,8 +81,8 @@ const TLS_OPTIONS = { minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder:
 
 // Concurrent requests on one HTTP/2 connection (Node's default is unlimited).
 const MAX_STREAMS_PER_SESSION = 256
-// An idle connection is closed after this long.
-const IDLE_TIMEOUT_MS = 120_000
+// How often Node checks HTTP/1.1 requests against their headers timeout, at most.
+const HEADERS_CHECK_INTERVAL_MS = 5_000
 // Anyone can attempt handshakes: their failures are counted in full but logged at this rate.
 const TLS_ERROR_LINES_PER_SECOND = 10
 // A log-stream reader more than this far behind loses events instead of holding memory.
@@ -161,8 +162,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let current = config
   await createConfiguredKeys(config, keys)
 
+  const limits = config.limits
+  const bodyBudget = new BodyBudget(limits)
   const server = createSecureServer({
     allowHTTP1: true,
+    // A client that connects and never finishes its handshake is dropped.
+    handshakeTimeout: limits.handshakeTimeoutMs,
     key: tls.key,
     cert: tls.cert,
     passphrase: tls.passphrase,
@@ -175,17 +180,47 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // Bounds what one HTTP/2 connection can hold open at once.
     settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION },
   })
+  // The connection cap: Node closes connections beyond it before any byte is read.
+  server.maxConnections = limits.connections
+  // An HTTP/1.1 request's headers must arrive within the idle timeout, however slowly they trickle in.
+  // (Node's HTTP/1.1 fallback of an HTTP/2 server reads these, untyped, fields when it starts listening.)
+  Object.assign(server, {
+    headersTimeout: limits.idleTimeoutMs,
+    connectionsCheckingInterval: Math.min(HEADERS_CHECK_INTERVAL_MS, limits.idleTimeoutMs),
+  })
   const sockets = new Set<Socket>()
   const tlsSockets = new Set<ServerSocket>()
   const sessions = new Set<ServerHttp2Session>()
+  const perAddress = new Map<string, number>()
   let closing = false
 
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
-  })
   const tlsErrors = new RateLimitedLog(errorLog, TLS_ERROR_LINES_PER_SECOND)
-  server.on('secureConnection', (socket: ServerSocket) => {
+  // First, before TLS starts on the socket: one address may hold only so many connections.
+  server.prependListener('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? ''
+    const open = perAddress.get(address) ?? 0
+    if (open >= limits.connectionsPerAddress) {
+      metrics.connectionsRefused.inc()
+      tlsErrors.error(`tls: ${address}: too many connections from this address (limits.connections_per_address: ${limits.connectionsPerAddress})`)
+      socket.destroy()
+      return
+    }
+    perAddress.set(address, open + 1)
+    sockets.add(socket)
+    socket.once('close', () => {
+      sockets.delete(socket)
+      const left = (perAddress.get(address) ?? 1) - 1
+      if (left > 0) perAddress.set(address, left)
+      else perAddress.delete(address)
+    })
+  })
+  server.on('drop', () => {
+    metrics.connectionsRefused.inc()
+    tlsErrors.error(`tls: connection refused: ${limits.connections} connections open (limits.connections)`)
+  })
+  // First, before HTTP/2 or HTTP/1.1 starts on the connection: a client
+  // without a certificate must never get a request parsed, routed or counted.
+  server.prependListener('secureConnection', (socket: ServerSocket) => {
     const peer = socket.getPeerX509Certificate()
     if (peer === undefined) {
       // Node can't fail the handshake for a missing certificate without also
@@ -196,6 +231,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return
     }
     socket[IDENTITY] = identityOfCertificate(peer)
+  })
+  server.on('secureConnection', (socket: ServerSocket) => {
+    if (socket[IDENTITY] === undefined) return
     tlsSockets.add(socket)
     socket.once('close', () => tlsSockets.delete(socket))
     if (closing && socket.alpnProtocol !== 'h2') socket.end()
@@ -203,12 +241,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // (below). A connection serving a request, such as a quiet log stream, is
     // not idle.
     if (socket.alpnProtocol !== 'h2') {
-      socket.setTimeout(IDLE_TIMEOUT_MS, () => {
+      socket.setTimeout(limits.idleTimeoutMs, () => {
         if ((socket[IN_FLIGHT] ?? 0) === 0) socket.destroy()
       })
     }
   })
   server.on('session', (session: ServerHttp2Session) => {
+    if ((session.socket as ServerSocket | undefined)?.[IDENTITY] === undefined) {
+      session.destroy()
+      return
+    }
     sessions.add(session)
     session.once('close', () => sessions.delete(session))
     if (closing) session.close()
@@ -217,7 +259,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       open++
       stream.once('close', () => open--)
     })
-    session.setTimeout(IDLE_TIMEOUT_MS, () => {
+    session.setTimeout(limits.idleTimeoutMs, () => {
       if (open === 0) session.close()
     })
   })
@@ -232,6 +274,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
   const router = createRouter(() => state, {
     identityOf: (req: RouterRequest) => (req.socket as ServerSocket | null | undefined)?.[IDENTITY],
+    bodyAccount: (req: RouterRequest) => bodyBudget.account(connectionOf(req)),
     hooks: {
       started(req) {
         const socket = http1Socket(req)
@@ -252,7 +295,15 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       },
     },
   })
-  server.on('request', router)
+  server.on('request', (req: RouterRequest & { stream?: ServerHttp2Stream }, res: Parameters<typeof router>[1]) => {
+    // Defence in depth: a connection without an identity never reaches the router.
+    if ((req.socket as ServerSocket | null | undefined)?.[IDENTITY] === undefined) {
+      if (req.stream !== undefined) req.stream.session?.destroy()
+      else res.destroy()
+      return
+    }
+    router(req, res)
+  })
 
   const address = parseListenAddress(config.address)
   await listen(server, address.host, address.port)
@@ -293,6 +344,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return closed
     },
   }
+}
+
+/** What stands for a request's connection: its HTTP/2 session, or its HTTP/1.1 socket. */
+function connectionOf(req: RouterRequest): object {
+  const r = req as { stream?: ServerHttp2Stream; socket?: unknown }
+  const session = r.stream?.session
+  if (session !== undefined) return session
+  return typeof r.socket === 'object' && r.socket !== null ? r.socket : req
 }
 
 /** The HTTP/1.1 socket of a request; undefined for HTTP/2 streams (their sessions close gracefully by themselves). */

@@ -14,8 +14,11 @@ export async function traceErrorLog(_req: ApiRequest, s: ServerState): Promise<R
   return trace(s.errorLog.hub)
 }
 
-// Each reader may hold a bounded buffer, so their number is bounded too.
+// Each reader may hold a bounded buffer, so their number is bounded too. The
+// place is taken here, at once, not when the stream opens: requests checking
+// the cap meanwhile must already see it taken.
 function trace(hub: EventHub): Reply {
-  if (hub.full) throw new KesError(503, 'too many log readers')
-  return { status: 200, contentType: 'application/x-ndjson', attach: (sink) => hub.subscribe(sink) }
+  const place = hub.reserve()
+  if (place === undefined) throw new KesError(503, 'too many log readers')
+  return { status: 200, contentType: 'application/x-ndjson', attach: (sink) => place.subscribe(sink), release: () => place.release() }
 }
