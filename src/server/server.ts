@@ -21,6 +21,7 @@ import { ServerMetrics } from '../metrics/server-metrics.js'
 import { VERSION } from '../version.js'
 import { AccessControl } from './access.js'
 import { BodyBudget } from './body-budget.js'
+import { ConnectionGate } from './connection-gate.js'
 import { KeyRing } from './key-ring.js'
 import { describeError } from '../log/describe-error.js'
 import { parseListenAddress } from './listen-address.js'
@@ -81,6 +82,11 @@ const TLS_OPTIONS = { minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder:
 
 // Concurrent requests on one HTTP/2 connection (Node's default is unlimited).
 const MAX_STREAMS_PER_SESSION = 256
+const REFUSALS = {
+  'per-address': 'too many connections from this address (limits.connections_per_address)',
+  full: 'too many connections (limits.connections)',
+  evicted: 'handshake unfinished while the server is full (limits.connections)',
+} as const
 // How often Node checks HTTP/1.1 requests against their headers timeout, at most.
 const HEADERS_CHECK_INTERVAL_MS = 5_000
 // Anyone can attempt handshakes: their failures are counted in full but logged at this rate.
@@ -180,8 +186,6 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // Bounds what one HTTP/2 connection can hold open at once.
     settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION },
   })
-  // The connection cap: Node closes connections beyond it before any byte is read.
-  server.maxConnections = limits.connections
   // An HTTP/1.1 request's headers must arrive within the idle timeout, however slowly they trickle in.
   // (Node's HTTP/1.1 fallback of an HTTP/2 server reads these, untyped, fields when it starts listening.)
   Object.assign(server, {
@@ -191,32 +195,18 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const sockets = new Set<Socket>()
   const tlsSockets = new Set<ServerSocket>()
   const sessions = new Set<ServerHttp2Session>()
-  const perAddress = new Map<string, number>()
   let closing = false
 
   const tlsErrors = new RateLimitedLog(errorLog, TLS_ERROR_LINES_PER_SECOND)
-  // First, before TLS starts on the socket: one address may hold only so many connections.
-  server.prependListener('connection', (socket: Socket) => {
-    const address = socket.remoteAddress ?? ''
-    const open = perAddress.get(address) ?? 0
-    if (open >= limits.connectionsPerAddress) {
-      metrics.connectionsRefused.inc()
-      tlsErrors.error(`tls: ${address}: too many connections from this address (limits.connections_per_address: ${limits.connectionsPerAddress})`)
-      socket.destroy()
-      return
-    }
-    perAddress.set(address, open + 1)
-    sockets.add(socket)
-    socket.once('close', () => {
-      sockets.delete(socket)
-      const left = (perAddress.get(address) ?? 1) - 1
-      if (left > 0) perAddress.set(address, left)
-      else perAddress.delete(address)
-    })
-  })
-  server.on('drop', () => {
+  const gate = new ConnectionGate(limits, (reason, address) => {
     metrics.connectionsRefused.inc()
-    tlsErrors.error(`tls: connection refused: ${limits.connections} connections open (limits.connections)`)
+    tlsErrors.error(`tls: ${address}: connection closed: ${REFUSALS[reason]}`)
+  })
+  // First, before TLS starts on the socket: the connection caps.
+  server.prependListener('connection', (socket: Socket) => {
+    if (!gate.admit(socket)) return
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
   })
   // First, before HTTP/2 or HTTP/1.1 starts on the connection: a client
   // without a certificate must never get a request parsed, routed or counted.
@@ -231,6 +221,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return
     }
     socket[IDENTITY] = identityOfCertificate(peer)
+    gate.established(socket)
   })
   server.on('secureConnection', (socket: ServerSocket) => {
     if (socket[IDENTITY] === undefined) return
@@ -264,6 +255,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     })
   })
   server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+    if (gate.closedByGate(socket)) return
     metrics.tlsHandshakeFailures.inc()
     tlsErrors.error(`tls: handshake with ${socket.remoteAddress ?? 'client'} failed: ${err.message}`)
   })
