@@ -19,6 +19,10 @@ const BODY_TIMEOUT_MS = 30_000
 /** Thrown when the client went away before its body was complete. */
 export class RequestAbortedError extends Error {}
 
+function errorCode(err: Error): unknown {
+  return (err as { code?: unknown }).code
+}
+
 /** Asks for room for `bytes` more body bytes in memory; false when there is none (503). */
 export type BodyCharge = (bytes: number) => boolean
 
@@ -78,7 +82,9 @@ function consumeBody(req: BodySource, maxBytes: number, timeoutMs: number, take:
     }
     const onError = (err: Error): void => {
       done()
-      reject(err)
+      // Node's HTTP/1.1 request reports a client that went away mid-body as an
+      // 'aborted' ECONNRESET error: that is the client's doing, not a server error.
+      reject(errorCode(err) === 'ECONNRESET' ? new RequestAbortedError('request aborted', { cause: err }) : err)
     }
     const onClose = (): void => {
       done()

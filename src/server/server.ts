@@ -259,6 +259,19 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     metrics.tlsHandshakeFailures.inc()
     tlsErrors.error(`tls: handshake with ${socket.remoteAddress ?? 'client'} failed: ${err.message}`)
   })
+  // An HTTP/1.1 request Node's parser refuses (bad method, header too large, headers
+  // too slow) gets its error as the API's {"message"} JSON, not Node's bare status line.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage != null) {
+      socket.destroy()
+      return
+    }
+    const [status, reason, message] = parserRefusal(err.code)
+    const body = JSON.stringify({ message })
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    )
+  })
   server.on('sessionError', (err: NodeJS.ErrnoException) => {
     // A client that hangs up is not an operational error.
     if (err.code !== 'ECONNRESET') errorLog.error(`http2: session error: ${err.message}`)
@@ -335,6 +348,18 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       })()
       return closed
     },
+  }
+}
+
+/** The status, reason phrase and message for an HTTP/1.1 request Node's parser refused. */
+function parserRefusal(code: string | undefined): [number, string, string] {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, 'Request Header Fields Too Large', 'request headers too large']
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [408, 'Request Timeout', 'request headers not received in time']
+    default:
+      return [400, 'Bad Request', 'malformed HTTP request']
   }
 }
 

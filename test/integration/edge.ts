@@ -94,3 +94,49 @@ export function h2Answer(stream: http2.ClientHttp2Stream, ms = 15_000): Promise<
     stream.on('close', () => finish('closed'))
   })
 }
+
+/** An `openkes server` child process serving `env`'s config (so its memory is its own). */
+export interface ChildServer {
+  readonly port: number
+  stderr(): string
+  /** Stops it (SIGTERM) and resolves with its exit code. */
+  stop(): Promise<number | null>
+  /** True while it runs. */
+  alive(): boolean
+}
+
+/** Starts `openkes server` for `yamlBody` (as TestEnv.start writes it) and points `env`'s clients at it. */
+export async function startChildServer(env: TestEnv, yamlBody: string): Promise<ChildServer> {
+  const { startCli } = await import('../cli/run.js')
+  const file = await env.writeConfig(yamlBody)
+  const server = startCli(['server', '--config', file])
+  let port: number
+  try {
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`server did not start: ${server.stderr()}`)), 30_000).unref())
+    const [, p] = await Promise.race([server.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/), timeout])
+    port = Number(p)
+  } catch (err) {
+    await server.stop('SIGKILL')
+    throw err
+  }
+  env.useExternalPort(port)
+  env.resetConnections()
+  return {
+    port,
+    stderr: () => server.stderr(),
+    alive: () => server.child.exitCode === null && server.child.signalCode === null,
+    async stop() {
+      const killer = setTimeout(() => server.child.kill('SIGKILL'), 15_000)
+      try {
+        return await server.stop()
+      } finally {
+        clearTimeout(killer)
+      }
+    },
+  }
+}
+
+/** The child server's resident memory, from its own metrics. */
+export async function serverRss(env: TestEnv, admin: Client): Promise<number> {
+  return sample(await scrape(env, admin), 'process_resident_memory_bytes')
+}
