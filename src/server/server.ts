@@ -383,6 +383,7 @@ function restartOnlyChanges(a: Config, b: Config): Array<[string, boolean]> {
     ['keystore', a.keystore.path !== b.keystore.path],
     ['cache', a.cache.expiryAnyMs !== b.cache.expiryAnyMs || a.cache.expiryUnusedMs !== b.cache.expiryUnusedMs],
     ['keys', a.keys.join() !== b.keys.join()],
+    ['limits', JSON.stringify(a.limits) !== JSON.stringify(b.limits)],
   ]
 }
 

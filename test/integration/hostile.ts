@@ -143,9 +143,15 @@ export class HostileSender {
         stream.close(http2.constants.NGHTTP2_CANCEL)
         reject(new Error(`no answer within ${ANSWER_MS} ms: ${describe(r)}`))
       }, ANSWER_MS)
+      let settled = false
       const done = (): void => {
+        if (settled) return
+        settled = true
         clearTimeout(timer)
         resolve({ status, contentType, text: Buffer.concat(chunks).toString() })
+        // The answer may come before the body went out; Node's client then keeps the stream
+        // open until its writes finish, which flow control may never allow.
+        if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL)
       }
       stream.on('response', (h) => {
         status = Number(h[':status'])
@@ -157,6 +163,7 @@ export class HostileSender {
       })
       stream.on('data', (c: Buffer) => chunks.push(c))
       stream.on('error', () => {})
+      stream.on('end', done)
       stream.on('close', done)
       if (r.abortAfter !== undefined && r.body !== undefined) {
         stream.write(r.body.subarray(0, r.abortAfter), () => {
