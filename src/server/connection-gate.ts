@@ -44,8 +44,9 @@ export class ConnectionGate {
     if (this.#open.size >= this.#max) {
       const oldest = this.#handshaking.values().next().value
       if (oldest === undefined) return this.#refuse(socket, 'full', address)
+      const oldestAddress = this.#open.get(oldest) ?? ''
       this.#forget(oldest)
-      this.#refuse(oldest, 'evicted', this.#open.get(oldest) ?? '')
+      this.#refuse(oldest, 'evicted', oldestAddress)
     }
     this.#open.set(socket, address)
     this.#handshaking.add(socket)

@@ -47,6 +47,7 @@ export async function idleSockets(port: number, localAddress: string, n: number)
     Array.from({ length: n }, () => {
       const s = net.connect({ host: '127.0.0.1', port, localAddress })
       s.on('error', () => {})
+      s.resume() // so the server's close is seen
       sockets.push(s)
       return new Promise<void>((resolve) => {
         s.once('connect', () => resolve())
