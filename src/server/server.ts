@@ -255,9 +255,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     })
   })
   server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+    const address = socket.remoteAddress ?? 'client'
+    // Node leaves the connection open after some handshake errors (a handshake
+    // timeout among them): a connection that failed its handshake has nothing more to say.
+    socket.destroy()
     if (gate.closedByGate(socket)) return
     metrics.tlsHandshakeFailures.inc()
-    tlsErrors.error(`tls: handshake with ${socket.remoteAddress ?? 'client'} failed: ${err.message}`)
+    tlsErrors.error(`tls: handshake with ${address} failed: ${err.message}`)
   })
   // An HTTP/1.1 request Node's parser refuses (bad method, header too large, headers
   // too slow) gets its error as the API's {"message"} JSON, not Node's bare status line.

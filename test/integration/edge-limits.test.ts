@@ -224,7 +224,8 @@ describe('handshake and idle timeouts (item 7)', () => {
 
   test('a connection that never starts its handshake is closed', async () => {
     const [socket] = await idleSockets(env.port, '127.0.0.1', 1)
-    await eventWithin(socket as Socket, 'close', 15_000, 'the silent connection to be closed')
+    // (Node itself emits a handshake timeout but leaves such a connection open.)
+    if (!(socket as Socket).destroyed) await eventWithin(socket as Socket, 'close', 15_000, 'the silent connection to be closed')
   })
 
   test('an idle HTTP/2 session and an idle HTTP/1.1 connection are closed', async () => {
