@@ -2,8 +2,8 @@
 // round-trip time.
 import { performance } from 'node:perf_hooks'
 import { KesError } from '../api/errors.js'
-import { describeError, runCommand } from './connect.js'
-import type { ClientContext, CommandSpec, Invocation } from './connect.js'
+import type { ClientCommand, Invocation } from './command-spec.js'
+import { describeError } from './connect.js'
 import { EXIT_FAILURE, EXIT_OK } from './io.js'
 import { formatNanos, jsonLine, table } from './output.js'
 import type { Painter } from './output.js'
@@ -49,7 +49,7 @@ export function formatStatus(statuses: readonly EndpointStatus[], p: Painter): s
 }
 
 /** `openkes status`: its options, help and action, as data. */
-export const statusCommand: CommandSpec = {
+export const statusCommand: ClientCommand = {
   name: 'status',
   summary: 'check which servers are reachable, their version and latency',
   args: [],
@@ -64,10 +64,3 @@ none is reachable. --json prints an array of
   },
 }
 
-/**
- * Runs `openkes status <args>`. Resolves to the exit code: 0 when at least
- * one endpoint is reachable, 1 when none is, 2 on a usage error. Never throws.
- */
-export function runStatusCommand(args: readonly string[], ctx: ClientContext): Promise<number> {
-  return runCommand(statusCommand, args, ctx)
-}
