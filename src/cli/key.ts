@@ -3,7 +3,7 @@ import { decodeBase64Strict, encodeBase64 } from '../crypto/base64.js'
 import { requiredArg, UsageError } from './command-spec.js'
 import type { ClientCommand, CommandGroup, Invocation } from './command-spec.js'
 import { EXIT_OK } from './io.js'
-import { jsonLine, table } from './output.js'
+import { createdText, fields, jsonLine, table } from './output.js'
 
 const CIPHERS = ['AES256', 'ChaCha20'] as const
 type Cipher = (typeof CIPHERS)[number]
@@ -173,10 +173,58 @@ const decrypt: ClientCommand = {
   },
 }
 
+const describe: ClientCommand = {
+  name: 'describe',
+  aliases: ['info'],
+  summary: 'show what the server knows of a key: its id, algorithm, creation',
+  args: ['name'],
+  description: `The id is the one the key's ciphertexts carry. --json prints the server's
+{"name","id","algorithm","created_at","created_by"} (times and creator when known).`,
+  examples: ['openkes key describe my-key', 'openkes key info my-key --json'],
+  async run(inv) {
+    const key = await inv.client().describeKey(requiredArg(inv, 0))
+    if (inv.json) {
+      inv.print(jsonLine(key))
+      return EXIT_OK
+    }
+    const rows: Array<[string, string]> = [
+      ['name', key.name],
+      ['id', key.id === '' ? '-' : key.id],
+      ['algorithm', key.algorithm === '' ? '-' : key.algorithm],
+      ['created', createdText(key)],
+    ]
+    inv.print(fields(rows, inv.out))
+    return EXIT_OK
+  },
+}
+
+const hmac: ClientCommand = {
+  name: 'hmac',
+  summary: 'compute the HMAC-SHA256 of a message (base64) under a key',
+  args: ['name', 'base64 message'],
+  description: `The same key and message always give the same MAC (base64; --json:
+{"hmac":...}), so it can name or check data without revealing it.`,
+  examples: ['openkes key hmac my-key "$(printf bucket/object | base64)"'],
+  validate: (args) => checkBase64Args(args, [[1, 'message']]),
+  async run(inv) {
+    const name = requiredArg(inv, 0)
+    const message = base64Arg(requiredArg(inv, 1), 'message') ?? Buffer.alloc(0)
+    let mac: Buffer
+    try {
+      mac = await inv.client().hmac(name, message)
+    } finally {
+      message.fill(0)
+    }
+    const encoded = encodeBase64(mac)
+    inv.print(inv.json ? jsonLine({ hmac: encoded }) : `${encoded}\n`)
+    return EXIT_OK
+  },
+}
+
 /** `openkes key`: its subcommands, as data. */
 export const keyCommands: CommandGroup = {
   name: 'key',
-  summary: 'manage keys and use them: create, import, delete, list, generate, encrypt, decrypt',
-  commands: [create, importCommand, deleteCommand, list, generate, encrypt, decrypt],
+  summary: 'manage keys and use them: create, import, describe, delete, list, generate, encrypt, decrypt, hmac',
+  commands: [create, importCommand, describe, deleteCommand, list, generate, encrypt, decrypt, hmac],
 }
 

@@ -6,7 +6,7 @@ import { requiredArg } from './command-spec.js'
 import { describeFsError } from './fs-errors.js'
 import type { ClientCommand, CommandGroup, Invocation } from './command-spec.js'
 import { EXIT_OK } from './io.js'
-import { jsonLine, table } from './output.js'
+import { createdText, fields, jsonLine, table } from './output.js'
 import type { Painter } from './output.js'
 
 /**
@@ -134,10 +134,26 @@ in the argument order of the kes CLI. An identity has at most one policy.`,
   },
 }
 
+const describe: ClientCommand = {
+  name: 'describe',
+  aliases: ['info'],
+  summary: "show a policy's name and when and by whom it was created",
+  args: ['name'],
+  description: `Policies from the server's configuration file have no creation time.
+--json prints the server's {"name","created_at","created_by"}. 'openkes policy read'
+prints the rules.`,
+  examples: ['openkes policy describe my-app', 'openkes policy info my-app --json'],
+  async run(inv) {
+    const policy = await inv.client().describePolicy(requiredArg(inv, 0))
+    inv.print(inv.json ? jsonLine(policy) : fields([['name', policy.name], ['created', createdText(policy)]], inv.out))
+    return EXIT_OK
+  },
+}
+
 /** `openkes policy`: its subcommands, as data. */
 export const policyCommands: CommandGroup = {
   name: 'policy',
-  summary: 'manage policies: write, read, list, delete, assign',
-  commands: [write, read, list, deleteCommand, assign],
+  summary: 'manage policies: write, read, describe, list, delete, assign',
+  commands: [write, read, describe, list, deleteCommand, assign],
 }
 

@@ -67,7 +67,7 @@ const stderrOf = (words: readonly string[], message: string): string =>
 describe('command table: help', () => {
   test('the table has the kes spellings beside the OpenKES ones', () => {
     const spelled = new Set(ALL.flatMap((e) => e.spelled.map((s) => s.join(' '))))
-    for (const s of ['key ls', 'key rm', 'key dek', 'key list', 'key delete', 'key generate', 'key derive', 'policy ls', 'policy rm', 'policy assign', 'policy add', 'policy show', 'policy create', 'identity ls', 'identity rm', 'identity new', 'identity of', 'tool identity new', 'log trace', 'log audit', 'log error', 'metrics']) {
+    for (const s of ['key ls', 'key rm', 'key dek', 'key list', 'key delete', 'key generate', 'key derive', 'policy ls', 'policy rm', 'policy assign', 'policy add', 'policy show', 'policy create', 'identity ls', 'identity rm', 'identity new', 'identity of', 'tool identity new', 'log trace', 'log audit', 'log error', 'metrics', 'key info', 'key describe', 'key hmac', 'policy info', 'identity info', 'identity self']) {
       assert.ok(spelled.has(s), s)
     }
     const log = GROUPS.find((e) => e.words.join(' ') === 'log')
