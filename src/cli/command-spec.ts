@@ -23,6 +23,8 @@ export interface OptionSpec {
   /** The placeholder of a string option's value in the help (`SECONDS`). */
   readonly value?: string
   readonly help: string
+  /** Must be given (shown in the synopsis: `--from SOURCE`); else a usage error `--from SOURCE is required`. */
+  readonly required?: boolean
   /** What completion offers for the value: file names, or a fixed set of words. */
   readonly complete?: 'files' | readonly string[]
 }

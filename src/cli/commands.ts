@@ -12,6 +12,7 @@ import { EXIT_OK } from './io.js'
 import { keyCommands } from './key.js'
 import { logCommands } from './log.js'
 import { metricCommand } from './metric.js'
+import { migrateCommand } from './migrate.js'
 import { policyCommands } from './policy.js'
 import { serverCommand } from './server.js'
 import { statusCommand } from './status.js'
@@ -68,6 +69,7 @@ export const OPENKES: CommandGroup = {
   summary: 'a key management server that speaks the API of MinIO KES',
   commands: [
     serverCommand,
+    migrateCommand,
     keyCommands,
     policyCommands,
     identityCommands,

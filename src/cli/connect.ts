@@ -24,6 +24,8 @@ export interface ClientContext {
   readonly env: Env
   /** Whether stdout is a terminal (colour, live views). */
   readonly stdoutIsTTY: boolean
+  /** Whether stderr is a terminal (progress bars); false when not said. */
+  readonly stderrIsTTY?: boolean
   /** Reads standard input to its end. */
   readStdin(): Promise<Buffer>
   /** Calls `listener` on Ctrl-C (SIGINT) or SIGTERM until the returned function is called. */
@@ -41,6 +43,7 @@ export function processContext(io: CommandIO = processIO): ClientContext {
     io,
     env: process.env,
     stdoutIsTTY: process.stdout.isTTY === true,
+    stderrIsTTY: process.stderr.isTTY === true,
     async readStdin() {
       const chunks: Buffer[] = []
       for await (const chunk of process.stdin as AsyncIterable<unknown>) {

@@ -12,7 +12,7 @@ import { childNamed, isClientCommand, isGroup, UsageError } from './command-spec
 import type { CommandGroup, CommandNode, CommandSpec, OptionSpec, OptionValues } from './command-spec.js'
 import { connect, describeError, resolveConnection } from './connect.js'
 import type { ClientContext } from './connect.js'
-import { argSpec, commandHelp, groupHelp, optionsOf } from './help.js'
+import { argSpec, commandHelp, groupHelp, optionsOf, requiredOptions } from './help.js'
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js'
 import type { KesApi, KesClientOptions } from '../client/api.js'
 import { painter, shouldColor } from './output.js'
@@ -99,6 +99,10 @@ async function runSpec(path: readonly string[], spec: CommandSpec, args: readonl
       return EXIT_OK
     }
     checkArgCount(spec.args, positionals)
+    for (const [name, o] of requiredOptions(spec)) {
+      const value = values[name]
+      if (value === undefined || value === '') throw new UsageError(`--${name}${o.value !== undefined ? ` ${o.value}` : ''} is required`)
+    }
     spec.validate?.(positionals, values)
     const print = (text: string): void => ctx.io.stdout(text)
     if (!isClientCommand(spec)) return await spec.run({ path, args: positionals, options: values, ctx, io: ctx.io, print })

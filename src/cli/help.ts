@@ -34,7 +34,12 @@ export function optionsOf(spec: CommandSpec): Readonly<Record<string, OptionSpec
 
 /** The synopsis line of a command: `openkes key create <name> [<base64 key>] [options]`. */
 export function synopsis(path: readonly string[], spec: CommandSpec): string {
-  return ['openkes', ...path, ...spec.args.map(argSyntax), '[options]'].join(' ')
+  return ['openkes', ...path, ...requiredOptions(spec).map(([name, o]) => `--${name} ${o.value ?? ''}`.trimEnd()), ...spec.args.map(argSyntax), '[options]'].join(' ')
+}
+
+/** The options a command cannot run without (`--from SOURCE`), in table order. */
+export function requiredOptions(spec: CommandSpec): Array<[string, OptionSpec]> {
+  return Object.entries(spec.options ?? {}).filter(([, o]) => o.required === true)
 }
 
 function sentence(summary: string): string {

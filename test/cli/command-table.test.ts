@@ -58,8 +58,9 @@ const COMMANDS = ALL.filter((e) => !isGroup(e.node))
 const GROUPS = ALL.filter((e) => isGroup(e.node))
 const ALIASED = ALL.filter((e) => e.spelled.length > 1)
 
-// `Usage: openkes key create <name> [<base64 key>] [options]`: words, then <arg>, [<arg>], <arg>... only.
-const USAGE_LINE = /^Usage: openkes( [a-z]+)+( (<[a-z0-9 ]+>(\.\.\.)?|\[<[a-z0-9 ]+>(\.\.\.)?\]))*( <command>| \[<command>\])? \[options\]\n/
+// `Usage: openkes key create <name> [<base64 key>] [options]`: words, required options
+// (`--from SOURCE`), then <arg>, [<arg>], <arg>... only.
+const USAGE_LINE = /^Usage: openkes( [a-z]+)+( --[a-z-]+ [A-Z]+)*( (<[a-z0-9 ]+>(\.\.\.)?|\[<[a-z0-9 ]+>(\.\.\.)?\]))*( <command>| \[<command>\])? \[options\]\n/
 
 const stderrOf = (words: readonly string[], message: string): string =>
   `openkes${words.map((w) => ` ${w}`).join('')}: ${message}\nRun 'openkes${words.map((w) => ` ${w}`).join('')} --help' for usage.\n`
@@ -159,6 +160,7 @@ describe('command table: usage errors in one style, exit 2', () => {
       [['identity', 'forget', 'a', 'b'], ['identity', 'forget'], "unexpected argument 'b'"],
       [['status', 'x'], ['status'], "unexpected argument 'x'"],
       [['server'], ['server'], 'give either --config FILE or --dev'],
+      [['migrate', '--from', 'x'], ['migrate'], '--to DEST is required'],
       [['completion'], ['completion'], 'missing shell'],
       [['log', '--audit', '--error'], ['log'], 'give --audit or --error, not both'],
       [['help', 'key', 'bogus'], ['help'], "unknown command 'key bogus'"],
