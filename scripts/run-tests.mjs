@@ -21,5 +21,9 @@ if (files.length === 0) {
   console.error('run-tests: no test files found; run the build first')
   process.exit(1)
 }
-const result = spawnSync(process.execPath, ['--test', ...files], { stdio: 'inherit' })
+const stress = files.every((f) => f.startsWith(STRESS + path.sep))
+// Stress files run one at a time (each starts a server and measures its memory)
+// and may take minutes; no ordinary test may stall the run.
+const args = stress ? ['--test-concurrency=1', '--test-timeout=240000'] : []
+const result = spawnSync(process.execPath, ['--test', ...args, ...files], { stdio: 'inherit' })
 process.exit(result.status ?? 1)

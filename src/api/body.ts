@@ -1,5 +1,5 @@
 import { decodeBase64Strict } from '../crypto/base64.js'
-import { ErrBodyTimeout, ErrBodyTooLarge, ErrInvalidJson, invalidField } from './errors.js'
+import { ErrBodyBudget, ErrBodyTimeout, ErrBodyTooLarge, ErrInvalidJson, invalidField } from './errors.js'
 
 /** What the body reader needs of a request (an HTTP/1.1 or HTTP/2 compat request). */
 export interface BodySource {
@@ -19,50 +19,78 @@ const BODY_TIMEOUT_MS = 30_000
 /** Thrown when the client went away before its body was complete. */
 export class RequestAbortedError extends Error {}
 
+function errorCode(err: Error): unknown {
+  return (err as { code?: unknown }).code
+}
+
+/** Asks for room for `bytes` more body bytes in memory; false when there is none (503). */
+export type BodyCharge = (bytes: number) => boolean
+
 /**
  * Reads a request body of at most `maxBytes`. A declared Content-Length over
  * the limit is refused before any byte is read; a body that grows past it is
  * refused as soon as it does. Throws ErrBodyTooLarge (413), or ErrBodyTimeout
  * (408) when the body has not arrived within `timeoutMs`, so a client that
- * stalls mid-upload can't hold a request open. On refusal the rest of the
+ * stalls mid-upload can't hold a request open, or ErrBodyBudget (503) when
+ * `charge` finds no room for the bytes in memory. On refusal the rest of the
  * body is discarded, not paused (a paused HTTP/2 stream holds up the whole
  * connection's flow control) nor destroyed (that would destroy the
  * connection before the answer could be sent).
  */
-export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<Buffer> {
+export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS, charge?: BodyCharge): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  return consumeBody(req, maxBytes, timeoutMs, (b) => {
+    if (charge !== undefined && !charge(b.length)) throw ErrBodyBudget
+    chunks.push(b)
+  }).then((size) => (chunks.length === 1 ? (chunks[0] as Buffer) : joinChunks(chunks, size)))
+}
+
+/**
+ * Reads a body nobody needs (an API that takes none) to its end without
+ * keeping any of it: the client's bytes cost no memory, yet an HTTP/2 client
+ * still sending when the answer comes does not see its stream cut off. The
+ * same size and time limits as readBody hold.
+ */
+export function discardBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<void> {
+  return consumeBody(req, maxBytes, timeoutMs, () => {}).then(() => undefined)
+}
+
+/** Feeds each chunk to `take` (which may throw a KesError to refuse it) and resolves to the total size. */
+function consumeBody(req: BodySource, maxBytes: number, timeoutMs: number, take: (chunk: Buffer) => void): Promise<number> {
   const declared = req.headers['content-length']
   if (typeof declared === 'string' && Number(declared) > maxBytes) return Promise.reject(ErrBodyTooLarge)
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = []
+  return new Promise<number>((resolve, reject) => {
     let size = 0
+    const refuse = (err: unknown): void => {
+      done()
+      req.resume()
+      reject(err)
+    }
     const onData = (chunk: Buffer | string): void => {
       const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
       size += b.length
-      if (size > maxBytes) {
-        done()
-        req.resume()
-        reject(ErrBodyTooLarge)
-        return
+      if (size > maxBytes) return refuse(ErrBodyTooLarge)
+      try {
+        take(b)
+      } catch (err) {
+        refuse(err)
       }
-      chunks.push(b)
     }
     const onEnd = (): void => {
       done()
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : joinChunks(chunks, size))
+      resolve(size)
     }
     const onError = (err: Error): void => {
       done()
-      reject(err)
+      // Node's HTTP/1.1 request reports a client that went away mid-body as an
+      // 'aborted' ECONNRESET error: that is the client's doing, not a server error.
+      reject(errorCode(err) === 'ECONNRESET' ? new RequestAbortedError('request aborted', { cause: err }) : err)
     }
     const onClose = (): void => {
       done()
       reject(new RequestAbortedError('request aborted'))
     }
-    const timer = setTimeout(() => {
-      done()
-      req.resume()
-      reject(ErrBodyTimeout)
-    }, timeoutMs)
+    const timer = setTimeout(() => refuse(ErrBodyTimeout), timeoutMs)
     const done = (): void => {
       clearTimeout(timer)
       req.off('data', onData)

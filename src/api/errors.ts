@@ -36,6 +36,8 @@ export const ErrInvalidJson = new KesError(400, 'invalid json')
 export const ErrInvalidPattern = new KesError(400, 'invalid pattern')
 export const ErrBodyTooLarge = new KesError(413, 'request body too large')
 export const ErrBodyTimeout = new KesError(408, 'request body not received in time')
+// Request bodies already held in memory (on the connection or in the server) reached their cap.
+export const ErrBodyBudget = new KesError(503, 'too many request body bytes in flight, try again later')
 export const ErrRequestTimeout = new KesError(503, 'request timed out')
 export const ErrInternal = new KesError(500, 'internal server error')
 

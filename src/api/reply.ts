@@ -35,6 +35,8 @@ export interface StreamReply {
   readonly status: 200
   readonly contentType: string
   attach(sink: SubscriberSink): Subscription
+  /** Gives back what the reply holds (a reader's place) when it is never attached. */
+  release?(): void
 }
 
 /** What a handler answers. */

@@ -2,9 +2,10 @@ import { constants as h2 } from 'node:http2'
 import { isValidIdentity, isValidName } from '../auth/names.js'
 import type { ServerState } from '../server/state.js'
 import { describeError } from '../log/describe-error.js'
-import { RequestAbortedError, readBody } from './body.js'
-import type { BodySource } from './body.js'
+import { RequestAbortedError, discardBody, readBody } from './body.js'
+import type { BodyCharge, BodySource } from './body.js'
 import {
+  ErrBodyBudget,
   ErrBodyTimeout,
   ErrBodyTooLarge,
   ErrRequestTimeout,
@@ -81,10 +82,19 @@ export interface RequestHooks {
   finished?(req: RouterRequest): void
 }
 
+/** The body bytes one request holds in memory, counted against the connection's and the server's caps. */
+export interface BodyAccount {
+  readonly charge: BodyCharge
+  /** Gives every charged byte back (the request is answered); later charges are refused. */
+  release(): void
+}
+
 /** Options of createRouter. */
 export interface RouterOptions {
   /** The identity of the connection a request came on (computed once per TLS connection). */
   identityOf(req: RouterRequest): string | undefined
+  /** Opens the body account of a request (default: bodies are bounded only by their route's limit). */
+  bodyAccount?(req: RouterRequest): BodyAccount
   hooks?: RequestHooks
   routes?: readonly Route[]
 }
@@ -129,6 +139,7 @@ export function createRouter(
     let status = 500
     let error: string | undefined
     let stream: Subscription | undefined
+    const account = opts.bodyAccount?.(req)
     try {
       const { segments, malformed } = parsePath(path)
       if (!malformed) path = '/' + segments.join('/')
@@ -149,7 +160,7 @@ export function createRouter(
       const timedRead = async (maxBytes: number): Promise<Buffer> => {
         readingBody = true
         try {
-          return await readBody(req, maxBytes, bodyMs())
+          return await readBody(req, maxBytes, bodyMs(), account?.charge)
         } finally {
           readingBody = false
         }
@@ -164,10 +175,18 @@ export function createRouter(
         // log.audit_fail_closed: nothing is done that can't be audited; the
         // health probes still answer, so operators can see why.
         if (state.auditLog.refusing && !AUDIT_EXEMPT.has(route.path)) throw ErrAuditUnavailable
-        // APIs without a body ignore one, but read it (within the 1 MiB limit that
-        // holds for every request): an HTTP/2 client still sending when the
-        // answer comes may take the stream's end for an error.
-        if (route.maxBodyBytes === 0 && mayHaveBody(req, res)) await timedRead(MAX_BODY_BYTES)
+        // APIs without a body ignore one, but read it to its end (within the 1 MiB
+        // limit that holds for every request) without keeping it: an HTTP/2
+        // client still sending when the answer comes may take the stream's end
+        // for an error, and kept bytes would be memory anyone could fill.
+        if (route.maxBodyBytes === 0 && mayHaveBody(req, res)) {
+          readingBody = true
+          try {
+            await discardBody(req, MAX_BODY_BYTES, bodyMs())
+          } finally {
+            readingBody = false
+          }
+        }
         return route.handler(
           {
             identity,
@@ -186,7 +205,12 @@ export function createRouter(
       const reply = timeoutMs > 0 ? await withDeadline(work(), timeoutMs, () => (readingBody ? ErrBodyTimeout : ErrRequestTimeout)) : await work()
       status = reply.status
       if (isStream(reply)) {
-        stream = openStream(res, reply, gone)
+        try {
+          stream = openStream(res, reply, gone)
+        } catch (err) {
+          reply.release?.()
+          throw err
+        }
       } else if (reply.statusTrailers === true || isBodyParts(reply.body)) {
         const failure = await sendInParts(req, res, reply, gone, state)
         if (failure !== undefined) {
@@ -202,6 +226,7 @@ export function createRouter(
       error = e.message
       sendError(req, res, e, err)
     }
+    account?.release()
     hooks.completed?.({
       time,
       method: req.method ?? '',
@@ -249,12 +274,18 @@ function openStream(res: RouterResponse, reply: StreamReply, gone: ClientGone): 
  * Settles like `work`, or rejects with `onTimeout()` if `work` has not settled after `ms`. A
  * late outcome of `work` is dropped (and never becomes an unhandled rejection).
  */
-function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => KesError): Promise<T> {
+function withDeadline<T extends Reply>(work: Promise<T>, ms: number, onTimeout: () => KesError): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(onTimeout()), ms)
+    let late = false
+    const timer = setTimeout(() => {
+      late = true
+      reject(onTimeout())
+    }, ms)
     work.then(
       (value) => {
         clearTimeout(timer)
+        // A stream reply nobody will attach gives back its reader's place.
+        if (late && isStream(value)) value.release?.()
         resolve(value)
       },
       (err: unknown) => {
@@ -472,7 +503,7 @@ function sendError(req: RouterRequest, res: RouterResponse, e: KesError, cause: 
   }
   if (e instanceof MethodNotAllowed) headers['allow'] = e.allow
   // After a refused or stalled body the rest of it is never read.
-  settleUnreadBody(req, res, headers, cause === ErrBodyTooLarge || cause === ErrBodyTimeout)
+  settleUnreadBody(req, res, headers, cause === ErrBodyTooLarge || cause === ErrBodyTimeout || cause === ErrBodyBudget)
   res.writeHead(e.status, headers)
   res.end(body)
 }

@@ -1,69 +1,56 @@
 // `openkes audit verify [--key FILE] FILE...`: checks the hash chain of audit files offline.
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { readChainKey } from '../log/audit-log.js'
 import { verifyAuditChain } from '../log/audit-verify.js'
 import type { AuditFileText } from '../log/audit-verify.js'
 import { errorCode } from './fs-errors.js'
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js'
+import type { CommandGroup, LocalCommand } from './command-spec.js'
+import { EXIT_FAILURE, EXIT_OK } from './io.js'
 import type { CommandIO } from './io.js'
 
-const USAGE = `Usage: openkes audit verify [--key FILE] FILE...
-
-Check the hash chain of audit files (log.audit_file). Give rotated files
-oldest first, the current file last: every event must follow the one before
-it, and each file must link to the end of the file before it. The first
-broken, missing, reordered or inserted event is reported with its file and
-line number.
-
-Options:
-  --key FILE   the log.audit_chain_key file: every MAC is checked, and events
-               after the last MAC count as not authenticated
-  -h, --help   show this help
-
+/** `openkes audit verify [--key FILE] FILE...`. */
+const verifyCommand: LocalCommand = {
+  kind: 'local',
+  name: 'verify',
+  summary: 'check the hash chain of audit files (oldest first)',
+  args: ['file...'],
+  completeArgs: 'files',
+  options: {
+    key: {
+      type: 'string',
+      value: 'FILE',
+      help: 'the log.audit_chain_key file: every MAC is checked, and events\nafter the last MAC count as not authenticated',
+      complete: 'files',
+    },
+  },
+  description: `Give rotated files oldest first, the current file last: every event must
+follow the one before it, and each file must link to the end of the file
+before it. The first broken, missing, reordered or inserted event is
+reported with its file and line number.
 Exit status: 0 when the whole chain holds, 1 when it does not (or a file
-can't be read), 2 on a usage error.
+can't be read), 2 on a usage error.`,
+  examples: ['openkes audit verify --key /etc/openkes/audit-chain.key audit.log.2 audit.log.1 audit.log'],
+  run(inv) {
+    const key = inv.options['key']
+    return verifyAuditFiles(inv.args, typeof key === 'string' ? key : undefined, inv.io)
+  },
+}
 
-Example:
-  openkes audit verify --key /etc/openkes/audit-chain.key \\
-      /var/log/openkes/audit.log.2 /var/log/openkes/audit.log.1 /var/log/openkes/audit.log
-`
+/** `openkes audit ...`: the audit file, offline. */
+export const auditCommands: CommandGroup = {
+  name: 'audit',
+  summary: 'check the hash chain of audit files',
+  commands: [verifyCommand],
+}
 
-/** `openkes audit ...`. Returns the exit code. */
-export async function runAuditCommand(args: string[], io: CommandIO): Promise<number> {
-  const [sub, ...rest] = args
-  if (sub === '-h' || sub === '--help' || sub === 'help') {
-    io.stdout(USAGE)
-    return EXIT_OK
-  }
-  if (sub !== 'verify') {
-    io.stderr(`openkes audit: ${sub === undefined ? 'missing command' : `unknown command '${sub}'`}\n\n${USAGE}`)
-    return EXIT_USAGE
-  }
-  let values: { key?: string | undefined; help?: boolean | undefined }
-  let files: string[]
-  try {
-    const parsed = parseArgs({ args: rest, options: { key: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
-    values = parsed.values
-    files = parsed.positionals
-  } catch (err) {
-    io.stderr(`openkes audit verify: ${(err as Error).message}\n\n${USAGE}`)
-    return EXIT_USAGE
-  }
-  if (values.help === true) {
-    io.stdout(USAGE)
-    return EXIT_OK
-  }
-  if (files.length === 0) {
-    io.stderr(`openkes audit verify: no audit file given\n\n${USAGE}`)
-    return EXIT_USAGE
-  }
+/** Verifies `files` in order; resolves to the exit code. */
+export async function verifyAuditFiles(files: readonly string[], keyFile: string | undefined, io: CommandIO): Promise<number> {
   const cwd = io.cwd ?? process.cwd()
   let key: Buffer | undefined
   const texts: AuditFileText[] = []
   try {
-    if (values.key !== undefined) key = await readChainKey(path.resolve(cwd, values.key))
+    if (keyFile !== undefined) key = await readChainKey(path.resolve(cwd, keyFile))
     for (const file of files) {
       try {
         texts.push({ name: file, text: await readFile(path.resolve(cwd, file), 'utf8') })

@@ -1,146 +1,164 @@
-// `openkes completion bash|zsh`: shell completion scripts, generated from the
-// same command tables that drive parsing and --help, so they cannot drift.
-import { CLIENT_FLAGS } from './connect.js'
-import type { CommandGroup, CommandSpec, OptionSpec } from './connect.js'
-import { identityApiCommands } from './identity-api.js'
-import { EXIT_OK, EXIT_USAGE } from './io.js'
-import type { CommandIO } from './io.js'
-import { keyCommands } from './key.js'
-import { logCommands } from './log.js'
-import { metricCommand } from './metric.js'
-import { policyCommands } from './policy.js'
-import { statusCommand } from './status.js'
+// `openkes completion bash|zsh`: shell completion scripts, written from the
+// command table that also drives parsing and --help, so they cannot drift.
+import { isGroup, spellings, UsageError } from './command-spec.js'
+import type { CommandGroup, CommandSpec, LocalCommand, OptionSpec } from './command-spec.js'
+import { optionsOf } from './help.js'
+import { EXIT_OK } from './io.js'
 
-/** One completable command: its top word, subcommands and the flags after each. */
-export interface CompletionCommand {
-  readonly name: string
-  readonly summary: string
-  /** Subcommand word → summary (empty for commands without subcommands). */
-  readonly subcommands: ReadonlyArray<{ readonly name: string; readonly summary: string; readonly flags: readonly string[] }>
-  /** Flags when the command has no subcommands. */
+/** One place a completing shell can be in: after the command words `path`. */
+export interface CompletionPoint {
+  /** The words typed so far, as typed (aliases included): `key rm`. */
+  readonly path: string
+  /** The words that may come next, with one-line summaries (empty after a command). */
+  readonly children: ReadonlyArray<{ readonly word: string; readonly summary: string }>
+  /** The flags accepted here (`-h`, `--help`, ...). */
   readonly flags: readonly string[]
+  /** What positional arguments complete to: file names, a fixed set of words, or nothing. */
+  readonly args: 'files' | readonly string[]
 }
 
-const HELP_FLAGS = ['-h', '--help']
-
-function flagsOf(options: Readonly<Record<string, OptionSpec>> | undefined): string[] {
-  const all = { ...options, ...CLIENT_FLAGS }
-  return Object.entries(all).flatMap(([name, o]) => (o.short !== undefined ? [`-${o.short}`, `--${name}`] : [`--${name}`]))
+/** The flags of an option table: `-s`, `--server`, ... */
+function flagsOf(options: Readonly<Record<string, OptionSpec>>): string[] {
+  return Object.entries(options).flatMap(([name, o]) => (o.short !== undefined ? [`-${o.short}`, `--${name}`] : [`--${name}`]))
 }
 
-function lastWord(name: string): string {
-  return name.split(' ').at(-1) ?? name
+function commandPoint(path: string, spec: CommandSpec, children: CompletionPoint['children'] = []): CompletionPoint {
+  return { path, children, flags: flagsOf(optionsOf(spec)), args: spec.completeArgs ?? [] }
 }
 
-function subcommandsOf(specs: readonly CommandSpec[]): CompletionCommand['subcommands'] {
-  return specs.flatMap((spec) =>
-    [lastWord(spec.name), ...(spec.aliases ?? [])].map((name) => ({ name, summary: spec.summary, flags: flagsOf(spec.options) })),
-  )
+/**
+ * Every completion point of the table `root`, for each spelling of each
+ * command (`key delete` and `key rm` alike). `topFlags` are the flags of the
+ * bare `openkes`.
+ */
+export function completionPoints(root: CommandGroup, topFlags: readonly string[]): CompletionPoint[] {
+  const points: CompletionPoint[] = []
+  const visit = (path: string, group: CommandGroup, flags: readonly string[]): void => {
+    const children = group.commands.flatMap((c) => spellings(c).map((word) => ({ word, summary: c.summary })))
+    points.push(group.default !== undefined ? commandPoint(path, group.default, children) : { path, children, flags, args: [] })
+    for (const child of group.commands) {
+      for (const word of spellings(child)) {
+        const childPath = path === '' ? word : `${path} ${word}`
+        if (isGroup(child)) visit(childPath, child, ['-h', '--help'])
+        else points.push(commandPoint(childPath, child))
+      }
+    }
+  }
+  visit('', root, topFlags)
+  return points
 }
 
-function group(g: CommandGroup, extra: CompletionCommand['subcommands'] = []): CompletionCommand {
-  return { name: g.name, summary: g.summary, subcommands: [...extra, ...subcommandsOf(g.commands)], flags: HELP_FLAGS }
+/**
+ * What each flag's value completes to, over the whole table. Throws when two
+ * commands give the same flag different completions (the scripts key on the
+ * flag alone).
+ */
+export function flagValueCompletions(root: CommandGroup): Map<string, 'files' | readonly string[]> {
+  const found = new Map<string, 'files' | readonly string[]>()
+  const visit = (group: CommandGroup): void => {
+    const specs = [...group.commands, ...(group.default !== undefined ? [group.default] : [])]
+    for (const node of specs) {
+      if (isGroup(node)) {
+        visit(node)
+        continue
+      }
+      for (const [name, o] of Object.entries(optionsOf(node))) {
+        if (o.complete === undefined) continue
+        for (const flag of o.short !== undefined ? [`-${o.short}`, `--${name}`] : [`--${name}`]) {
+          const before = found.get(flag)
+          if (before !== undefined && JSON.stringify(before) !== JSON.stringify(o.complete)) {
+            throw new Error(`completion: ${flag} completes differently in two commands`)
+          }
+          found.set(flag, o.complete)
+        }
+      }
+    }
+  }
+  visit(root)
+  return found
 }
-
-function single(spec: CommandSpec): CompletionCommand[] {
-  return [spec.name, ...(spec.aliases ?? [])].map((name) => ({ name, summary: spec.summary, subcommands: [], flags: flagsOf(spec.options) }))
-}
-
-/** Every command of `openkes`, as completion sees it. */
-export const COMPLETION_COMMANDS: readonly CompletionCommand[] = [
-  group(keyCommands),
-  group(policyCommands),
-  group(identityApiCommands, [
-    { name: 'new', summary: 'create a private key and certificate for a client', flags: ['--key', '--cert', '--ip', '--dns', '--force', ...HELP_FLAGS] },
-    { name: 'of', summary: 'print the identity of a certificate', flags: HELP_FLAGS },
-  ]),
-  group(logCommands),
-  ...single(metricCommand),
-  ...single(statusCommand),
-  { name: 'server', summary: 'start the server', subcommands: [], flags: ['--config', '--dev', '--data', '--addr', ...HELP_FLAGS] },
-  { name: 'migrate', summary: 'copy keys, policies and assignments between key stores', subcommands: [], flags: ['--from', '--to', '--dry-run', '--merge', '--pattern', ...HELP_FLAGS] },
-  {
-    name: 'audit',
-    summary: 'check the hash chain of audit files',
-    subcommands: [{ name: 'verify', summary: 'check the hash chain of audit files', flags: ['--key', ...HELP_FLAGS] }],
-    flags: [],
-  },
-  { name: 'completion', summary: 'print a shell completion script (bash or zsh)', subcommands: [], flags: HELP_FLAGS },
-  { name: 'version', summary: 'print the version', subcommands: [], flags: [] },
-  { name: 'help', summary: 'show help', subcommands: [], flags: [] },
-]
-
-// Flags whose value is a file or directory, and flags with a fixed set of values.
-const FILE_FLAGS = ['--cert', '--key', '--ca', '--config', '--data']
-const CHOICE_FLAGS: ReadonlyArray<readonly [string, readonly string[]]> = [
-  ['--type', ['audit', 'error']],
-  ['--cipher', ['AES256', 'ChaCha20']],
-]
-// Positional arguments that are files.
-const FILE_ARGS = ['policy write', 'policy add', 'identity of']
-const SHELLS = ['bash', 'zsh'] as const
 
 /** Quotes a string for a POSIX shell (also valid in zsh). */
 function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`
 }
 
+// The marker for "complete file names" in the generated scripts' args variable.
+const FILES = '<files>'
+
+function argsWord(args: CompletionPoint['args']): string {
+  return args === 'files' ? FILES : args.join(' ')
+}
+
 /** The bash completion script (`source <(openkes completion bash)`). */
-export function bashCompletion(commands: readonly CompletionCommand[] = COMPLETION_COMMANDS): string {
-  const subcommandCases = commands
-    .filter((c) => c.subcommands.length > 0)
-    .map((c) => `      ${c.name}) words=${shellQuote(c.subcommands.map((s) => s.name).join(' '))} ;;`)
-  const flagCases = commands.flatMap((c) =>
-    c.subcommands.length > 0
-      ? c.subcommands.map((s) => `    ${shellQuote(`${c.name} ${s.name}`)}) flags=${shellQuote(s.flags.join(' '))} ;;`)
-      : [`    ${shellQuote(c.name)}*) flags=${shellQuote(c.flags.join(' '))} ;;`],
-  )
-  const choiceCases = CHOICE_FLAGS.map(([flag, values]) => `    ${flag}) COMPREPLY=($(compgen -W ${shellQuote(values.join(' '))} -- "$cur")); return ;;`)
+export function bashCompletion(root: CommandGroup, topFlags: readonly string[]): string {
+  const points = completionPoints(root, topFlags)
+  const values = [...flagValueCompletions(root)]
+  const fileFlags = values.filter(([, c]) => c === 'files').map(([flag]) => flag)
+  const choiceCases = values
+    .filter((v): v is [string, readonly string[]] => v[1] !== 'files')
+    .map(([flag, words]) => `    ${flag}) COMPREPLY=($(compgen -W ${shellQuote(words.join(' '))} -- "$cur")); return ;;`)
+  const childCases = points
+    .filter((p) => p.children.length > 0)
+    .map((p) => `    ${shellQuote(p.path)}) _openkes_words=${shellQuote(p.children.map((c) => c.word).join(' '))} ;;`)
+  const pointCases = points.map((p) => `    ${shellQuote(p.path)}) flags=${shellQuote(p.flags.join(' '))}; args=${shellQuote(argsWord(p.args))} ;;`)
   return `# bash completion for openkes
 # Load it with: source <(openkes completion bash)
 # or save it as /etc/bash_completion.d/openkes.
+
+# The words that may follow the command words in $1.
+_openkes_children() {
+  case "$1" in
+${childCases.join('\n')}
+    *) _openkes_words='' ;;
+  esac
+}
+
 _openkes() {
-  local cur prev cmd sub words flags
+  local cur prev cmdpath i w flags args _openkes_words
   cur="\${COMP_WORDS[COMP_CWORD]}"
   prev=""
   if [ "$COMP_CWORD" -gt 0 ]; then prev="\${COMP_WORDS[COMP_CWORD-1]}"; fi
-  cmd="\${COMP_WORDS[1]}"
-  sub="\${COMP_WORDS[2]}"
   COMPREPLY=()
 
   case "$prev" in
-    ${FILE_FLAGS.join('|')}) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    ${fileFlags.join('|')}) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 ${choiceCases.join('\n')}
   esac
 
-  if [ "$COMP_CWORD" -eq 1 ]; then
-    COMPREPLY=($(compgen -W ${shellQuote(commands.map((c) => c.name).join(' '))} -- "$cur"))
-    return
-  fi
-
-  if [ "$COMP_CWORD" -eq 2 ]; then
-    words=""
-    case "$cmd" in
-${subcommandCases.join('\n')}
-      completion) words=${shellQuote(SHELLS.join(' '))} ;;
+  # follow the command words typed so far
+  cmdpath=""
+  i=1
+  while [ "$i" -lt "$COMP_CWORD" ]; do
+    _openkes_children "$cmdpath"
+    w="\${COMP_WORDS[i]}"
+    case " $_openkes_words " in
+      *" $w "*) cmdpath="\${cmdpath:+$cmdpath }$w" ;;
+      *) break ;;
     esac
-    if [ -n "$words" ] && [[ "$cur" != -* ]]; then
-      COMPREPLY=($(compgen -W "$words" -- "$cur"))
+    i=$((i + 1))
+  done
+
+  if [ "$i" -eq "$COMP_CWORD" ] && [[ "$cur" != -* ]]; then
+    _openkes_children "$cmdpath"
+    if [ -n "$_openkes_words" ]; then
+      COMPREPLY=($(compgen -W "$_openkes_words" -- "$cur"))
       return
     fi
   fi
 
   flags=""
-  case "$cmd $sub" in
-${flagCases.join('\n')}
+  args=""
+  case "$cmdpath" in
+${pointCases.join('\n')}
   esac
   if [[ "$cur" == -* ]]; then
     COMPREPLY=($(compgen -W "$flags" -- "$cur"))
-    return
+  elif [ "$args" = '${FILES}' ]; then
+    COMPREPLY=($(compgen -f -- "$cur"))
+  elif [ -n "$args" ]; then
+    COMPREPLY=($(compgen -W "$args" -- "$cur"))
   fi
-  case "$cmd $sub" in
-    ${FILE_ARGS.map(shellQuote).join('|')}) COMPREPLY=($(compgen -f -- "$cur")) ;;
-  esac
 }
 complete -o default -F _openkes openkes
 `
@@ -152,56 +170,67 @@ function describeItem(name: string, summary: string): string {
 }
 
 /** The zsh completion script (`source <(openkes completion zsh)`, or `_openkes` in $fpath). */
-export function zshCompletion(commands: readonly CompletionCommand[] = COMPLETION_COMMANDS): string {
-  const subcommandCases = commands
-    .filter((c) => c.subcommands.length > 0)
-    .map((c) => `      ${c.name}) subcommands=(${c.subcommands.map((s) => describeItem(s.name, s.summary)).join(' ')}) ;;`)
-  const flagCases = commands.flatMap((c) =>
-    c.subcommands.length > 0
-      ? c.subcommands.map((s) => `    ${shellQuote(`${c.name} ${s.name}`)}) flags=(${s.flags.join(' ')}) ;;`)
-      : [`    ${shellQuote(c.name)}*) flags=(${c.flags.join(' ')}) ;;`],
-  )
-  const choiceCases = CHOICE_FLAGS.map(([flag, values]) => `    ${flag}) compadd -- ${values.join(' ')}; return ;;`)
+export function zshCompletion(root: CommandGroup, topFlags: readonly string[]): string {
+  const points = completionPoints(root, topFlags)
+  const values = [...flagValueCompletions(root)]
+  const fileFlags = values.filter(([, c]) => c === 'files').map(([flag]) => flag)
+  const choiceCases = values
+    .filter((v): v is [string, readonly string[]] => v[1] !== 'files')
+    .map(([flag, words]) => `    ${flag}) compadd -- ${words.map(shellQuote).join(' ')}; return ;;`)
+  const childCases = points
+    .filter((p) => p.children.length > 0)
+    .map((p) => `    ${shellQuote(p.path)}) reply=(${p.children.map((c) => describeItem(c.word, c.summary)).join(' ')}) ;;`)
+  const pointCases = points.map((p) => `    ${shellQuote(p.path)}) flags=(${p.flags.map(shellQuote).join(' ')}); args=${shellQuote(argsWord(p.args))} ;;`)
   return `#compdef openkes
 # zsh completion for openkes
 # Load it with: source <(openkes completion zsh)   (after compinit)
 # or save it as _openkes in a directory of your $fpath.
+
+# The words (word:summary) that may follow the command words in $1, in $reply.
+_openkes_children() {
+  case $1 in
+${childCases.join('\n')}
+    *) reply=() ;;
+  esac
+}
+
 _openkes() {
-  local cmd=\${words[2]} sub=\${words[3]}
-  local -a commands subcommands flags
+  local cmdpath='' w args=''
+  local -a reply names flags
+  local -i i=2
 
   case \${words[CURRENT-1]} in
-    ${FILE_FLAGS.join('|')}) _files; return ;;
+    ${fileFlags.join('|')}) _files; return ;;
 ${choiceCases.join('\n')}
   esac
 
-  if (( CURRENT == 2 )); then
-    commands=(${commands.map((c) => describeItem(c.name, c.summary)).join(' ')})
-    _describe 'command' commands
-    return
-  fi
+  # follow the command words typed so far
+  while (( i < CURRENT )); do
+    _openkes_children "$cmdpath"
+    names=(\${reply%%:*})
+    w=\${words[i]}
+    if (( \${names[(Ie)$w]} )); then cmdpath=\${cmdpath:+$cmdpath }$w; else break; fi
+    (( i++ ))
+  done
 
-  if (( CURRENT == 3 )) && [[ $PREFIX != -* ]]; then
-    case $cmd in
-${subcommandCases.join('\n')}
-      completion) subcommands=(${SHELLS.map((s) => describeItem(s, `${s} completion script`)).join(' ')}) ;;
-    esac
-    if (( \${#subcommands} > 0 )); then
-      _describe 'subcommand' subcommands
+  if (( i == CURRENT )) && [[ $PREFIX != -* ]]; then
+    _openkes_children "$cmdpath"
+    if (( \${#reply} > 0 )); then
+      _describe 'command' reply
       return
     fi
   fi
 
-  case "$cmd $sub" in
-${flagCases.join('\n')}
+  case $cmdpath in
+${pointCases.join('\n')}
   esac
   if [[ $PREFIX == -* ]]; then
     compadd -- $flags
-    return
+  elif [[ $args == '${FILES}' ]]; then
+    _files
+  elif [[ -n $args ]]; then
+    compadd -- \${=args}
   fi
-  case "$cmd $sub" in
-    ${FILE_ARGS.map(shellQuote).join('|')}) _files ;;
-  esac
 }
 
 if [[ $funcstack[1] == _openkes ]]; then
@@ -212,31 +241,31 @@ fi
 `
 }
 
-const USAGE = `Usage: openkes completion bash|zsh
-
-Print a shell completion script for openkes: its commands, subcommands and flags.
-
-Examples:
-  source <(openkes completion bash)          # in ~/.bashrc
-  source <(openkes completion zsh)           # in ~/.zshrc, after compinit
-  openkes completion zsh > ~/.zsh/completions/_openkes
-`
-
 /**
- * Runs `openkes completion <shell>`: prints the script. Resolves to 0, or 2
- * for a missing or unknown shell. Never throws.
+ * The `completion` command for the table `root` (which contains it, so it
+ * is made from a function that reads the table when it runs).
  */
-export function runCompletionCommand(args: readonly string[], io: CommandIO): number {
-  const [shell, ...extra] = args
-  if (shell === '-h' || shell === '--help') {
-    io.stdout(USAGE)
-    return EXIT_OK
+export function completionCommand(table: () => { root: CommandGroup; topFlags: readonly string[] }): LocalCommand {
+  return {
+    kind: 'local',
+    name: 'completion',
+    summary: 'print a bash or zsh completion script',
+    args: ['shell'],
+    completeArgs: ['bash', 'zsh'],
+    description: 'The script completes the commands, subcommands and options of openkes.',
+    examples: [
+      'source <(openkes completion bash)          # in ~/.bashrc',
+      'source <(openkes completion zsh)           # in ~/.zshrc, after compinit',
+      'openkes completion zsh > ~/.zsh/completions/_openkes',
+    ],
+    validate(args) {
+      const shell = args[0]
+      if (shell !== 'bash' && shell !== 'zsh') throw new UsageError(`unknown shell '${shell ?? ''}': want bash or zsh`)
+    },
+    async run(inv) {
+      const { root, topFlags } = table()
+      inv.print(inv.args[0] === 'bash' ? bashCompletion(root, topFlags) : zshCompletion(root, topFlags))
+      return EXIT_OK
+    },
   }
-  if (shell === undefined || extra.length > 0 || (shell !== 'bash' && shell !== 'zsh')) {
-    const problem = shell === undefined ? 'missing shell' : extra.length > 0 ? `unexpected argument '${extra[0] ?? ''}'` : `unknown shell '${shell}'`
-    io.stderr(`openkes completion: ${problem}: want bash or zsh\n\n${USAGE}`)
-    return EXIT_USAGE
-  }
-  io.stdout(shell === 'bash' ? bashCompletion() : zshCompletion())
-  return EXIT_OK
 }

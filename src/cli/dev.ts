@@ -1,6 +1,7 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { identityOfPem } from '../auth/identity.js'
+import { DEFAULT_LIMITS } from '../config/limits-section.js'
 import type { Config } from '../config/validate.js'
 import { createCertificate } from '../x509/certificate.js'
 import { errorCode } from './fs-errors.js'
@@ -67,6 +68,7 @@ export function devConfig(env: DevEnvironment, address: string): Config {
     keys: Object.freeze([]),
     keystore: Object.freeze({ kind: 'fs' as const, path: env.keysDir }),
     api: new Map(),
+    limits: DEFAULT_LIMITS,
     sourceFile: undefined,
   })
 }

@@ -7,7 +7,8 @@ import { test } from 'node:test'
 import { identityOfPem } from '../auth/identity.js'
 import { createCertificate } from '../x509/certificate.js'
 import type { KeyType } from '../x509/certificate.js'
-import { runIdentityCommand } from './identity.js'
+import { runOpenkes } from './commands.js'
+import { processContext } from './connect.js'
 
 interface Run {
   code: number
@@ -18,11 +19,8 @@ interface Run {
 async function run(args: string[], cwd: string): Promise<Run> {
   let stdout = ''
   let stderr = ''
-  const code = await runIdentityCommand(args, {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    cwd,
-  })
+  const io = { stdout: (s: string) => void (stdout += s), stderr: (s: string) => void (stderr += s), cwd }
+  const code = await runOpenkes(['identity', ...args], processContext(io))
   return { code, stdout, stderr }
 }
 
@@ -129,7 +127,7 @@ test('of a missing file fails with exit code 1', async (t) => {
   const r = await run(['of', 'missing.cert'], dir)
   assert.equal(r.code, 1)
   assert.equal(r.stdout, '')
-  assert.equal(r.stderr, "error: cannot read 'missing.cert': no such file or directory\n")
+  assert.equal(r.stderr, "openkes: cannot read 'missing.cert': no such file or directory\n")
 })
 
 test('of a private key fails with exit code 1 and does not print the key', async (t) => {
@@ -138,7 +136,7 @@ test('of a private key fails with exit code 1 and does not print the key', async
   await fs.writeFile(path.join(dir, 'k.key'), keyPem)
   const r = await run(['of', 'k.key'], dir)
   assert.equal(r.code, 1)
-  assert.equal(r.stderr, "error: 'k.key' is not a certificate\n")
+  assert.equal(r.stderr, "openkes: 'k.key' is not a certificate\n")
   assert.ok(!r.stderr.includes(keyPem.split('\n')[1] ?? 'unreachable'))
 })
 
@@ -152,7 +150,7 @@ test('of a directory fails with exit code 1', async (t) => {
 const usageErrors: { args: string[]; stderr: RegExp }[] = [
   { args: [], stderr: /missing command/ },
   { args: ['bogus'], stderr: /unknown command 'bogus'/ },
-  { args: ['new'], stderr: /missing identity name/ },
+  { args: ['new'], stderr: /missing name/ },
   { args: ['new', 'a', 'b'], stderr: /unexpected argument 'b'/ },
   { args: ['new', '--bogus', 'a'], stderr: /unknown option '--bogus'/ },
   { args: ['new', 'a', '--key'], stderr: /--key/ },
@@ -161,7 +159,7 @@ const usageErrors: { args: string[]; stderr: RegExp }[] = [
   { args: ['new', '--key', 'same', '--cert', 'same', 'a'], stderr: /same file/ },
   { args: ['new', '../escape'], stderr: /cannot be used as a file name/ },
   { args: ['new', 'x'.repeat(65)], stderr: /common name/ },
-  { args: ['of'], stderr: /missing certificate file/ },
+  { args: ['of'], stderr: /missing certificate/ },
   { args: ['of', 'a', 'b'], stderr: /unexpected argument 'b'/ },
   { args: ['of', '--force', 'a'], stderr: /unknown option '--force'/ },
 ]
@@ -172,19 +170,26 @@ for (const c of usageErrors) {
     assert.equal(r.code, 2)
     assert.equal(r.stdout, '')
     assert.match(r.stderr, c.stderr)
-    assert.match(r.stderr, /openkes identity --help/)
+    // one style for every usage error: what is wrong, then where the help is
+    assert.match(r.stderr, /^openkes identity( new| of)?: .+\nRun 'openkes identity( new| of)? --help' for usage\.\n$/)
     assert.deepEqual(await fs.readdir(dir), [])
   })
 }
 
-for (const args of [['--help'], ['-h'], ['new', '--help'], ['of', '-h']]) {
-  test(`identity ${args.join(' ')} prints usage with an example`, async (t) => {
+const helps: { args: string[]; usage: RegExp; example: RegExp }[] = [
+  { args: ['--help'], usage: /^Usage: openkes identity <command> \[options\]\n/, example: /\n {2}new +create a client identity/ },
+  { args: ['-h'], usage: /^Usage: openkes identity <command> \[options\]\n/, example: /\n {2}of +print the identity of a certificate/ },
+  { args: ['new', '--help'], usage: /^Usage: openkes identity new <name> \[options\]\n/, example: /openkes identity new --key=root\.key --cert=root\.cert root/ },
+  { args: ['of', '-h'], usage: /^Usage: openkes identity of <certificate> \[options\]\n/, example: /\n {2}openkes identity of root\.cert\n/ },
+]
+for (const h of helps) {
+  test(`identity ${h.args.join(' ')} prints its own usage with an example`, async (t) => {
     const dir = await tempDir(t)
-    const r = await run(args, dir)
+    const r = await run(h.args, dir)
     assert.equal(r.code, 0)
     assert.equal(r.stderr, '')
-    assert.match(r.stdout, /^usage: openkes identity new/)
-    assert.match(r.stdout, /openkes identity new --key=root\.key --cert=root\.cert root/)
+    assert.match(r.stdout, h.usage)
+    assert.match(r.stdout, h.example)
     assert.deepEqual(await fs.readdir(dir), [])
   })
 }

@@ -1,105 +1,64 @@
-// `openkes identity new|of`: the counterpart of `kes tool identity new|of`.
+// `openkes identity new|of`: the counterpart of `kes identity new|of` (and of
+// `kes tool identity new|of` before it). They work on local files only.
 import { open, readFile, rm } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { identityOfPem } from '../auth/identity.js'
 import { createCertificate } from '../x509/certificate.js'
 import type { IssuedCertificate } from '../x509/certificate.js'
-import { runIdentityApiCommand } from './identity-api.js'
-import { EXIT_FAILURE as EXIT_ERROR, EXIT_OK, EXIT_USAGE } from './io.js'
-import type { CommandIO as CommandIo } from './io.js'
+import { UsageError } from './command-spec.js'
+import type { LocalCommand, LocalInvocation } from './command-spec.js'
 import { describeFsError, errorCode } from './fs-errors.js'
-
-
-const USAGE = `usage: openkes identity new [options] NAME
-       openkes identity of CERT
-       openkes identity assign IDENTITY POLICY   (on a server; see --help of each)
-       openkes identity list [PATTERN]
-       openkes identity forget IDENTITY
-
-Create a client identity (an Ed25519 private key and a self-signed certificate
-with common name NAME), or print the identity of a certificate. An identity is
-the hex SHA-256 of the certificate's public key (DER SubjectPublicKeyInfo); the
-server's root identity and policy assignments use it.
-
-options for new:
-  --key FILE    private key file, written with mode 0600 (default NAME.key)
-  --cert FILE   certificate file, written with mode 0644 (default NAME.cert)
-  --ip IP       add an IP address to the certificate (repeatable)
-  --dns NAME    add a DNS name to the certificate (repeatable)
-  --force       overwrite existing files
-  -h, --help    print this help
-
-examples:
-  openkes identity new --key=root.key --cert=root.cert root
-  openkes identity new --ip 127.0.0.1 --dns localhost server
-  openkes identity of root.cert
-`
+import { EXIT_OK } from './io.js'
 
 const KEY_FILE_MODE = 0o600
 const CERT_FILE_MODE = 0o644
 
-/** A bad command line: reported with a hint to `--help`, exit code 2. */
-class UsageError extends Error {}
-
-/**
- * Runs `openkes identity <args>` (`args` start after the word `identity`) and
- * resolves to the exit code: 0 ok, 1 error (files, certificates), 2 usage
- * error. Never throws for user errors; they are written to `io.stderr`.
- */
-export async function runIdentityCommand(args: string[], io: CommandIo): Promise<number> {
-  try {
-    const [command, ...rest] = args
-    switch (command) {
-      case 'new':
-        return await identityNew(rest, io)
-      case 'of':
-        return await identityOf(rest, io)
-      case 'assign':
-      case 'list':
-      case 'forget':
-        return await runIdentityApiCommand(args, io)
-      case '-h':
-      case '--help':
-        io.stdout(USAGE)
-        return EXIT_OK
-      case undefined:
-        throw new UsageError('missing command: want new, of, assign, list or forget')
-      default:
-        throw new UsageError(`unknown command '${command}': want new, of, assign, list or forget`)
-    }
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr(`error: ${err.message}\nrun 'openkes identity --help' for usage\n`)
-      return EXIT_USAGE
-    }
-    io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n`)
-    return EXIT_ERROR
-  }
+/** `openkes identity new`: a private key and self-signed certificate for a client. */
+export const identityNewCommand: LocalCommand = {
+  kind: 'local',
+  name: 'new',
+  summary: 'create a client identity: an Ed25519 private key and a self-signed certificate',
+  args: ['name'],
+  description: `The certificate's common name is <name>. The identity is the hex SHA-256 of the
+certificate's public key (DER SubjectPublicKeyInfo); the server's admin identity
+and policy assignments use it.`,
+  options: {
+    key: { type: 'string', value: 'FILE', help: 'private key file, written with mode 0600 (default <name>.key)', complete: 'files' },
+    cert: { type: 'string', value: 'FILE', help: 'certificate file, written with mode 0644 (default <name>.cert)', complete: 'files' },
+    ip: { type: 'string', multiple: true, value: 'IP', help: 'add an IP address to the certificate (repeatable)' },
+    dns: { type: 'string', multiple: true, value: 'NAME', help: 'add a DNS name to the certificate (repeatable)' },
+    force: { type: 'boolean', help: 'overwrite existing files' },
+  },
+  examples: [
+    'openkes identity new --key=root.key --cert=root.cert root',
+    'openkes identity new --ip 127.0.0.1 --dns localhost server',
+  ],
+  run: identityNew,
 }
 
-async function identityNew(args: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parse(args, {
-    key: { type: 'string' },
-    cert: { type: 'string' },
-    ip: { type: 'string', multiple: true },
-    dns: { type: 'string', multiple: true },
-    force: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  })
-  if (values.help === true) {
-    io.stdout(USAGE)
-    return EXIT_OK
-  }
-  const [name, ...extra] = positionals
-  if (name === undefined || name === '') throw new UsageError('missing identity name')
-  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0] ?? ''}'`)
-  const keyFile = optionString(values.key) ?? defaultFileName(name, '.key')
-  const certFile = optionString(values.cert) ?? defaultFileName(name, '.cert')
-  const ipAddresses = optionStrings(values.ip)
-  const dnsNames = optionStrings(values.dns)
+/** `openkes identity of`: the identity of a certificate file. */
+export const identityOfCommand: LocalCommand = {
+  kind: 'local',
+  name: 'of',
+  summary: 'print the identity of a certificate',
+  args: ['certificate'],
+  completeArgs: 'files',
+  description: `The identity is the hex SHA-256 of the certificate's public key (DER
+SubjectPublicKeyInfo), for RSA, ECDSA and Ed25519 certificates alike.`,
+  examples: ['openkes identity of root.cert'],
+  run: identityOf,
+}
+
+async function identityNew(inv: LocalInvocation): Promise<number> {
+  const { options: values, io } = inv
+  const name = inv.args[0] ?? ''
+  if (name === '') throw new UsageError('missing name')
+  const keyFile = optionString(values['key']) ?? defaultFileName(name, '.key')
+  const certFile = optionString(values['cert']) ?? defaultFileName(name, '.cert')
+  const ipAddresses = optionStrings(values['ip'])
+  const dnsNames = optionStrings(values['dns'])
   for (const ip of ipAddresses) {
     if (isIP(ip) === 0) throw new UsageError(`invalid ip address '${ip}'`)
   }
@@ -117,7 +76,7 @@ async function identityNew(args: string[], io: CommandIo): Promise<number> {
     throw new UsageError(err instanceof Error ? err.message.replace(/^x509\/certificate: /, '') : String(err))
   }
 
-  const force = values.force === true
+  const force = values['force'] === true
   await writeNewFile(keyPath, keyFile, issued.keyPem, KEY_FILE_MODE, force)
   try {
     await writeNewFile(certPath, certFile, issued.certPem, CERT_FILE_MODE, force)
@@ -130,19 +89,12 @@ async function identityNew(args: string[], io: CommandIo): Promise<number> {
   return EXIT_OK
 }
 
-async function identityOf(args: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parse(args, { help: { type: 'boolean', short: 'h' } })
-  if (values.help === true) {
-    io.stdout(USAGE)
-    return EXIT_OK
-  }
-  const [certFile, ...extra] = positionals
-  if (certFile === undefined || certFile === '') throw new UsageError('missing certificate file')
-  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0] ?? ''}'`)
-
+async function identityOf(inv: LocalInvocation): Promise<number> {
+  const certFile = inv.args[0] ?? ''
+  if (certFile === '') throw new UsageError('missing certificate')
   let pem: Buffer
   try {
-    pem = await readFile(path.resolve(io.cwd ?? process.cwd(), certFile))
+    pem = await readFile(path.resolve(inv.io.cwd ?? process.cwd(), certFile))
   } catch (err) {
     throw new Error(`cannot read '${certFile}': ${describeFsError(err)}`)
   }
@@ -152,20 +104,8 @@ async function identityOf(args: string[], io: CommandIo): Promise<number> {
   } catch {
     throw new Error(`'${certFile}' is not a certificate`)
   }
-  io.stdout(`${identity}\n`)
+  inv.print(`${identity}\n`)
   return EXIT_OK
-}
-
-type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>
-
-function parse(args: string[], options: OptionSpec): { values: Record<string, unknown>; positionals: string[] } {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: true })
-  } catch (err) {
-    // parseArgs explains at length; its first sentence names the bad option
-    const message = err instanceof Error ? (err.message.split('. ')[0] ?? err.message) : String(err)
-    throw new UsageError(message.charAt(0).toLowerCase() + message.slice(1))
-  }
 }
 
 function optionString(value: unknown): string | undefined {

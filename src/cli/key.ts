@@ -1,9 +1,9 @@
 // `openkes key ...`: the counterpart of `kes key ...` (same argument order).
 import { decodeBase64Strict, encodeBase64 } from '../crypto/base64.js'
-import { requiredArg, runGroup, UsageError } from './connect.js'
-import type { ClientContext, CommandGroup, CommandSpec, Invocation } from './connect.js'
+import { requiredArg, UsageError } from './command-spec.js'
+import type { ClientCommand, CommandGroup, Invocation } from './command-spec.js'
 import { EXIT_OK } from './io.js'
-import { jsonLine, table } from './output.js'
+import { createdText, fields, jsonLine, table } from './output.js'
 
 const CIPHERS = ['AES256', 'ChaCha20'] as const
 type Cipher = (typeof CIPHERS)[number]
@@ -38,8 +38,8 @@ async function importKey(inv: Invocation, name: string, encoded: string, cipher:
   return EXIT_OK
 }
 
-const create: CommandSpec = {
-  name: 'key create',
+const create: ClientCommand = {
+  name: 'create',
   summary: 'create a key, or import one given in base64',
   args: ['name', 'base64 key?'],
   description: `Without a key, the server creates a random 256-bit key. With one (base64 of
@@ -55,12 +55,12 @@ exactly 32 bytes), the key is imported, like 'openkes key import'.`,
   },
 }
 
-const importCommand: CommandSpec = {
-  name: 'key import',
+const importCommand: ClientCommand = {
+  name: 'import',
   summary: 'import a key given in base64 (32 bytes)',
   args: ['name', 'base64 key'],
   options: {
-    cipher: { type: 'string', value: 'NAME', help: 'the cipher the key is for: AES256 (default) or ChaCha20' },
+    cipher: { type: 'string', value: 'NAME', help: 'the cipher the key is for: AES256 (default) or ChaCha20', complete: CIPHERS },
   },
   examples: ['openkes key import my-key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', 'openkes key import --cipher ChaCha20 my-key "$KEY"'],
   validate(args, options) {
@@ -72,8 +72,9 @@ const importCommand: CommandSpec = {
   },
 }
 
-const deleteCommand: CommandSpec = {
-  name: 'key delete',
+const deleteCommand: ClientCommand = {
+  name: 'delete',
+  aliases: ['rm'],
   summary: 'delete a key',
   args: ['name'],
   description: 'Everything encrypted with the key can no longer be decrypted.',
@@ -84,8 +85,9 @@ const deleteCommand: CommandSpec = {
   },
 }
 
-const list: CommandSpec = {
-  name: 'key list',
+const list: ClientCommand = {
+  name: 'list',
+  aliases: ['ls'],
   summary: 'list key names',
   args: ['pattern?'],
   description: `The pattern is a glob ('my-*') or a prefix ('my-'); without one, every key
@@ -98,9 +100,9 @@ the server shows you is listed. --json prints a JSON array of names.`,
   },
 }
 
-const generate: CommandSpec = {
-  name: 'key generate',
-  aliases: ['derive'],
+const generate: ClientCommand = {
+  name: 'generate',
+  aliases: ['derive', 'dek'],
   summary: 'generate a data key: a new plaintext key and its ciphertext',
   args: ['name', 'base64 context?'],
   description: `Use the plaintext key, store the ciphertext; 'openkes key decrypt' turns the
@@ -126,8 +128,8 @@ ciphertext back into the plaintext given the same context.`,
   },
 }
 
-const encrypt: CommandSpec = {
-  name: 'key encrypt',
+const encrypt: ClientCommand = {
+  name: 'encrypt',
   summary: 'encrypt a small message (base64) with a key',
   args: ['name', 'base64 plaintext', 'base64 context?'],
   description: 'Prints the ciphertext in base64 (--json: {"ciphertext":...}).',
@@ -149,8 +151,8 @@ const encrypt: CommandSpec = {
   },
 }
 
-const decrypt: CommandSpec = {
-  name: 'key decrypt',
+const decrypt: ClientCommand = {
+  name: 'decrypt',
   summary: 'decrypt a ciphertext (base64) with a key',
   args: ['name', 'base64 ciphertext', 'base64 context?'],
   description: 'Prints the plaintext in base64 (--json: {"plaintext":...}). The context must be\nthe one given when the ciphertext was made.',
@@ -171,17 +173,58 @@ const decrypt: CommandSpec = {
   },
 }
 
+const describe: ClientCommand = {
+  name: 'describe',
+  aliases: ['info'],
+  summary: 'show what the server knows of a key: its id, algorithm, creation',
+  args: ['name'],
+  description: `The id is the one the key's ciphertexts carry. --json prints the server's
+{"name","id","algorithm","created_at","created_by"} (times and creator when known).`,
+  examples: ['openkes key describe my-key', 'openkes key info my-key --json'],
+  async run(inv) {
+    const key = await inv.client().describeKey(requiredArg(inv, 0))
+    if (inv.json) {
+      inv.print(jsonLine(key))
+      return EXIT_OK
+    }
+    const rows: Array<[string, string]> = [
+      ['name', key.name],
+      ['id', key.id === '' ? '-' : key.id],
+      ['algorithm', key.algorithm === '' ? '-' : key.algorithm],
+      ['created', createdText(key)],
+    ]
+    inv.print(fields(rows, inv.out))
+    return EXIT_OK
+  },
+}
+
+const hmac: ClientCommand = {
+  name: 'hmac',
+  summary: 'compute the HMAC-SHA256 of a message (base64) under a key',
+  args: ['name', 'base64 message'],
+  description: `The same key and message always give the same MAC (base64; --json:
+{"hmac":...}), so it can name or check data without revealing it.`,
+  examples: ['openkes key hmac my-key "$(printf bucket/object | base64)"'],
+  validate: (args) => checkBase64Args(args, [[1, 'message']]),
+  async run(inv) {
+    const name = requiredArg(inv, 0)
+    const message = base64Arg(requiredArg(inv, 1), 'message') ?? Buffer.alloc(0)
+    let mac: Buffer
+    try {
+      mac = await inv.client().hmac(name, message)
+    } finally {
+      message.fill(0)
+    }
+    const encoded = encodeBase64(mac)
+    inv.print(inv.json ? jsonLine({ hmac: encoded }) : `${encoded}\n`)
+    return EXIT_OK
+  },
+}
+
 /** `openkes key`: its subcommands, as data. */
 export const keyCommands: CommandGroup = {
   name: 'key',
-  summary: 'manage keys and use them: create, import, delete, list, generate, encrypt, decrypt',
-  commands: [create, importCommand, deleteCommand, list, generate, encrypt, decrypt],
+  summary: 'manage keys and use them: create, import, describe, delete, list, generate, encrypt, decrypt, hmac',
+  commands: [create, importCommand, describe, deleteCommand, list, generate, encrypt, decrypt, hmac],
 }
 
-/**
- * Runs `openkes key <args>` (`args` start after the word `key`). Resolves to
- * the exit code: 0 ok, 1 API or network error, 2 usage error. Never throws.
- */
-export function runKeyCommand(args: readonly string[], ctx: ClientContext): Promise<number> {
-  return runGroup(keyCommands, args, ctx)
-}

@@ -1,8 +1,9 @@
-// `openkes log trace`: streams the server's audit or error log, the
-// counterpart of `kes log trace`.
+// `openkes log`: streams the server's audit or error log: `log audit|error`,
+// the bare `log [--error]` of the current kes CLI, and `log trace --type` of
+// the older one.
 import type { AuditEvent, ErrorEvent, KesApi, LogStream } from '../client/api.js'
-import { runGroup, UsageError } from './connect.js'
-import type { ClientContext, CommandGroup, CommandSpec, Invocation } from './connect.js'
+import { UsageError } from './command-spec.js'
+import type { ClientCommand, CommandGroup, Invocation } from './command-spec.js'
 import { EXIT_OK } from './io.js'
 import { formatNanos, jsonLine, statusStyle } from './output.js'
 import type { Painter } from './output.js'
@@ -66,37 +67,69 @@ async function follow<T>(inv: Invocation, open: (c: KesApi) => Promise<LogStream
   throw new Error('the server closed the log stream')
 }
 
-const trace: CommandSpec = {
-  name: 'log trace',
+const trace: ClientCommand = {
+  name: 'trace',
   summary: 'print log events as they happen, until Ctrl-C',
   args: [],
   options: {
-    type: { type: 'string', value: 'TYPE', help: 'which log: audit (every request, the default) or error' },
+    type: { type: 'string', value: 'TYPE', help: 'which log: audit (every request, the default) or error', complete: LOG_TYPES },
   },
   description: `Audit events show time, identity (short), method, path, status and latency.
 --json prints the server's events as they come, one JSON object per line.`,
   examples: ['openkes log trace', 'openkes log trace --type error', 'openkes log trace --json > audit.ndjson'],
   validate: (_args, options) => void logType(options['type']),
-  async run(inv) {
-    if (logType(inv.options['type']) === 'audit') {
-      return follow(inv, (c) => c.auditLog(), (e) => (inv.json ? jsonLine(e) : formatAuditEvent(e, inv.out)))
-    }
-    return follow(inv, (c) => c.errorLog(), (e) => (inv.json ? jsonLine(e) : formatErrorEvent(e, inv.out)))
+  run: (inv) => (logType(inv.options['type']) === 'audit' ? followAudit(inv) : followError(inv)),
+}
+
+function followAudit(inv: Invocation): Promise<number> {
+  return follow(inv, (c) => c.auditLog(), (e) => (inv.json ? jsonLine(e) : formatAuditEvent(e, inv.out)))
+}
+
+function followError(inv: Invocation): Promise<number> {
+  return follow(inv, (c) => c.errorLog(), (e) => (inv.json ? jsonLine(e) : formatErrorEvent(e, inv.out)))
+}
+
+const audit: ClientCommand = {
+  name: 'audit',
+  summary: 'print audit events (one per request) as they happen, until Ctrl-C',
+  args: [],
+  description: `Each event shows time, identity (short), method, path, status and latency.
+--json prints the server's events as they come, one JSON object per line.`,
+  examples: ['openkes log audit', 'openkes log audit --json > audit.ndjson'],
+  run: followAudit,
+}
+
+const error: ClientCommand = {
+  name: 'error',
+  summary: 'print error-log messages as they happen, until Ctrl-C',
+  args: [],
+  description: "--json prints the server's events as they come, one JSON object per line.",
+  examples: ['openkes log error', 'openkes log error --json'],
+  run: followError,
+}
+
+// `kes log [--audit|--error]`: the bare word follows the audit log.
+const bare: ClientCommand = {
+  name: 'log',
+  summary: 'follow the audit log, or with --error the error log, until Ctrl-C',
+  args: [],
+  options: {
+    audit: { type: 'boolean', help: 'follow the audit log (the default)' },
+    error: { type: 'boolean', help: 'follow the error log' },
   },
+  examples: ['openkes log', 'openkes log --error', 'openkes log --json > audit.ndjson'],
+  validate(_args, options) {
+    if (options['audit'] === true && options['error'] === true) throw new UsageError('give --audit or --error, not both')
+  },
+  run: (inv) => (inv.options['error'] === true ? followError(inv) : followAudit(inv)),
 }
 
 /** `openkes log`: its subcommands, as data. */
 export const logCommands: CommandGroup = {
   name: 'log',
-  summary: "follow the server's logs",
-  commands: [trace],
+  summary: "follow the server's audit or error log",
+  commands: [audit, error, trace],
+  default: bare,
+  examples: ['openkes log', 'openkes log error', 'openkes log trace --type error --json'],
 }
 
-/**
- * Runs `openkes log <args>` (`args` start after the word `log`). Resolves to
- * the exit code: 0 after Ctrl-C, 1 when the stream fails or the server ends
- * it, 2 on a usage error. Never throws.
- */
-export function runLogCommand(args: readonly string[], ctx: ClientContext): Promise<number> {
-  return runGroup(logCommands, args, ctx)
-}

@@ -2,8 +2,8 @@
 // computed from `GET /v1/metrics` (the seed's kes_http_* series).
 import { performance } from 'node:perf_hooks'
 import { parseDuration } from '../config/duration.js'
-import { runCommand, UsageError } from './connect.js'
-import type { ClientContext, CommandSpec, Invocation } from './connect.js'
+import { UsageError } from './command-spec.js'
+import type { ClientCommand, Invocation } from './command-spec.js'
 import { EXIT_OK } from './io.js'
 import { formatRate, formatSeconds, jsonLine } from './output.js'
 import type { Painter } from './output.js'
@@ -354,7 +354,7 @@ async function watch(inv: Invocation): Promise<number> {
 }
 
 /** `openkes metric`: its options, help and action, as data. */
-export const metricCommand: CommandSpec = {
+export const metricCommand: ClientCommand = {
   name: 'metric',
   aliases: ['metrics'],
   summary: "show a server's request rates and response times, refreshed live",
@@ -375,11 +375,3 @@ when it falls in the lowest bucket). --json prints one object per refresh.`,
   run: watch,
 }
 
-/**
- * Runs `openkes metric <args>`. Resolves to the exit code: 0 after --count
- * refreshes or Ctrl-C, 1 on an API or network error, 2 on a usage error.
- * Never throws.
- */
-export function runMetricCommand(args: readonly string[], ctx: ClientContext): Promise<number> {
-  return runCommand(metricCommand, args, ctx)
-}

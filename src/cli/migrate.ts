@@ -2,7 +2,6 @@
 // (a KES key directory, a Vault export, another OpenKES store), byte for byte.
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { GlobSyntaxError, compileGlob } from '../auth/glob.js'
 import type { Glob } from '../auth/glob.js'
 import { ConfigError, loadConfigFile } from '../config/load.js'
@@ -12,46 +11,15 @@ import { openFsStore } from '../keystore/fs/fs-store.js'
 import { createMemStore } from '../keystore/mem/mem-store.js'
 import { applySeal } from '../keystore/seal/open-seal.js'
 import { errorCode } from './fs-errors.js'
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js'
+import { UsageError } from './command-spec.js'
+import type { LocalCommand } from './command-spec.js'
+import { EXIT_FAILURE, EXIT_OK } from './io.js'
 import type { CommandIO } from './io.js'
 import { ENTRY_NOUN, TABLES, copyStore } from './migrate-copy.js'
 import type { CopyReport, EntryResult, Tally } from './migrate-copy.js'
 
-const USAGE = `Usage: openkes migrate --from SOURCE --to DEST [--dry-run] [--merge] [--pattern GLOB]
-
-Copy keys, policies and identity assignments from one key store to another.
-SOURCE and DEST are each a KES or OpenKES config file (its key store is used)
-or a key directory. Keys are copied byte for byte, so every ciphertext made
-with them stays valid, and each copy is checked: a ciphertext made with the
-source key must decrypt with the key read back from DEST. Key material is
-never printed.
-
-Options:
-  --from SOURCE    config file or key directory to copy from
-  --to DEST        config file or key directory to copy to
-  --dry-run        change nothing; list what would be copied
-  --merge          let DEST hold some of the entries already: identical ones
-                   are skipped ("already there"), different ones are
-                   reported as conflicts
-  --pattern GLOB   copy only the keys whose names match (e.g. 'minio-*');
-                   policies and assignments are always copied
-  -h, --help       show this help
-
-Without --merge, nothing is copied when DEST holds any entry to be copied.
-Exit status: 0 when every entry was copied or already there, 1 when one
-failed or conflicted (or a store cannot be opened), 2 on a usage error.
-
-Examples:
-  openkes migrate --from /etc/kes/config.yml --to /etc/openkes/config.yml --dry-run
-  openkes migrate --from /etc/kes/config.yml --to /etc/openkes/config.yml
-  openkes migrate --from ./vault-export --to /etc/openkes/config.yml --merge
-  openkes migrate --from old.yml --to new.yml --pattern 'minio-*'
-
-See docs/migrating.md for moving from KES, Vault and cloud secret stores.
-`
-
 /** Where migrate writes besides stdout/stderr: whether stderr is a terminal (progress bar). */
-export interface MigrateTerminal {
+interface MigrateTerminal {
   readonly stderrIsTTY: boolean
   /** Source of `${VAR}` values in config files. */
   readonly env: NodeJS.ProcessEnv
@@ -59,9 +27,6 @@ export interface MigrateTerminal {
 
 /** A plain progress line is printed after this many entries when stderr is not a terminal. */
 export const PROGRESS_EVERY = 100
-
-/** A command-line mistake: exit 2. */
-class UsageError extends Error {}
 
 /** A store that can't be opened or read: exit 1. */
 class StoreOpenError extends Error {}
@@ -154,38 +119,70 @@ async function openArgument(arg: string, env: NodeJS.ProcessEnv, role: 'source' 
   return { store, label: arg, location: locationOf(keystore) }
 }
 
-function parse(args: string[]): { from: string; to: string; dryRun: boolean; merge: boolean; pattern: Glob | undefined } | 'help' {
-  let values
+/** What `openkes migrate` was asked to do. */
+interface MigrateOptions {
+  readonly from: string
+  readonly to: string
+  readonly dryRun: boolean
+  readonly merge: boolean
+  readonly pattern: Glob | undefined
+}
+
+// Only the pattern needs checking beyond what the command table checks (--from and --to given).
+function patternOption(value: unknown): Glob | undefined {
+  if (typeof value !== 'string') return undefined
   try {
-    ;({ values } = parseArgs({
-      args,
-      options: {
-        from: { type: 'string' },
-        to: { type: 'string' },
-        'dry-run': { type: 'boolean' },
-        merge: { type: 'boolean' },
-        pattern: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }))
+    return compileGlob(value)
   } catch (err) {
-    throw new UsageError((err as Error).message)
+    if (err instanceof GlobSyntaxError) throw new UsageError(`--pattern: ${err.message}`)
+    throw err
   }
-  if (values.help === true) return 'help'
-  if (values.from === undefined || values.from === '') throw new UsageError('--from SOURCE is required')
-  if (values.to === undefined || values.to === '') throw new UsageError('--to DEST is required')
-  let pattern: Glob | undefined
-  if (values.pattern !== undefined) {
-    try {
-      pattern = compileGlob(values.pattern)
-    } catch (err) {
-      if (err instanceof GlobSyntaxError) throw new UsageError(`--pattern: ${err.message}`)
-      throw err
+}
+
+/** `openkes migrate`: its options, help and action, as an entry of the command table. */
+export const migrateCommand: LocalCommand = {
+  kind: 'local',
+  name: 'migrate',
+  summary: 'copy keys, policies and identity assignments from one key store to another',
+  args: [],
+  options: {
+    from: { type: 'string', value: 'SOURCE', required: true, help: 'config file or key directory to copy from', complete: 'files' },
+    to: { type: 'string', value: 'DEST', required: true, help: 'config file or key directory to copy to', complete: 'files' },
+    'dry-run': { type: 'boolean', help: 'change nothing; list what would be copied' },
+    merge: {
+      type: 'boolean',
+      help: 'let DEST hold some of the entries already: identical ones are\nskipped ("already there"), different ones are reported as conflicts',
+    },
+    pattern: { type: 'string', value: 'GLOB', help: "copy only the keys whose names match (e.g. 'minio-*');\npolicies and assignments are always copied" },
+  },
+  description: `SOURCE and DEST are each a KES or OpenKES config file (its key store is used)
+or a key directory. Keys are copied byte for byte, so every ciphertext made
+with them stays valid, and each copy is checked: a ciphertext made with the
+source key must decrypt with the key read back from DEST. Key material is
+never printed.
+
+Without --merge, nothing is copied when DEST holds any entry to be copied.
+Exit status: 0 when every entry was copied or already there, 1 when one
+failed or conflicted (or a store cannot be opened), 2 on a usage error.
+See docs/migrating.md for moving from KES, Vault and cloud secret stores.`,
+  examples: [
+    'openkes migrate --from /etc/kes/config.yml --to /etc/openkes/config.yml --dry-run',
+    'openkes migrate --from /etc/kes/config.yml --to /etc/openkes/config.yml',
+    'openkes migrate --from ./vault-export --to /etc/openkes/config.yml --merge',
+    "openkes migrate --from old.yml --to new.yml --pattern 'minio-*'",
+  ],
+  validate: (_args, options) => void patternOption(options['pattern']),
+  run(inv) {
+    const o = inv.options
+    const opts: MigrateOptions = {
+      from: typeof o['from'] === 'string' ? o['from'] : '',
+      to: typeof o['to'] === 'string' ? o['to'] : '',
+      dryRun: o['dry-run'] === true,
+      merge: o['merge'] === true,
+      pattern: patternOption(o['pattern']),
     }
-  }
-  return { from: values.from, to: values.to, dryRun: values['dry-run'] === true, merge: values.merge === true, pattern }
+    return runMigration(opts, inv.io, { stderrIsTTY: inv.ctx.stderrIsTTY === true, env: inv.ctx.env })
+  },
 }
 
 const TABLE_LABEL: Readonly<Record<TableName, string>> = {
@@ -225,23 +222,11 @@ function progressReporter(io: CommandIO, isTTY: boolean): { update(done: number,
 }
 
 /**
- * `openkes migrate`. Returns the exit code: 0 when every entry was copied (or already there),
- * 1 when any entry failed or conflicted or a store could not be opened, 2 on a usage error.
+ * Runs a migration. Returns the exit code: 0 when every entry was copied (or already there),
+ * 1 when any entry failed or conflicted or a store could not be opened. Throws UsageError
+ * when --from and --to name the same store.
  */
-export async function runMigrateCommand(args: string[], io: CommandIO, terminal: MigrateTerminal): Promise<number> {
-  let opts
-  try {
-    opts = parse(args)
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err
-    io.stderr(`openkes migrate: ${err.message}\n\n${USAGE}`)
-    return EXIT_USAGE
-  }
-  if (opts === 'help') {
-    io.stdout(USAGE)
-    return EXIT_OK
-  }
-
+async function runMigration(opts: MigrateOptions, io: CommandIO, terminal: MigrateTerminal): Promise<number> {
   const opened: OpenedStore[] = []
   try {
     const source = await openArgument(opts.from, terminal.env, 'source', opts.dryRun)
@@ -249,8 +234,7 @@ export async function runMigrateCommand(args: string[], io: CommandIO, terminal:
     const destination = await openArgument(opts.to, terminal.env, 'destination', opts.dryRun)
     opened.push(destination)
     if (source.location === destination.location) {
-      io.stderr(`openkes migrate: --from and --to name the same key store (${source.location})\n`)
-      return EXIT_USAGE
+      throw new UsageError(`--from and --to name the same key store (${source.location})`)
     }
     return await migrate(source, destination, opts, io, terminal.stderrIsTTY)
   } catch (err) {

@@ -66,6 +66,22 @@ export function jsonLine(value: unknown): string {
   return JSON.stringify(value) + '\n'
 }
 
+/**
+ * Label–value lines, the labels bold (when colouring) and padded to one
+ * column: `name       my-key`; a value of several lines continues in its column.
+ */
+export function fields(rows: ReadonlyArray<readonly [string, string]>, p: Painter): string {
+  const width = Math.max(...rows.map(([label]) => label.length))
+  const indent = ' '.repeat(width + 2)
+  return rows.map(([label, value]) => `${p.paint('bold', label.padEnd(width))}  ${value.replaceAll('\n', `\n${indent}`)}`).join('\n') + '\n'
+}
+
+/** When and by whom something was created, as far as the server said: `2024-01-02T03:04:05Z by 3ecfcdf3…`, or `-`. */
+export function createdText(c: { readonly created_at?: string; readonly created_by?: string }): string {
+  if (c.created_at === undefined && c.created_by === undefined) return '-'
+  return [c.created_at ?? 'at an unknown time', ...(c.created_by !== undefined ? [`by ${c.created_by}`] : [])].join(' ')
+}
+
 /** A nanosecond duration in the unit that keeps it short: `850ns`, `102µs`, `3.2ms`, `1.50s`. */
 export function formatNanos(ns: number): string {
   if (!Number.isFinite(ns) || ns < 0) return '-'

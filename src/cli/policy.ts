@@ -2,11 +2,11 @@
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { PolicyRules } from '../client/api.js'
-import { requiredArg, runGroup } from './connect.js'
+import { requiredArg } from './command-spec.js'
 import { describeFsError } from './fs-errors.js'
-import type { ClientContext, CommandGroup, CommandSpec, Invocation } from './connect.js'
+import type { ClientCommand, CommandGroup, Invocation } from './command-spec.js'
 import { EXIT_OK } from './io.js'
-import { jsonLine, table } from './output.js'
+import { createdText, fields, jsonLine, table } from './output.js'
 import type { Painter } from './output.js'
 
 /**
@@ -59,9 +59,10 @@ export function formatPolicy(rules: PolicyRules, p: Painter): string {
   return [...section('allow', rules.allow), ...section('deny', rules.deny)].join('\n') + '\n'
 }
 
-const write: CommandSpec = {
-  name: 'policy write',
-  aliases: ['add'],
+const write: ClientCommand = {
+  name: 'write',
+  aliases: ['add', 'create'],
+  completeArgs: 'files',
   summary: 'create or replace a policy from a JSON file',
   args: ['name', 'file'],
   description: `The file holds {"allow":[...],"deny":[...]} or the older {"paths":[...]}
@@ -79,8 +80,8 @@ Deny rules win over allow rules. A file name of '-' reads standard input.`,
   },
 }
 
-const read: CommandSpec = {
-  name: 'policy read',
+const read: ClientCommand = {
+  name: 'read',
   aliases: ['show'],
   summary: "print a policy's rules",
   args: ['name'],
@@ -93,8 +94,9 @@ const read: CommandSpec = {
   },
 }
 
-const list: CommandSpec = {
-  name: 'policy list',
+const list: ClientCommand = {
+  name: 'list',
+  aliases: ['ls'],
   summary: 'list policy names',
   args: ['pattern?'],
   description: '--json prints a JSON array of names.',
@@ -106,8 +108,9 @@ const list: CommandSpec = {
   },
 }
 
-const deleteCommand: CommandSpec = {
-  name: 'policy delete',
+const deleteCommand: ClientCommand = {
+  name: 'delete',
+  aliases: ['rm'],
   summary: 'delete a policy (identities assigned to it lose it)',
   args: ['name'],
   examples: ['openkes policy delete my-app'],
@@ -117,18 +120,40 @@ const deleteCommand: CommandSpec = {
   },
 }
 
+const assign: ClientCommand = {
+  name: 'assign',
+  summary: 'assign a policy to one or more identities (as kes policy assign)',
+  args: ['policy', 'identity...'],
+  description: `The same as 'openkes identity assign <identity> <policy>' for each identity,
+in the argument order of the kes CLI. An identity has at most one policy.`,
+  examples: ['openkes policy assign my-app "$(openkes identity of app.cert)"'],
+  async run(inv) {
+    const [policy, ...identities] = inv.args
+    for (const identity of identities) await inv.client().assignIdentity(policy ?? '', identity)
+    return EXIT_OK
+  },
+}
+
+const describe: ClientCommand = {
+  name: 'describe',
+  aliases: ['info'],
+  summary: "show a policy's name and when and by whom it was created",
+  args: ['name'],
+  description: `Policies from the server's configuration file have no creation time.
+--json prints the server's {"name","created_at","created_by"}. 'openkes policy read'
+prints the rules.`,
+  examples: ['openkes policy describe my-app', 'openkes policy info my-app --json'],
+  async run(inv) {
+    const policy = await inv.client().describePolicy(requiredArg(inv, 0))
+    inv.print(inv.json ? jsonLine(policy) : fields([['name', policy.name], ['created', createdText(policy)]], inv.out))
+    return EXIT_OK
+  },
+}
+
 /** `openkes policy`: its subcommands, as data. */
 export const policyCommands: CommandGroup = {
   name: 'policy',
-  summary: 'manage policies: write, read, list, delete',
-  commands: [write, read, list, deleteCommand],
+  summary: 'manage policies: write, read, describe, list, delete, assign',
+  commands: [write, read, describe, list, deleteCommand, assign],
 }
 
-/**
- * Runs `openkes policy <args>` (`args` start after the word `policy`).
- * Resolves to the exit code: 0 ok, 1 API, network or file error, 2 usage
- * error. Never throws.
- */
-export function runPolicyCommand(args: readonly string[], ctx: ClientContext): Promise<number> {
-  return runGroup(policyCommands, args, ctx)
-}

@@ -1,76 +1,63 @@
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { ConfigError, loadConfigFile } from '../config/load.js'
 import type { Config } from '../config/validate.js'
 import { startServer } from '../server/server.js'
 import type { RunningServer } from '../server/server.js'
 import { VERSION } from '../version.js'
 import { devConfig, prepareDevEnvironment } from './dev.js'
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js'
+import { UsageError } from './command-spec.js'
+import type { LocalCommand, OptionValues } from './command-spec.js'
+import { EXIT_FAILURE, EXIT_OK } from './io.js'
 import type { CommandIO } from './io.js'
 
-const USAGE = `Usage: openkes server (--config FILE | --dev) [--addr HOST:PORT] [--strict]
-
-Start the OpenKES server.
-
-Options:
-  --config FILE    KES-style YAML configuration (see README: "Configuration")
-  --dev            development mode: creates (once) a server certificate, a root
-                   client certificate and a key store in --data, then serves on
-                   127.0.0.1:7373
-  --data DIR       the development data directory (default ./openkes-dev)
-  --addr HOST:PORT listen here instead of the configured address
-  --strict         refuse to start when the TLS key, the key directory or a key
-                   file is open to other users (without it: a warning)
-  -h, --help       show this help
-
-Examples:
-  openkes server --dev
-  openkes server --config ./config.yml
-`
+/** `openkes server`: runs the server until SIGINT or SIGTERM. */
+export const serverCommand: LocalCommand = {
+  kind: 'local',
+  name: 'server',
+  summary: 'start the server (--dev to try it out, or --config FILE)',
+  args: [],
+  options: {
+    config: { type: 'string', value: 'FILE', help: 'KES-style YAML configuration (README: "Running with a configuration file")', complete: 'files' },
+    dev: {
+      type: 'boolean',
+      help: 'development mode: creates (once) a server certificate, a root client\ncertificate and a key store in --data, then serves on 127.0.0.1:7373',
+    },
+    data: { type: 'string', value: 'DIR', help: 'the development data directory (default ./openkes-dev)', complete: 'files' },
+    addr: { type: 'string', value: 'HOST:PORT', help: 'listen here instead of the configured address' },
+    strict: {
+      type: 'boolean',
+      help: 'refuse to start when the TLS key, the key directory or a key\nfile is open to other users (without it: a warning)',
+    },
+  },
+  description: 'Give either --config FILE or --dev. SIGHUP reloads the configuration.',
+  examples: ['openkes server --dev', 'openkes server --config ./config.yml', 'openkes server --config ./config.yml --addr 0.0.0.0:7373'],
+  validate(_args, options) {
+    if ((options['config'] === undefined) === (options['dev'] !== true)) throw new UsageError('give either --config FILE or --dev')
+  },
+  run: (inv) => runServer(inv.options, inv.io),
+}
 
 /**
- * `openkes server`: runs until SIGINT or SIGTERM. Returns the exit code:
- * 0 after a clean shutdown, 1 when the server cannot start, 2 on a usage error.
+ * Starts the server and runs until SIGINT or SIGTERM. Returns the exit code:
+ * 0 after a clean shutdown, 1 when the server cannot start.
  */
-export async function runServerCommand(args: string[], io: CommandIO): Promise<number> {
-  let values
-  try {
-    ;({ values } = parseArgs({
-      args,
-      options: {
-        config: { type: 'string' },
-        dev: { type: 'boolean' },
-        data: { type: 'string' },
-        addr: { type: 'string' },
-        strict: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }))
-  } catch (err) {
-    io.stderr(`openkes server: ${(err as Error).message}\n\n${USAGE}`)
-    return EXIT_USAGE
+async function runServer(options: OptionValues, io: CommandIO): Promise<number> {
+  const values = {
+    config: typeof options['config'] === 'string' ? options['config'] : undefined,
+    dev: options['dev'] === true,
+    data: typeof options['data'] === 'string' ? options['data'] : undefined,
+    addr: typeof options['addr'] === 'string' ? options['addr'] : undefined,
+    strict: options['strict'] === true,
   }
-  if (values.help) {
-    io.stdout(USAGE)
-    return EXIT_OK
-  }
-  if ((values.config === undefined) === (values.dev !== true)) {
-    io.stderr(`openkes server: give either --config FILE or --dev\n\n${USAGE}`)
-    return EXIT_USAGE
-  }
-
   let config: Config
   let banner: string
   try {
-    if (values.dev === true) {
+    if (values.dev) {
       const env = await prepareDevEnvironment(values.data ?? 'openkes-dev')
       config = devConfig(env, values.addr ?? '127.0.0.1:7373')
       banner = devBanner(env.rootIdentity, env.rootCert, env.rootKey, env.dir, env.created)
     } else {
-      config = await loadConfigFile(values.config as string, process.env)
+      config = await loadConfigFile(values.config ?? '', process.env)
       if (values.addr !== undefined) config = Object.freeze({ ...config, address: values.addr })
       banner = ''
     }
@@ -81,7 +68,7 @@ export async function runServerCommand(args: string[], io: CommandIO): Promise<n
 
   let server: RunningServer
   try {
-    server = await startServer(config, { strictFiles: values.strict === true })
+    server = await startServer(config, { strictFiles: values.strict })
   } catch (err) {
     io.stderr(`openkes server: cannot start: ${(err as Error).message}\n`)
     return EXIT_FAILURE

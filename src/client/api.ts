@@ -43,14 +43,89 @@ export interface PolicyRules {
  */
 export type MetricsView = 'kes' | 'prometheus'
 
-/** One audit event (`GET /v1/log/audit/trace`). */
+/**
+ * A server's status (`GET /v1/status`, KES 2023 and later), fields in their
+ * wire spelling. With the key store unreachable, `keystore_latency` is
+ * absent and `keystore_unreachable` is true.
+ */
+export interface ServerStatus {
+  readonly version: string
+  /** Go's spelling, as KES reports it: `linux`, `amd64`. */
+  readonly os: string
+  readonly arch: string
+  /** Seconds since the server started. */
+  readonly uptime: number
+  readonly num_cpu: number
+  readonly num_cpu_used: number
+  /** Bytes. */
+  readonly mem_heap_used: number
+  readonly mem_stack_used: number
+  /** Round trip to the key store in milliseconds; absent when it is unreachable. */
+  readonly keystore_latency?: number
+  readonly keystore_unavailable?: boolean
+  readonly keystore_unreachable?: boolean
+}
+
+/** One entry of a server's route table (`GET /v1/api`). */
+export interface ApiRoute {
+  readonly method: string
+  /** Ends with `/` when the route takes arguments (`/v1/key/create/`). */
+  readonly path: string
+  /** The largest request body in bytes. */
+  readonly max_body: number
+  /** Seconds; 0 for none. */
+  readonly timeout: number
+}
+
+/** What a server tells about a key (`GET /v1/key/describe/:name`). */
+export interface KeyDescription {
+  readonly name: string
+  /** The key id ciphertexts carry. */
+  readonly id: string
+  /** `AES256`, `ChaCha20` (or what a server sends; '' when it sends none). */
+  readonly algorithm: string
+  /** RFC 3339 time and creator identity, when the server knows them. */
+  readonly created_at?: string
+  readonly created_by?: string
+}
+
+/** What a server tells about a policy (`GET /v1/policy/describe/:name`). */
+export interface PolicyDescription {
+  readonly name: string
+  readonly created_at?: string
+  readonly created_by?: string
+}
+
+/** What a server tells about an identity (`GET /v1/identity/describe/:identity`). */
+export interface IdentityDescription {
+  /** Whether it is the admin identity (which has no policy: ''). */
+  readonly admin: boolean
+  readonly policy: string
+  readonly created_at?: string
+  readonly created_by?: string
+}
+
+/** Who the calling identity is (`GET /v1/identity/self/describe`). */
+export interface SelfDescription {
+  readonly identity: string
+  readonly admin: boolean
+  /** '' for the admin and for an identity without a policy. */
+  readonly policy: string
+  /** The policy's rules (empty when there is none). */
+  readonly allow: readonly string[]
+  readonly deny: readonly string[]
+  readonly created_at?: string
+  readonly created_by?: string
+}
+
+/** One audit event (`GET /v1/log/audit`, or `/v1/log/audit/trace` on older servers). */
 export interface AuditEvent {
   readonly time: string
   readonly request: { readonly path: string; readonly identity: string; readonly method?: string; readonly ip?: string }
   readonly response: { readonly code: number; readonly time: number; readonly error?: string }
 }
 
-/** One error-log event (`GET /v1/log/error/trace`). */
+/** One error-log event (`GET /v1/log/error`, or `/v1/log/error/trace` on older servers). */
 export interface ErrorEvent {
   readonly message: string
 }
@@ -67,9 +142,18 @@ export interface LogStream<T> extends AsyncIterable<T> {
  */
 export interface KesApi {
   version(): Promise<string>
+  /** The server's status (KES 2023+); an older server answers 404 or 501. */
+  status(): Promise<ServerStatus>
+  /** Resolves when a server's key store is reachable; rejects with KesError 503 `key store is unavailable` otherwise. */
+  ready(): Promise<void>
+  /** The server's route table (KES 2023+). */
+  apis(): Promise<ApiRoute[]>
   createKey(name: string): Promise<void>
   importKey(name: string, key: Uint8Array, cipher?: 'AES256' | 'ChaCha20'): Promise<void>
   deleteKey(name: string): Promise<void>
+  describeKey(name: string): Promise<KeyDescription>
+  /** HMAC-SHA256 of `message` under the named key's HMAC key: the same key and message give the same MAC. */
+  hmac(name: string, message: Uint8Array): Promise<Buffer>
   /** Key names matching a pattern (empty or `*`: all; a glob; otherwise a prefix), sorted. */
   listKeys(pattern?: string): Promise<string[]>
   generateKey(name: string, context?: Uint8Array): Promise<DataKey>
@@ -79,10 +163,14 @@ export interface KesApi {
   readPolicy(name: string): Promise<PolicyRules>
   listPolicies(pattern?: string): Promise<string[]>
   deletePolicy(name: string): Promise<void>
+  describePolicy(name: string): Promise<PolicyDescription>
   assignIdentity(policy: string, identity: string): Promise<void>
   /** identity → policy. */
   listIdentities(pattern?: string): Promise<Record<string, string>>
   forgetIdentity(identity: string): Promise<void>
+  describeIdentity(identity: string): Promise<IdentityDescription>
+  /** Who the caller is: its identity, admin or not, its policy and rules. */
+  describeSelf(): Promise<SelfDescription>
   /** The Prometheus text exposition: the KES families as KES clients see them (default), or every family as Prometheus does. */
   metrics(view?: MetricsView): Promise<string>
   auditLog(): Promise<LogStream<AuditEvent>>

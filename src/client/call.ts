@@ -5,7 +5,7 @@ import type { Buffer } from 'node:buffer'
 
 /** One API call as the transport sees it. */
 export interface Call {
-  readonly method: 'GET' | 'POST' | 'DELETE'
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE'
   /** The request target, names already percent-encoded. */
   readonly path: string
   readonly body?: Buffer

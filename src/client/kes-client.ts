@@ -9,11 +9,40 @@ import { setMaxListeners } from 'node:events'
 import { inspect } from 'node:util'
 import { KesError } from '../api/errors.js'
 import { encodeBase64 } from '../crypto/base64.js'
-import type { AuditEvent, DataKey, ErrorEvent, KesApi, KesClientOptions, LogStream, MetricsView, PolicyRules } from './api.js'
+import type {
+  ApiRoute,
+  AuditEvent,
+  DataKey,
+  ErrorEvent,
+  IdentityDescription,
+  KesApi,
+  KesClientOptions,
+  KeyDescription,
+  LogStream,
+  MetricsView,
+  PolicyDescription,
+  PolicyRules,
+  SelfDescription,
+  ServerStatus,
+} from './api.js'
 import { InvalidResponseError, closedError } from './call.js'
 import type { Call } from './call.js'
 import { NdjsonStream, parseAuditEvent, parseErrorEvent } from './log-stream.js'
-import { bytesField, errorFromBody, jsonObject, parseIdentityList, parseNameList, ruleList, stringField } from './responses.js'
+import {
+  bytesField,
+  errorFromBody,
+  jsonObject,
+  parseApiList,
+  parseIdentityDescription,
+  parseIdentityList,
+  parseKeyDescription,
+  parseNameList,
+  parsePolicyDescription,
+  parseSelfDescription,
+  parseServerStatus,
+  ruleList,
+  stringField,
+} from './responses.js'
 import { loadTlsMaterial } from './tls-material.js'
 import type { Credentials, TlsMaterial } from './tls-material.js'
 import { Deadline, closeEndpoint, openRequest, parseEndpoint, readBody } from './transport.js'
@@ -26,6 +55,9 @@ const BACKOFF_BASE_MS = 50
 const BACKOFF_CAP_MS = 1_000
 // An endpoint that failed with a network error goes to the back of the line for this long.
 const UNHEALTHY_MS = 5_000
+// What servers answer for a path they do not have: 404 (KES, OpenKES), 405 (a path
+// prefix they know with another method) or 501 (KES 0.x for unknown APIs).
+const UNKNOWN_PATH_STATUSES: ReadonlySet<number> = new Set([404, 405, 501])
 // At most this many pages of a paginated key list (KES 2023-10-24 and later).
 const MAX_LIST_PAGES = 10_000
 
@@ -94,6 +126,32 @@ export class KesClient implements KesApi {
   }
 
   /**
+   * The server's status (`GET /v1/status`, KES 2023 and later): version, platform, uptime,
+   * CPUs, memory and key-store latency; an unreachable key store is reported in the answer
+   * (`keystore_unreachable`), not as an error. Rejects with KesError (403; 404 or 501 from
+   * older servers) or a network error.
+   */
+  async status(): Promise<ServerStatus> {
+    const call = get('/v1/status')
+    return parseServerStatus(call, await this.#request(call))
+  }
+
+  /**
+   * Resolves when a server's key store is reachable (`GET /v1/ready` answers 200). Rejects
+   * with KesError 503 `key store is unavailable` (after asking every endpoint, as for any
+   * 503), 403, or a network error.
+   */
+  async ready(): Promise<void> {
+    await this.#request(get('/v1/ready'))
+  }
+
+  /** The server's route table (`GET /v1/api`). Rejects with KesError (403; 404 from older servers) or a network error. */
+  async apis(): Promise<ApiRoute[]> {
+    const call = get('/v1/api')
+    return parseApiList(call, await this.#request(call))
+  }
+
+  /**
    * Creates a key with a random 256-bit secret (`POST /v1/key/create/:name`).
    * Rejects with KesError 400 `key does already exist`, 403, or a network error;
    * it is retried only when the request certainly never reached a server.
@@ -115,6 +173,30 @@ export class KesClient implements KesApi {
       await this.#request({ method: 'POST', path: `/v1/key/import/${enc(name)}`, body, idempotent: false })
     } finally {
       body.fill(0)
+    }
+  }
+
+  /**
+   * What the server knows of a key (`GET /v1/key/describe/:name`): name, id, algorithm and,
+   * where known, creation time and creator. Rejects with KesError 404 `key does not exist`,
+   * 403, or a network error.
+   */
+  async describeKey(name: string): Promise<KeyDescription> {
+    const call = get(`/v1/key/describe/${enc(name)}`)
+    return parseKeyDescription(call, await this.#request(call))
+  }
+
+  /**
+   * HMAC-SHA256 of `message` under the named key (`PUT /v1/key/hmac/:name`, as kes-go sends
+   * it): the same key and message always give the same MAC. Rejects with KesError 404
+   * `key does not exist`, 403, or a network error.
+   */
+  async hmac(name: string, message: Uint8Array): Promise<Buffer> {
+    const call: Call = { ...post(`/v1/key/hmac/${enc(name)}`, { message: encodeBase64(message) }), method: 'PUT' }
+    try {
+      return bytesField(call, jsonObject(call, await this.#request(call)), 'hmac')
+    } finally {
+      call.body?.fill(0)
     }
   }
 
@@ -233,6 +315,15 @@ export class KesClient implements KesApi {
   }
 
   /**
+   * A policy's name and, where known, creation time and creator (`GET /v1/policy/describe/:name`).
+   * Rejects with KesError 404 `policy does not exist`, 403, or a network error.
+   */
+  async describePolicy(name: string): Promise<PolicyDescription> {
+    const call = get(`/v1/policy/describe/${enc(name)}`)
+    return parsePolicyDescription(call, await this.#request(call))
+  }
+
+  /**
    * Deletes a policy and its assignments (`DELETE /v1/policy/delete/:name`). Rejects with
    * KesError 404 `policy does not exist`, 400 for a config policy, 403, or a network error;
    * retried like createKey.
@@ -271,6 +362,26 @@ export class KesClient implements KesApi {
   }
 
   /**
+   * An identity's policy, whether it is the admin, and where known when and by whom it was
+   * assigned (`GET /v1/identity/describe/:identity`). Rejects with KesError 404
+   * `identity does not exist` (also for one without a policy), 403, or a network error.
+   */
+  async describeIdentity(identity: string): Promise<IdentityDescription> {
+    const call = get(`/v1/identity/describe/${enc(identity)}`)
+    return parseIdentityDescription(call, await this.#request(call))
+  }
+
+  /**
+   * Who the caller is (`GET /v1/identity/self/describe`, open to every identity with a
+   * certificate): its identity, whether it is the admin, its policy and that policy's rules.
+   * Rejects with KesError (404 or 501 from older servers) or a network error.
+   */
+  async describeSelf(): Promise<SelfDescription> {
+    const call = get('/v1/identity/self/describe')
+    return parseSelfDescription(call, await this.#request(call))
+  }
+
+  /**
    * The Prometheus text exposition (`GET /v1/metrics`). `kes` (the default) asks as KES
    * clients do, without Accept: OpenKES then answers the KES families (`kes_http_*`,
    * `kes_log_*`, `kes_system_*`), each as one series. `prometheus` asks as Prometheus
@@ -282,21 +393,22 @@ export class KesClient implements KesApi {
   }
 
   /**
-   * Subscribes to the audit log (`GET /v1/log/audit/trace`). Resolves once the server
-   * answered 200; the stream then yields one event per completed request until the server
-   * ends it or `close()` is called. Rejects with KesError (403) or a network error; the
-   * iteration throws a network error if the connection breaks.
+   * Subscribes to the audit log (`GET /v1/log/audit`; on a server that does not know that
+   * path, i.e. answers 404, 405 or 501, the older `GET /v1/log/audit/trace`). Resolves once
+   * the server answered 200; the stream then yields one event per completed request until
+   * the server ends it or `close()` is called. Rejects with KesError (403) or a network
+   * error; the iteration throws a network error if the connection breaks.
    */
   async auditLog(): Promise<LogStream<AuditEvent>> {
-    return this.#openStream(get('/v1/log/audit/trace'), parseAuditEvent)
+    return this.#openStreamOf('/v1/log/audit', '/v1/log/audit/trace', parseAuditEvent)
   }
 
   /**
-   * Subscribes to the error log (`GET /v1/log/error/trace`), like auditLog.
-   * Rejects with KesError (403) or a network error.
+   * Subscribes to the error log (`GET /v1/log/error`, or `/v1/log/error/trace` on older
+   * servers), like auditLog. Rejects with KesError (403) or a network error.
    */
   async errorLog(): Promise<LogStream<ErrorEvent>> {
-    return this.#openStream(get('/v1/log/error/trace'), parseErrorEvent)
+    return this.#openStreamOf('/v1/log/error', '/v1/log/error/trace', parseErrorEvent)
   }
 
   /**
@@ -333,6 +445,16 @@ export class KesClient implements KesApi {
       }
       return body
     })
+  }
+
+  // KES 2023 renamed the streams; servers before it answer the new name as an unknown path.
+  async #openStreamOf<T>(path: string, olderPath: string, parse: (call: Call, value: unknown) => T): Promise<LogStream<T>> {
+    try {
+      return await this.#openStream(get(path), parse)
+    } catch (err) {
+      if (err instanceof KesError && UNKNOWN_PATH_STATUSES.has(err.status)) return this.#openStream(get(olderPath), parse)
+      throw err
+    }
   }
 
   async #openStream<T>(call: Call, parse: (call: Call, value: unknown) => T): Promise<LogStream<T>> {

@@ -5,6 +5,7 @@ import type { Buffer } from 'node:buffer'
 import { STATUS_CODES } from 'node:http'
 import { KesError } from '../api/errors.js'
 import { decodeBase64Strict } from '../crypto/base64.js'
+import type { ApiRoute, IdentityDescription, KeyDescription, PolicyDescription, SelfDescription, ServerStatus } from './api.js'
 import { InvalidResponseError, isRecord } from './call.js'
 import type { Call } from './call.js'
 
@@ -137,4 +138,122 @@ export function bytesField(call: Call, body: Record<string, unknown>, field: str
   const bytes = decodeBase64Strict(stringField(call, body, field))
   if (bytes === undefined) throw new InvalidResponseError(call, `'${field}' is not base64`)
   return bytes
+}
+
+/** An optional string field: undefined when absent or null. Throws InvalidResponseError for another type. */
+function optionalString(call: Call, body: Record<string, unknown>, field: string): string | undefined {
+  const value = body[field]
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'string') throw new InvalidResponseError(call, `'${field}' is not a string`)
+  return value
+}
+
+/** A number field, 0 when absent or null (older servers leave some out). Throws InvalidResponseError for another type. */
+function numberField(call: Call, body: Record<string, unknown>, field: string): number {
+  const value = body[field]
+  if (value === undefined || value === null) return 0
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new InvalidResponseError(call, `'${field}' is not a number`)
+  return value
+}
+
+/** A boolean field, false when absent or null. Throws InvalidResponseError for another type. */
+function booleanField(call: Call, body: Record<string, unknown>, field: string): boolean {
+  const value = body[field]
+  if (value === undefined || value === null) return false
+  if (typeof value !== 'boolean') throw new InvalidResponseError(call, `'${field}' is not a boolean`)
+  return value
+}
+
+// Creation times and creators are left out when unknown; KES sends Go's zero
+// time and an empty identity for them, which mean the same.
+function creation(call: Call, body: Record<string, unknown>): { created_at?: string; created_by?: string } {
+  const at = optionalString(call, body, 'created_at')
+  const by = optionalString(call, body, 'created_by')
+  return {
+    ...(at !== undefined && at !== '' && !at.startsWith('0001-01-01') ? { created_at: at } : {}),
+    ...(by !== undefined && by !== '' ? { created_by: by } : {}),
+  }
+}
+
+/** A `/v1/status` answer. Throws InvalidResponseError when it lacks a version or has fields of the wrong type. */
+export function parseServerStatus(call: Call, body: Buffer): ServerStatus {
+  const o = jsonObject(call, body)
+  const unreachable = booleanField(call, o, 'keystore_unreachable') || booleanField(call, o, 'keystore_unavailable')
+  return {
+    version: stringField(call, o, 'version'),
+    os: optionalString(call, o, 'os') ?? '',
+    arch: optionalString(call, o, 'arch') ?? '',
+    uptime: numberField(call, o, 'uptime'),
+    num_cpu: numberField(call, o, 'num_cpu'),
+    num_cpu_used: numberField(call, o, 'num_cpu_used'),
+    mem_heap_used: numberField(call, o, 'mem_heap_used'),
+    mem_stack_used: numberField(call, o, 'mem_stack_used'),
+    ...(unreachable
+      ? { keystore_unavailable: true, keystore_unreachable: true }
+      : { keystore_latency: numberField(call, o, 'keystore_latency') }),
+  }
+}
+
+/** A `/v1/api` answer: a JSON array of routes. Throws InvalidResponseError for anything else. */
+export function parseApiList(call: Call, body: Buffer): ApiRoute[] {
+  let value: unknown
+  try {
+    value = JSON.parse(body.toString('utf8'))
+  } catch {
+    throw new InvalidResponseError(call, 'body is not JSON')
+  }
+  if (!Array.isArray(value)) throw new InvalidResponseError(call, 'body is not a JSON array')
+  return value.map((entry: unknown) => {
+    if (!isRecord(entry)) throw new InvalidResponseError(call, 'route is not an object')
+    return {
+      method: stringField(call, entry, 'method'),
+      path: stringField(call, entry, 'path'),
+      max_body: numberField(call, entry, 'max_body'),
+      timeout: numberField(call, entry, 'timeout'),
+    }
+  })
+}
+
+/** A `/v1/key/describe` answer. Throws InvalidResponseError without a name or with fields of the wrong type. */
+export function parseKeyDescription(call: Call, body: Buffer): KeyDescription {
+  const o = jsonObject(call, body)
+  return {
+    name: stringField(call, o, 'name'),
+    id: optionalString(call, o, 'id') ?? '',
+    algorithm: optionalString(call, o, 'algorithm') ?? '',
+    ...creation(call, o),
+  }
+}
+
+/** A `/v1/policy/describe` answer. Throws InvalidResponseError without a name. */
+export function parsePolicyDescription(call: Call, body: Buffer): PolicyDescription {
+  const o = jsonObject(call, body)
+  return { name: stringField(call, o, 'name'), ...creation(call, o) }
+}
+
+/** A `/v1/identity/describe` answer. Throws InvalidResponseError for fields of the wrong type. */
+export function parseIdentityDescription(call: Call, body: Buffer): IdentityDescription {
+  const o = jsonObject(call, body)
+  return { admin: booleanField(call, o, 'admin'), policy: optionalString(call, o, 'policy') ?? '', ...creation(call, o) }
+}
+
+/**
+ * A `/v1/identity/self/describe` answer: `policy` as the policy's name with
+ * `allow`/`deny` beside it (lists, or maps of pattern → rule), or, as some
+ * KES versions sent it, `policy_name` with `policy: {"allow","deny"}`.
+ * Throws InvalidResponseError without an identity or for fields of the wrong type.
+ */
+export function parseSelfDescription(call: Call, body: Buffer): SelfDescription {
+  const o = jsonObject(call, body)
+  const inline = isRecord(o['policy']) ? o['policy'] : undefined
+  const policy = inline !== undefined ? (optionalString(call, o, 'policy_name') ?? '') : (optionalString(call, o, 'policy') ?? '')
+  const rules = inline ?? o
+  return {
+    identity: stringField(call, o, 'identity'),
+    admin: booleanField(call, o, 'admin'),
+    policy,
+    allow: ruleList(call, rules['allow'], 'allow'),
+    deny: ruleList(call, rules['deny'], 'deny'),
+    ...creation(call, o),
+  }
 }

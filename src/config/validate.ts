@@ -8,6 +8,8 @@ import { parseDuration } from './duration.js'
 import { expandEnv } from './env.js'
 import { FrozenMap } from './frozen-map.js'
 import { MIGRATE_HINT, backendInUse, isBlank } from './kes-backends.js'
+import { limitsSection } from './limits-section.js'
+import type { Limits } from './limits-section.js'
 
 export { ConfigError } from './config-error.js'
 
@@ -66,6 +68,8 @@ export interface Config {
   readonly seal?: SealConfig
   /** Per-API settings by route path (`/v1/status`, `/v1/key/create`: no trailing slash). */
   readonly api: ReadonlyMap<string, ApiSetting>
+  /** Connection, body and timeout limits (`limits:`, an OpenKES extension). */
+  readonly limits: Limits
   /** The absolute path of the file the config was read from, if any. */
   readonly sourceFile: string | undefined
 }
@@ -549,7 +553,7 @@ function sealSection(top: RawMap, r: Reader, baseDir: string): SealConfig | unde
   return result as SealConfig
 }
 
-const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore', 'api', 'version', 'proxy', 'seal'] as const
+const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore', 'api', 'version', 'proxy', 'limits', 'seal'] as const
 
 /** `version:` (KES 2023+): optional, and 'v1' is the only version there is. */
 function checkVersion(top: RawMap, r: Reader): void {
@@ -585,6 +589,7 @@ export function validateConfig(raw: RawValue, opts: ValidateOptions): Config {
     keystore: keystoreSection(top, r, baseDir),
     api: apiSection(top, r),
     ...optionalSeal(sealSection(top, r, baseDir)),
+    limits: limitsSection(top.get('limits'), opts.env),
     sourceFile: opts.sourceFile === undefined ? undefined : path.resolve(opts.sourceFile),
   }
   return deepFreeze(config)

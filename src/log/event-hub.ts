@@ -32,6 +32,14 @@ const DEFAULT_MAX_SUBSCRIBERS = 64
  */
 export type StillAllowed = () => Promise<boolean>
 
+/** A reader's place, taken before it subscribes (see EventHub.reserve). */
+export interface Reservation {
+  /** Subscribes in the reserved place (once). */
+  subscribe(sink: SubscriberSink, stillAllowed?: StillAllowed): Subscription
+  /** Gives the place back unused (the stream was never opened); harmless after subscribe. */
+  release(): void
+}
+
 interface Subscriber {
   readonly sink: SubscriberSink
   readonly finish: () => void
@@ -47,6 +55,8 @@ interface Subscriber {
 export class EventHub {
   readonly #subscribers = new Set<Subscriber>()
   readonly #opts: EventHubOptions
+  // Places taken by reserve() whose readers have not subscribed yet.
+  #reserved = 0
 
   constructor(opts: EventHubOptions) {
     this.#opts = opts
@@ -57,9 +67,35 @@ export class EventHub {
     return this.#subscribers.size
   }
 
-  /** True when no more readers may subscribe. */
+  /** True when no more readers may subscribe (counting the places reserved). */
   get full(): boolean {
-    return this.#subscribers.size >= (this.#opts.maxSubscribers ?? DEFAULT_MAX_SUBSCRIBERS)
+    return this.#subscribers.size + this.#reserved >= (this.#opts.maxSubscribers ?? DEFAULT_MAX_SUBSCRIBERS)
+  }
+
+  /**
+   * Takes a reader's place now, or returns undefined when the hub is full.
+   * Checking `full` and subscribing later would let every request that
+   * checked before the first one subscribed in: the check and the taking of
+   * the place must be one step.
+   */
+  reserve(): Reservation | undefined {
+    if (this.full) return undefined
+    this.#reserved++
+    let pending = true
+    const settle = (): void => {
+      if (pending) {
+        pending = false
+        this.#reserved--
+      }
+    }
+    return {
+      subscribe: (sink, stillAllowed) => {
+        if (!pending) throw new Error('event hub: reservation already used')
+        settle()
+        return this.subscribe(sink, stillAllowed)
+      },
+      release: settle,
+    }
   }
 
   /**

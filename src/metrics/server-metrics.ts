@@ -51,6 +51,7 @@ export class ServerMetrics {
   readonly errorEvents: Counter
   readonly errorDropped: Counter
   readonly tlsHandshakeFailures: Counter
+  readonly connectionsRefused: Counter
   readonly #startedAt = Date.now()
   #cache: () => CacheStats = () => ({ hits: 0, misses: 0, size: 0 })
   #auditFileHealthy: () => boolean = () => true
@@ -74,6 +75,7 @@ export class ServerMetrics {
     this.errorEvents = r.register(new Counter('kes_log_error_events', 'Number of error log events written to the error log targets.', []))
     this.errorDropped = r.register(new Counter('kes_log_error_events_dropped_total', 'Error events not delivered to a trace reader that fell behind.', []))
     this.tlsHandshakeFailures = r.register(new Counter('kes_tls_handshake_failures_total', 'TLS handshakes that failed or presented no client certificate.', []))
+    this.connectionsRefused = r.register(new Counter('kes_connections_refused_total', 'Connections closed at once: over limits.connections or limits.connections_per_address.', []))
     r.register(new Gauge('kes_system_up_time', 'The time the server has been up and running in seconds.', [], () => Math.floor((Date.now() - this.#startedAt) / 1000)))
     r.register(new Counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', [], () => {
       const u = process.cpuUsage()

@@ -23,6 +23,8 @@ import { ServerMetrics } from '../metrics/server-metrics.js'
 import { VERSION } from '../version.js'
 import { checkTlsPair, unreadable } from '../x509/tls-pair.js'
 import { AccessControl, GRANT_TTL_MS } from './access.js'
+import { BodyBudget } from './body-budget.js'
+import { ConnectionGate } from './connection-gate.js'
 import { findUnsafeFiles } from './file-safety.js'
 import { KeyRing } from './key-ring.js'
 import { describeError } from '../log/describe-error.js'
@@ -89,8 +91,13 @@ const TLS_OPTIONS = { minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder:
 
 // Concurrent requests on one HTTP/2 connection (Node's default is unlimited).
 const MAX_STREAMS_PER_SESSION = 256
-// An idle connection is closed after this long.
-const IDLE_TIMEOUT_MS = 120_000
+const REFUSALS = {
+  'per-address': 'too many connections from this address (limits.connections_per_address)',
+  full: 'too many connections (limits.connections)',
+  evicted: 'handshake unfinished while the server is full (limits.connections)',
+} as const
+// How often Node checks HTTP/1.1 requests against their headers timeout, at most.
+const HEADERS_CHECK_INTERVAL_MS = 5_000
 // Anyone can attempt handshakes: their failures are counted in full but logged at this rate.
 const TLS_ERROR_LINES_PER_SECOND = 10
 // A log-stream reader more than this far behind loses events instead of holding memory.
@@ -197,8 +204,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let current = config
   await createConfiguredKeys(config, keys)
 
+  const limits = config.limits
+  const bodyBudget = new BodyBudget(limits)
   const server = createSecureServer({
     allowHTTP1: true,
+    // A client that connects and never finishes its handshake is dropped.
+    handshakeTimeout: limits.handshakeTimeoutMs,
     key: tls.key,
     cert: tls.cert,
     passphrase: tls.passphrase,
@@ -211,17 +222,31 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // Bounds what one HTTP/2 connection can hold open at once.
     settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION },
   })
+  // An HTTP/1.1 request's headers must arrive within the idle timeout, however slowly they trickle in.
+  // (Node's HTTP/1.1 fallback of an HTTP/2 server reads these, untyped, fields when it starts listening.)
+  Object.assign(server, {
+    headersTimeout: limits.idleTimeoutMs,
+    connectionsCheckingInterval: Math.min(HEADERS_CHECK_INTERVAL_MS, limits.idleTimeoutMs),
+  })
   const sockets = new Set<Socket>()
   const tlsSockets = new Set<ServerSocket>()
   const sessions = new Set<ServerHttp2Session>()
   let closing = false
 
-  server.on('connection', (socket: Socket) => {
+  const tlsErrors = new RateLimitedLog(errorLog, TLS_ERROR_LINES_PER_SECOND)
+  const gate = new ConnectionGate(limits, (reason, address) => {
+    metrics.connectionsRefused.inc()
+    tlsErrors.error(`tls: ${address}: connection closed: ${REFUSALS[reason]}`)
+  })
+  // First, before TLS starts on the socket: the connection caps.
+  server.prependListener('connection', (socket: Socket) => {
+    if (!gate.admit(socket)) return
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   })
-  const tlsErrors = new RateLimitedLog(errorLog, TLS_ERROR_LINES_PER_SECOND)
-  server.on('secureConnection', (socket: ServerSocket) => {
+  // First, before HTTP/2 or HTTP/1.1 starts on the connection: a client
+  // without a certificate must never get a request parsed, routed or counted.
+  server.prependListener('secureConnection', (socket: ServerSocket) => {
     const peer = socket.getPeerX509Certificate()
     if (peer === undefined) {
       // Node can't fail the handshake for a missing certificate without also
@@ -232,6 +257,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return
     }
     socket[IDENTITY] = identityOfCertificate(peer)
+    gate.established(socket)
+  })
+  server.on('secureConnection', (socket: ServerSocket) => {
+    if (socket[IDENTITY] === undefined) return
     tlsSockets.add(socket)
     socket.once('close', () => tlsSockets.delete(socket))
     if (closing && socket.alpnProtocol !== 'h2') socket.end()
@@ -239,12 +268,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // (below). A connection serving a request, such as a quiet log stream, is
     // not idle.
     if (socket.alpnProtocol !== 'h2') {
-      socket.setTimeout(IDLE_TIMEOUT_MS, () => {
+      socket.setTimeout(limits.idleTimeoutMs, () => {
         if ((socket[IN_FLIGHT] ?? 0) === 0) socket.destroy()
       })
     }
   })
   server.on('session', (session: ServerHttp2Session) => {
+    if ((session.socket as ServerSocket | undefined)?.[IDENTITY] === undefined) {
+      session.destroy()
+      return
+    }
     sessions.add(session)
     session.once('close', () => sessions.delete(session))
     if (closing) session.close()
@@ -253,13 +286,31 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       open++
       stream.once('close', () => open--)
     })
-    session.setTimeout(IDLE_TIMEOUT_MS, () => {
+    session.setTimeout(limits.idleTimeoutMs, () => {
       if (open === 0) session.close()
     })
   })
   server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+    const address = socket.remoteAddress ?? 'client'
+    // Node leaves the connection open after some handshake errors (a handshake
+    // timeout among them): a connection that failed its handshake has nothing more to say.
+    socket.destroy()
+    if (gate.closedByGate(socket)) return
     metrics.tlsHandshakeFailures.inc()
-    tlsErrors.error(`tls: handshake with ${socket.remoteAddress ?? 'client'} failed: ${err.message}`)
+    tlsErrors.error(`tls: handshake with ${address} failed: ${err.message}`)
+  })
+  // An HTTP/1.1 request Node's parser refuses (bad method, header too large, headers
+  // too slow) gets its error as the API's {"message"} JSON, not Node's bare status line.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage != null) {
+      socket.destroy()
+      return
+    }
+    const [status, reason, message] = parserRefusal(err.code)
+    const body = JSON.stringify({ message })
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    )
   })
   server.on('sessionError', (err: NodeJS.ErrnoException) => {
     // A client that hangs up is not an operational error.
@@ -268,6 +319,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
   const router = createRouter(() => state, {
     identityOf: (req: RouterRequest) => (req.socket as ServerSocket | null | undefined)?.[IDENTITY],
+    bodyAccount: (req: RouterRequest) => bodyBudget.account(connectionOf(req)),
     hooks: {
       started(req) {
         const socket = http1Socket(req)
@@ -288,7 +340,15 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       },
     },
   })
-  server.on('request', router)
+  server.on('request', (req: RouterRequest & { stream?: ServerHttp2Stream }, res: Parameters<typeof router>[1]) => {
+    // Defence in depth: a connection without an identity never reaches the router.
+    if ((req.socket as ServerSocket | null | undefined)?.[IDENTITY] === undefined) {
+      if (req.stream !== undefined) req.stream.session?.destroy()
+      else res.destroy()
+      return
+    }
+    router(req, res)
+  })
 
   const address = parseListenAddress(config.address)
   await listen(server, address.host, address.port)
@@ -397,6 +457,26 @@ function auditOutputs(c: Config): AuditOutputs {
   return { stdout: c.log.audit, file: c.log.auditFile, failClosed: c.log.auditFailClosed === true, chainKeyFile: c.log.auditChainKeyFile }
 }
 
+/** The status, reason phrase and message for an HTTP/1.1 request Node's parser refused. */
+function parserRefusal(code: string | undefined): [number, string, string] {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, 'Request Header Fields Too Large', 'request headers too large']
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [408, 'Request Timeout', 'request headers not received in time']
+    default:
+      return [400, 'Bad Request', 'malformed HTTP request']
+  }
+}
+
+/** What stands for a request's connection: its HTTP/2 session, or its HTTP/1.1 socket. */
+function connectionOf(req: RouterRequest): object {
+  const r = req as { stream?: ServerHttp2Stream; socket?: unknown }
+  const session = r.stream?.session
+  if (session !== undefined) return session
+  return typeof r.socket === 'object' && r.socket !== null ? r.socket : req
+}
+
 /** The HTTP/1.1 socket of a request; undefined for HTTP/2 streams (their sessions close gracefully by themselves). */
 function http1Socket(req: RouterRequest): ServerSocket | undefined {
   const r = req as { httpVersionMajor?: number; socket?: unknown }
@@ -410,6 +490,7 @@ function restartOnlyChanges(a: Config, b: Config): Array<[string, boolean]> {
     ['cache', a.cache.expiryAnyMs !== b.cache.expiryAnyMs || a.cache.expiryUnusedMs !== b.cache.expiryUnusedMs],
     ['keys', a.keys.join() !== b.keys.join()],
     ['seal', JSON.stringify(a.seal) !== JSON.stringify(b.seal)],
+    ['limits', JSON.stringify(a.limits) !== JSON.stringify(b.limits)],
   ]
 }
 

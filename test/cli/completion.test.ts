@@ -42,8 +42,10 @@ describe('openkes completion', () => {
   test('bash: completes commands, subcommands, flags and flag values', async () => {
     const script = (await run(['completion', 'bash'], env)).stdout
     assert.deepEqual(await complete(script, ['openkes', 'po']), ['policy'])
-    assert.deepEqual(await complete(script, ['openkes', 'key', 'de']), ['delete', 'derive', 'decrypt'])
-    assert.deepEqual(await complete(script, ['openkes', 'identity', '']), ['new', 'of', 'assign', 'list', 'forget'])
+    assert.deepEqual(await complete(script, ['openkes', 'key', 'de']), ['describe', 'delete', 'derive', 'dek', 'decrypt'])
+    assert.deepEqual(await complete(script, ['openkes', 'identity', '']), ['new', 'of', 'assign', 'describe', 'info', 'self', 'list', 'ls', 'forget', 'rm'])
+    assert.deepEqual(await complete(script, ['openkes', 'tool', 'identity', 'n']), ['new'])
+    assert.deepEqual(await complete(script, ['openkes', 'log', 'trace', '--type', 'e']), ['error'])
     assert.deepEqual(await complete(script, ['openkes', 'key', 'import', 'k', '--ci']), ['--cipher'])
     assert.deepEqual(await complete(script, ['openkes', 'log', 'trace', '--type', '']), ['audit', 'error'])
     assert.deepEqual(await complete(script, ['openkes', 'metric', '--cou']), ['--count'])

@@ -6,7 +6,8 @@ import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { runMigrateCommand } from '../../src/cli/migrate.js'
+import { runOpenkes } from '../../src/cli/commands.js'
+import { processContext } from '../../src/cli/connect.js'
 import { parseKeyFile } from '../../src/crypto/key-version.js'
 import { TestEnv, makeClient } from '../integration/harness.js'
 import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
@@ -256,7 +257,7 @@ describe('openkes migrate', () => {
     let stdout = ''
     let stderr = ''
     const io = { stdout: (t: string) => void (stdout += t), stderr: (t: string) => void (stderr += t) }
-    const code = await runMigrateCommand(['--from', from, '--to', path.join(dir, 'tty-to')], io, { stderrIsTTY: true, env: {} })
+    const code = await runOpenkes(['migrate', '--from', from, '--to', path.join(dir, 'tty-to')], { ...processContext(io), stderrIsTTY: true, env: {} })
     assert.equal(code, 0, stderr)
     assert.equal(stderr.split('\r').length, 5, 'one redraw per entry')
     assert.match(stderr, /^\r\[#{8}-{22}\] 1\/4 entries\r/)
@@ -271,7 +272,7 @@ describe('openkes migrate', () => {
       [[], 2, /--from SOURCE is required/],
       [['--from', src], 2, /--to DEST is required/],
       [['--from', src, '--to', path.join(dir, 'x'), '--pattern', '['], 2, /--pattern: syntax error in pattern '\['/],
-      [['--from', src, '--to', path.join(dir, 'x'), '--bogus'], 2, /Unknown option '--bogus'/],
+      [['--from', src, '--to', path.join(dir, 'x'), '--bogus'], 2, /unknown option '--bogus'/],
       [['--from', src, '--to', src], 2, /--from and --to name the same key store/],
       [['--from', path.join(dir, 'missing'), '--to', path.join(dir, 'x')], 1, /key directory '.*missing' does not exist/],
       [['--from', path.join(dir, 'missing.yml'), '--to', path.join(dir, 'x')], 1, /config: cannot read '.*missing\.yml': ENOENT/],

@@ -109,6 +109,6 @@ describe('openkes policy and identity', () => {
     assert.equal(res.stdout, `${s.app.client.identity}\n`)
     const usage = await run(['identity', 'bogus'], s.envFor(s.root))
     assert.equal(usage.code, 2)
-    assert.match(usage.stderr, /assign, list or forget/)
+    assert.match(usage.stderr, /want one of new, of, assign, describe, self, list, forget/)
   })
 })

@@ -197,7 +197,7 @@ for (const http1 of [false, true]) {
       const events = stream[Symbol.asyncIterator]()
       const first = await events.next()
       assert.equal(first.done, false)
-      assert.equal(first.value?.request.path, '/v1/log/audit/trace')
+      assert.equal(first.value?.request.path, '/v1/log/audit')
       assert.equal(first.value?.request.identity, root.identity)
       await rejectsWith(asApp.createKey('not-mine'), ErrNotAllowed)
       let seen = await events.next()

@@ -196,7 +196,7 @@ describe('protocols and connections', () => {
       arrived = resolve
     })
     const server = await start((req, res) => {
-      if (req.url === '/v1/log/error/trace') {
+      if (req.url === '/v1/log/error') {
         res.writeHead(200, { 'content-type': 'application/x-ndjson' })
         res.write('\n')
         return
@@ -219,11 +219,11 @@ describe('log streams', () => {
   const { start, client: newClient, closeAll } = trackedResources()
   after(closeAll)
 
-  /** A server whose trace endpoints send `first`, then `rest` when the test says so, then end. */
+  /** A server whose log streams send `first`, then `rest` when the test says so, then end. */
   async function traceServer(protocol: 'h2' | 'http1', first: Buffer, rest: Buffer): Promise<{ client: KesClient; sendRest: () => void }> {
     let responder: CannedResponse | undefined
     const server = await start((req, res) => {
-      if (req.url === '/v1/log/audit/trace' || req.url === '/v1/log/error/trace') {
+      if (req.url === '/v1/log/audit' || req.url === '/v1/log/error') {
         res.writeHead(200, { 'content-type': 'application/x-ndjson' })
         res.write(first)
         responder = res

@@ -61,6 +61,15 @@ describe('TLS', () => {
     )
   })
 
+  test('TLS 1.0 is refused, and so are TLS 1.2 suites without forward secrecy (RSA key exchange)', async () => {
+    await assert.rejects(
+      env.connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, minVersion: 'TLSv1', maxVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' }),
+    )
+    await assert.rejects(
+      env.connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, maxVersion: 'TLSv1.2', ciphers: 'AES128-GCM-SHA256:AES256-GCM-SHA384' }),
+    )
+  })
+
   test('ALPN offers h2 and http/1.1', async () => {
     for (const proto of ['h2', 'http/1.1']) {
       const s = await env.connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, ALPNProtocols: [proto] })
@@ -111,5 +120,17 @@ describe('TLS with tls.ca: client certificates must chain to the CA', () => {
   test('a CA-issued certificate is served, a self-signed one is refused', async () => {
     assert.equal((await env.request(issuedClient, '/v1/key/list/*')).status, 200)
     await assert.rejects(env.request(root, '/version'))
+  })
+
+  test('a certificate issued by an unrelated CA is refused, over HTTP/1.1 and HTTP/2', async () => {
+    const otherCa = createCertificate('ecdsa-p256', { commonName: 'unrelated CA', isCA: true })
+    const foreign = createCertificate('ed25519', { commonName: 'foreign', extKeyUsage: ['clientAuth'], issuer: otherCa })
+    const client: Client = { name: 'foreign', cert: foreign, identity: foreign.identity }
+    // Refused: the request fails, or (TLS 1.3 finishes the client's side first) it is never answered.
+    const refused = (p: Promise<{ status: number }>): Promise<boolean> => p.then((r) => r.status === 0, () => true)
+    assert.ok(await refused(env.request(client, '/version')), 'HTTP/1.1 answered')
+    assert.ok(await refused(env.request(client, '/version', { http2: true })), 'HTTP/2 answered')
+    // The CA-issued one still works over both.
+    assert.equal((await env.request(issuedClient, '/version', { http2: true })).status, 200)
   })
 })

@@ -15,8 +15,16 @@ export async function traceErrorLog(req: ApiRequest, s: ServerState): Promise<Re
 }
 
 // Each reader may hold a bounded buffer, so their number is bounded too. The
-// stream stays open only while its reader is still allowed to read it.
+// place is taken here, at once, not when the stream opens: requests checking
+// the cap meanwhile must already see it taken. The stream stays open only
+// while its reader is still allowed to read it.
 function trace(hub: EventHub, req: ApiRequest): Reply {
-  if (hub.full) throw new KesError(503, 'too many log readers')
-  return { status: 200, contentType: 'application/x-ndjson', attach: (sink) => hub.subscribe(sink, req.stillAllowed) }
+  const place = hub.reserve()
+  if (place === undefined) throw new KesError(503, 'too many log readers')
+  return {
+    status: 200,
+    contentType: 'application/x-ndjson',
+    attach: (sink) => place.subscribe(sink, req.stillAllowed),
+    release: () => place.release(),
+  }
 }
