@@ -114,3 +114,19 @@ test('a wrong root key (seal.key from the environment), an unsealed store under 
   assert.equal(b.code, 1)
   assert.match(b.stderr, /seal\.key: expected 32 bytes as base64/)
 })
+
+test('a root key file or audit chain key readable by others is reported at start (refused with --strict)', async () => {
+  const { chmod } = await import('node:fs/promises')
+  await writeFile(path.join(env.dir, 'chain.key'), 'c'.repeat(40), { mode: 0o600 })
+  await chmod(path.join(env.dir, 'seal.key'), 0o644)
+  await chmod(path.join(env.dir, 'chain.key'), 0o660)
+  try {
+    env.errorLines.length = 0
+    await env.start(`admin:\n  identity: ${root.identity}\nkeystore:\n  fs:\n    path: ./perm\nseal:\n  key_file: ./seal.key\nlog:\n  audit_file: ./perm-audit.log\n  audit_chain_key: ./chain.key\n`)
+    await env.stop()
+    assert.ok(env.errorLines.some((l) => /security: seal\.key_file '.*seal\.key' is .*\(mode 0?644\); chmod 600 it/.test(l)), env.errorLines.join('\n'))
+    assert.ok(env.errorLines.some((l) => /security: log\.audit_chain_key '.*chain\.key' is .*\(mode 0?660\); chmod 600 it/.test(l)), env.errorLines.join('\n'))
+  } finally {
+    await chmod(path.join(env.dir, 'seal.key'), 0o600)
+  }
+})
