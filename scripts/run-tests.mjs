@@ -1,20 +1,36 @@
 // Runs every compiled test file with node's test runner. Node 20 takes no
 // globs on its command line and Node 22+ reads a directory argument as a
 // file, so the files are listed here, for every supported Node.js alike.
+//
+// A failing test must fail the run, never stall it:
+// - --test-timeout fails any single test that runs longer than TEST_TIMEOUT_MS
+//   (generous: the slowest test takes a few seconds on a loaded 2-core machine);
+// - --test-force-exit ends a test file's process once its tests are done, even
+//   if a failed test left a server or socket open (test/cli/run.ts kills the
+//   child processes it started when that happens).
+// Extra node options (e.g. --experimental-test-coverage) can be passed in
+// OPENKES_TEST_NODE_OPTIONS, space-separated (scripts/coverage.mjs does).
 import { spawnSync } from 'node:child_process'
-import { readdirSync } from 'node:fs'
+import { readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 
+const TEST_TIMEOUT_MS = 60_000
+
+// Arguments: directories to search (default dist) or single test files.
 const roots = process.argv.length > 2 ? process.argv.slice(2) : ['dist']
 const files = roots.flatMap((root) =>
-  readdirSync(root, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile() && e.name.endsWith('.test.js'))
-    .map((e) => path.join(e.parentPath ?? e.path, e.name)),
+  statSync(root).isFile()
+    ? [root]
+    : readdirSync(root, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile() && e.name.endsWith('.test.js'))
+        .map((e) => path.join(e.parentPath ?? e.path, e.name)),
 )
 files.sort()
 if (files.length === 0) {
   console.error('run-tests: no test files found; run the build first')
   process.exit(1)
 }
-const result = spawnSync(process.execPath, ['--test', ...files], { stdio: 'inherit' })
+const extra = (process.env['OPENKES_TEST_NODE_OPTIONS'] ?? '').split(' ').filter((o) => o !== '')
+const args = ['--test', `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-force-exit', ...extra, ...files]
+const result = spawnSync(process.execPath, args, { stdio: 'inherit' })
 process.exit(result.status ?? 1)

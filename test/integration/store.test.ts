@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { cp, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { after, afterEach, before, describe, test } from 'node:test'
 import { KES_VECTORS } from '../support/fixtures.js'
 import { TestEnv, makeClient } from './harness.js'
 
@@ -23,6 +23,10 @@ describe('restart persistence', () => {
   let env: TestEnv
   before(async () => {
     env = await TestEnv.create()
+  })
+  // A failed assertion must not leave the server running (the tests restart it).
+  afterEach(async () => {
+    await env.stop()
   })
   after(async () => {
     await env.dispose()
@@ -102,6 +106,9 @@ describe('KES key directories are served as they are', () => {
   let env: TestEnv
   before(async () => {
     env = await TestEnv.create()
+  })
+  afterEach(async () => {
+    await env.stop()
   })
   after(async () => {
     await env.dispose()
