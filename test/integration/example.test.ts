@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { TestEnv, makeClient } from './harness.js'
 
@@ -24,7 +25,8 @@ test('examples/generate-data-key.ts prints true and "no such key"', async () => 
   await writeFile(path.join(cwd, 'app.cert'), app.cert.certPem)
   await writeFile(path.join(cwd, 'app.key'), app.cert.keyPem)
   await writeFile(path.join(cwd, 'openkes-dev', 'server.cert'), env.serverCert.certPem)
-  const script = path.resolve(process.cwd(), 'dist/examples/generate-data-key.js')
+  // The compiled example of the same build, next to this compiled test (dist/test/integration → dist/examples).
+  const script = fileURLToPath(new URL('../../examples/generate-data-key.js', import.meta.url))
   const { stdout } = await promisify(execFile)(process.execPath, [script], {
     cwd,
     env: { ...process.env, KES_SERVER: `https://127.0.0.1:${env.port}` },
