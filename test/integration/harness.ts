@@ -207,7 +207,13 @@ export class TestEnv {
         resHeaders = h as Record<string, string | string[] | undefined>
       })
       stream.on('data', (c: Buffer) => chunks.push(c))
-      stream.on('end', () => resolve(toResponse(status, resHeaders, Buffer.concat(chunks))))
+      // A stream the server ended or reset without answering is a failure, not a response with status 0.
+      stream.on('end', () =>
+        status === 0
+          ? reject(new Error(`HTTP/2 stream ended without a response (rstCode ${stream.rstCode})`))
+          : resolve(toResponse(status, resHeaders, Buffer.concat(chunks))),
+      )
+      stream.on('close', () => reject(new Error(`HTTP/2 stream closed without a response (rstCode ${stream.rstCode})`)))
       stream.on('error', reject)
       // Node ends the request side itself for bodiless methods such as HEAD.
       if (!stream.writableEnded) stream.end(body)
