@@ -42,6 +42,21 @@ test('a body that stalls is refused with 408', async () => {
   assert.ok(req.resumed)
 })
 
+test('a client that goes away mid-body over HTTP/1.1 (an ECONNRESET error) is an aborted request, not a server error', async () => {
+  const req = new FakeRequest()
+  const body = readBody(req, 10)
+  req.emit('data', Buffer.alloc(3))
+  req.emit('error', Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))
+  await assert.rejects(body, (e) => e instanceof RequestAbortedError && e.message === 'request aborted')
+  assert.equal(req.listenerCount('data'), 0)
+  // Any other error stays what it is.
+  const other = new FakeRequest()
+  const failed = readBody(other, 10)
+  const err = new Error('something else')
+  other.emit('error', err)
+  await assert.rejects(failed, (e) => e === err)
+})
+
 test('chunks are joined; a client that goes away rejects', async () => {
   const req = new FakeRequest()
   const body = readBody(req, 10)

@@ -19,6 +19,10 @@ const BODY_TIMEOUT_MS = 30_000
 /** Thrown when the client went away before its body was complete. */
 export class RequestAbortedError extends Error {}
 
+function errorCode(err: Error): unknown {
+  return (err as { code?: unknown }).code
+}
+
 /**
  * Reads a request body of at most `maxBytes`. A declared Content-Length over
  * the limit is refused before any byte is read; a body that grows past it is
@@ -52,7 +56,9 @@ export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIM
     }
     const onError = (err: Error): void => {
       done()
-      reject(err)
+      // Node's HTTP/1.1 request reports a client that went away mid-body as an
+      // 'aborted' ECONNRESET error: that is the client's doing, not a server error.
+      reject(errorCode(err) === 'ECONNRESET' ? new RequestAbortedError('request aborted', { cause: err }) : err)
     }
     const onClose = (): void => {
       done()
