@@ -22,7 +22,7 @@ const unitTests = [
   'dist/src/auth/*.test.js',
   'dist/src/crypto/*.test.js',
   'dist/src/api/body.test.js',
-  'dist/src/server/access.test.js',
+  'dist/src/server/access*.test.js',
   'dist/src/keystore/**/*.test.js',
 ]
 
