@@ -6,6 +6,7 @@ import { EXIT_OK, EXIT_USAGE, processIO } from './cli/io.js'
 import { runKeyCommand } from './cli/key.js'
 import { runLogCommand } from './cli/log.js'
 import { runMetricCommand } from './cli/metric.js'
+import { runMigrateCommand } from './cli/migrate.js'
 import { runPolicyCommand } from './cli/policy.js'
 import { runServerCommand } from './cli/server.js'
 import { runStatusCommand } from './cli/status.js'
@@ -19,6 +20,8 @@ Server:
   server      start the server (openkes server --dev, or --config FILE)
   identity    create an identity or print the identity of a certificate
               (also as 'openkes tool identity', like the kes CLI)
+  migrate     copy keys, policies and assignments between key stores
+              (from KES: see docs/migrating.md)
 
 Client (talk to a server, like the kes CLI):
   key         create, import, delete and list keys; generate data keys;
@@ -72,6 +75,8 @@ async function main(argv: string[]): Promise<number> {
       return runStatusCommand(rest, processContext())
     case 'completion':
       return runCompletionCommand(rest, processIO)
+    case 'migrate':
+      return runMigrateCommand(rest, processIO, { stderrIsTTY: process.stderr.isTTY === true, env: process.env })
     case 'tool':
       if (rest[0] === 'identity') return runIdentityCommand(rest.slice(1), processIO)
       processIO.stderr(`openkes tool: unknown command '${rest[0] ?? ''}'\n\n${USAGE}`)

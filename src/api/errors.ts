@@ -12,7 +12,7 @@ export class KesError extends Error {
 }
 
 // Canonical errors: KES clients compare status AND message, so these strings
-// are API (API-CONTRACT.md §2). errors.test.ts pins every pair.
+// are API (docs/api.md, "Errors"). errors.test.ts pins every pair.
 export const ErrKeyExists = new KesError(400, 'key does already exist')
 export const ErrKeyNotFound = new KesError(404, 'key does not exist')
 export const ErrNotAllowed = new KesError(403, 'prohibited by policy')
@@ -36,6 +36,7 @@ export const ErrInvalidJson = new KesError(400, 'invalid json')
 export const ErrInvalidPattern = new KesError(400, 'invalid pattern')
 export const ErrBodyTooLarge = new KesError(413, 'request body too large')
 export const ErrBodyTimeout = new KesError(408, 'request body not received in time')
+export const ErrRequestTimeout = new KesError(503, 'request timed out')
 export const ErrInternal = new KesError(500, 'internal server error')
 
 /** 502 for a key store failure: `what` says which operation failed, never why (that goes to the error log). */

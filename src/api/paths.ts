@@ -8,7 +8,7 @@ export interface ParsedPath {
   /**
    * True when the path has what a router must never guess about: malformed
    * percent-encoding, `//`, `.`/`..` segments or encoded slashes. The router
-   * answers 400 for it, after deciding 404 and 405 (API-CONTRACT.md §2), and
+   * answers 400 for it, after deciding 404 and 405 (docs/api.md, "Requests and responses"), and
    * never redirects, because KES clients do not follow redirects.
    */
   readonly malformed: boolean

@@ -12,7 +12,7 @@ export function checkListPattern(pattern: string): void {
 }
 
 /**
- * A list pattern (API-CONTRACT.md §4): empty or `*` lists everything; a
+ * A list pattern (docs/api.md, "Names and list patterns"): empty or `*` lists everything; a
  * pattern with glob characters uses the policy glob rules; anything else is a
  * prefix, because current clients send prefixes and a seed-era exact name is
  * a prefix of itself.

@@ -1,10 +1,28 @@
 import type { SubscriberSink, Subscription } from '../log/event-hub.js'
 
+/** A body produced while it is sent, part by part. */
+export type BodyParts = AsyncIterable<string>
+
 /** A complete answer; the router writes it. */
 export interface BodyReply {
   readonly status: number
   readonly contentType?: string
-  readonly body?: string | Buffer
+  /**
+   * The body: whole, or parts produced after the headers went out (sent
+   * chunked). A failure while producing parts is reported in the status
+   * trailers when the reply has them, else the response is aborted, so a
+   * cut-off body never looks complete.
+   */
+  readonly body?: string | Buffer | BodyParts
+  /**
+   * A listing (key list, identity list): the response is sent chunked (no
+   * Content-Length), declares `Trailer: Status, Error` and ends with the
+   * trailers `Status: 200` and an empty `Error` — or, when the body fails
+   * after the headers went out, the failing status and `{"message":...}`.
+   * The KES 0.17 client reads them at the end of every listing and fails
+   * without them; other clients ignore them.
+   */
+  readonly statusTrailers?: boolean
 }
 
 /**
@@ -39,6 +57,16 @@ export function ndjson(values: Iterable<unknown>): BodyReply {
   let body = ''
   for (const v of values) body += JSON.stringify(v) + '\n'
   return { status: 200, contentType: 'application/x-ndjson', body }
+}
+
+/** The same reply as a listing: sent with the `Status` and `Error` trailers (see BodyReply). */
+export function listing(reply: BodyReply): BodyReply {
+  return { ...reply, statusTrailers: true }
+}
+
+/** True when a body is produced part by part. */
+export function isBodyParts(body: BodyReply['body']): body is BodyParts {
+  return typeof body === 'object' && !Buffer.isBuffer(body)
 }
 
 /** True for a stream reply. */

@@ -46,6 +46,7 @@ function gatedState(hub: EventHub): { state: ServerState; release: () => void } 
   const gate = new Promise<void>((resolve) => (release = resolve))
   const state = {
     version: '0.0.0',
+    api: new Map(),
     access: { isAdmin: () => false, allows: async () => (await gate, true) },
     auditLog: { hub },
     errorLog: { error: () => {}, hub: new EventHub({ maxBufferedBytes: 1 }) },

@@ -7,6 +7,7 @@ import type { BodySource } from './body.js'
 import {
   ErrBodyTimeout,
   ErrBodyTooLarge,
+  ErrRequestTimeout,
   ErrInternal,
   ErrInvalidIdentity,
   ErrInvalidKeyName,
@@ -20,8 +21,9 @@ import {
 } from './errors.js'
 import { parsePath } from './paths.js'
 import { checkListPattern } from './pattern.js'
-import { isStream } from './reply.js'
-import type { BodyReply, StreamReply } from './reply.js'
+import { isBodyParts, isStream } from './reply.js'
+import { isOpen, timeoutOf } from './route-settings.js'
+import type { BodyReply, Reply, StreamReply } from './reply.js'
 import type { SubscriberSink, Subscription } from '../log/event-hub.js'
 import { routes as defaultRoutes } from './routes.js'
 import type { Param, Route } from './routes.js'
@@ -31,6 +33,9 @@ export interface RouterRequest extends BodySource {
   readonly method?: string | undefined
   readonly url?: string | undefined
   readonly readableEnded?: boolean
+  /** 1 for HTTP/1.x (and then the minor version), 2 for HTTP/2. */
+  readonly httpVersionMajor?: number
+  readonly httpVersionMinor?: number
   readonly socket?: { readonly remoteAddress?: string | undefined } | null | undefined
 }
 
@@ -40,10 +45,13 @@ export interface RouterResponse {
   readonly writableEnded: boolean
   readonly writableLength?: number
   writeHead(status: number, headers: Record<string, string | number>): unknown
-  write(chunk: string): unknown
+  /** False when the chunk was buffered beyond the high-water mark ('drain' follows). */
+  write(chunk: string | Buffer): boolean
   end(body?: string | Buffer): unknown
+  addTrailers(trailers: Record<string, string>): void
+  destroy(): unknown
   flushHeaders?(): void
-  once(event: 'finish' | 'close', listener: () => void): unknown
+  once(event: 'finish' | 'close' | 'drain', listener: () => void): unknown
   readonly stream?: { close(code?: number): void; readonly writableLength: number; readonly endAfterHeaders: boolean } | undefined
 }
 
@@ -82,15 +90,17 @@ export interface RouterOptions {
 }
 
 const MAX_ROUTE_DEPTH = 4
-// The body limit of every API (API-CONTRACT.md §2).
+// The body limit of every API (docs/api.md, "Requests and responses").
 const MAX_BODY_BYTES = 1 << 20
+// How long a log stream's request may take to send a body it should not have.
+const BODY_TIMEOUT_MS = 30_000
 // An unread HTTP/1.1 body up to this size is drained by Node; a larger one closes the connection.
 const DRAINABLE_BODY_BYTES = 64 * 1024
 const UNKNOWN_API = 'unknown'
 
 /**
  * Builds the request handler. It does the shared work of every API in the
- * order the contract fixes (API-CONTRACT.md §2): path known (404) → method
+ * order the contract fixes (docs/api.md, "Requests and responses"): path known (404) → method
  * (405) → path shape and names (400) → authorization (403) → the handler,
  * which reads the body (400/413), looks things up (404) and works. It is the
  * one place that turns a thrown value into a response. `getState` is read
@@ -100,10 +110,11 @@ export function createRouter(
   getState: () => ServerState,
   opts: RouterOptions,
 ): (req: RouterRequest, res: RouterResponse) => void {
-  const table = new Map<string, Route>()
-  for (const r of opts.routes ?? defaultRoutes) table.set(r.path, r)
+  const table: readonly Route[] = opts.routes ?? defaultRoutes
+  const byPath = new Map<string, Route>()
+  for (const r of table) byPath.set(r.path, r)
   const allowHeader = new Map<Route, string>()
-  for (const r of table.values()) allowHeader.set(r, r.methods.join(', '))
+  for (const r of byPath.values()) allowHeader.set(r, r.methods.join(', '))
   const hooks = opts.hooks ?? {}
 
   async function serve(req: RouterRequest, res: RouterResponse, identity: string, gone: ClientGone): Promise<void> {
@@ -118,7 +129,7 @@ export function createRouter(
     try {
       const { segments, malformed } = parsePath(path)
       if (!malformed) path = '/' + segments.join('/')
-      const found = findRoute(table, segments)
+      const found = findRoute(byPath, segments)
       if (found === undefined) throw ErrNotFound
       const { route, rest } = found
       api = route.path
@@ -127,23 +138,50 @@ export function createRouter(
       }
       if (malformed) throw ErrInvalidPath
       const args = parseArgs(route.params, rest)
-      // A route called without its parameter is checked as if it ended in '/',
-      // so the usual `/v1/key/list/*` permits `/v1/key/list` (API-CONTRACT.md §6).
-      const authPath = rest.length === 0 && route.params.length > 0 ? path + '/' : path
-      if (route.auth === 'policy' && !state.access.isAdmin(identity)) {
-        if (!(await state.access.allows(identity, authPath))) throw ErrNotAllowed
+      const timeoutMs = timeoutOf(route, state.api)
+      const deadline = Date.now() + timeoutMs
+      // The body may take what is left of the route's time (the log streams take none of it).
+      const bodyMs = (): number => (timeoutMs > 0 ? Math.max(1, deadline - Date.now()) : BODY_TIMEOUT_MS)
+      let readingBody = false
+      const timedRead = async (maxBytes: number): Promise<Buffer> => {
+        readingBody = true
+        try {
+          return await readBody(req, maxBytes, bodyMs())
+        } finally {
+          readingBody = false
+        }
       }
-      // APIs without a body ignore one, but read it (within the 1 MiB limit that
-      // holds for every request): an HTTP/2 client still sending when the
-      // answer comes may take the stream's end for an error.
-      if (route.maxBodyBytes === 0 && mayHaveBody(req, res)) await readBody(req, MAX_BODY_BYTES)
-      const reply = await route.handler(
-        { identity, args, readBody: () => readBody(req, route.maxBodyBytes) },
-        state,
-      )
+      const work = async (): Promise<Reply> => {
+        // A route called without its parameter is checked as if it ended in '/',
+        // so the usual `/v1/key/list/*` permits `/v1/key/list` (docs/api.md, "Policy pattern rules").
+        const authPath = rest.length === 0 && route.params.length > 0 ? path + '/' : path
+        if (!isOpen(route, state.api) && !state.access.isAdmin(identity)) {
+          if (!(await state.access.allows(identity, authPath))) throw ErrNotAllowed
+        }
+        // APIs without a body ignore one, but read it (within the 1 MiB limit that
+        // holds for every request): an HTTP/2 client still sending when the
+        // answer comes may take the stream's end for an error.
+        if (route.maxBodyBytes === 0 && mayHaveBody(req, res)) await timedRead(MAX_BODY_BYTES)
+        return route.handler(
+          { identity, args, routes: table, accept: headerText(req.headers['accept']), readBody: () => timedRead(route.maxBodyBytes) },
+          state,
+        )
+      }
+      // A request still working at its deadline is answered then (408 while its body is
+      // still arriving, else 503); what it was doing finishes unobserved.
+      const reply = timeoutMs > 0 ? await withDeadline(work(), timeoutMs, () => (readingBody ? ErrBodyTimeout : ErrRequestTimeout)) : await work()
       status = reply.status
-      if (isStream(reply)) stream = openStream(res, reply, gone)
-      else send(req, res, reply)
+      if (isStream(reply)) {
+        stream = openStream(res, reply, gone)
+      } else if (reply.statusTrailers === true || isBodyParts(reply.body)) {
+        const failure = await sendInParts(req, res, reply, gone, state)
+        if (failure !== undefined) {
+          status = failure.status
+          error = failure.message
+        }
+      } else {
+        send(req, res, reply, reply.body ?? '')
+      }
     } catch (err) {
       const e = toKesError(err, state)
       status = e.status
@@ -193,9 +231,33 @@ function openStream(res: RouterResponse, reply: StreamReply, gone: ClientGone): 
   return sub
 }
 
+/**
+ * Settles like `work`, or rejects with `onTimeout()` if `work` has not settled after `ms`. A
+ * late outcome of `work` is dropped (and never becomes an unhandled rejection).
+ */
+function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => KesError): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), ms)
+    work.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (err: unknown) => {
+        clearTimeout(timer)
+        reject(err)
+      },
+    )
+  })
+}
+
 /** Tells when a response was closed (sent, or the client went away), even if that already happened. */
 class ClientGone {
   #closed = false
+  /** Whether the response is closed already. */
+  get closed(): boolean {
+    return this.#closed
+  }
   readonly #listeners: Array<() => void> = []
   constructor(res: RouterResponse) {
     res.once('close', () => {
@@ -273,6 +335,11 @@ function toKesError(err: unknown, state: ServerState): KesError {
 
 const NOSNIFF = 'nosniff'
 
+/** A request header as one string (repeated ones joined, as HTTP allows for lists). */
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
 /** False when the request certainly has no body (so reading it would only cost a turn of the event loop). */
 function mayHaveBody(req: RouterRequest, res: RouterResponse): boolean {
   if (res.stream !== undefined) return !res.stream.endAfterHeaders
@@ -297,14 +364,85 @@ function settleUnreadBody(req: RouterRequest, res: RouterResponse, headers: Reco
   if (force || chunked || Number(req.headers['content-length'] ?? 0) > DRAINABLE_BODY_BYTES) headers['connection'] = 'close'
 }
 
-function send(req: RouterRequest, res: RouterResponse, reply: BodyReply): void {
+function send(req: RouterRequest, res: RouterResponse, reply: BodyReply, body: string | Buffer): void {
   const headers: Record<string, string | number> = { 'x-content-type-options': NOSNIFF }
   if (reply.contentType !== undefined) headers['content-type'] = reply.contentType
-  const body = reply.body ?? ''
   headers['content-length'] = Buffer.byteLength(body)
   settleUnreadBody(req, res, headers, false)
   res.writeHead(reply.status, headers)
   res.end(body)
+}
+
+/**
+ * Sends a reply chunked: a listing with its status trailers, or a body
+ * produced part by part. Parts are written as the client takes them. A
+ * failure while producing the body, after the headers went out, goes into
+ * the trailers (`Status: <status>`, `Error: {"message":...}`); without
+ * trailers the response is aborted instead. Resolves to that failure.
+ */
+async function sendInParts(
+  req: RouterRequest,
+  res: RouterResponse,
+  reply: BodyReply,
+  gone: ClientGone,
+  state: ServerState,
+): Promise<KesError | undefined> {
+  const headers: Record<string, string | number> = { 'x-content-type-options': NOSNIFF }
+  if (reply.contentType !== undefined) headers['content-type'] = reply.contentType
+  const trailers = reply.statusTrailers === true && canSendTrailers(req)
+  if (trailers) headers['trailer'] = 'Status, Error'
+  settleUnreadBody(req, res, headers, false)
+  res.writeHead(reply.status, headers)
+  let failure: KesError | undefined
+  try {
+    const body = reply.body
+    if (isBodyParts(body)) {
+      for await (const part of body) {
+        if (gone.closed) break
+        if (!res.write(part)) await drained(res, gone)
+      }
+    } else if (body !== undefined && body.length > 0) {
+      res.write(body)
+    }
+  } catch (err) {
+    failure = toKesError(err, state)
+  }
+  if (trailers) {
+    res.addTrailers(statusTrailers(reply.status, failure))
+  } else if (failure !== undefined) {
+    res.destroy()
+    return failure
+  }
+  res.end()
+  return failure
+}
+
+/**
+ * Whether the response can carry trailers: HTTP/2, or HTTP/1.1 with chunked
+ * encoding. HTTP/1.0 has neither (and Node refuses to declare trailers there).
+ */
+function canSendTrailers(req: RouterRequest): boolean {
+  const major = req.httpVersionMajor ?? 1
+  return major >= 2 || (major === 1 && (req.httpVersionMinor ?? 1) >= 1)
+}
+
+/** The listing trailers: `Status: 200` and an empty `Error`, or the failure's status and `{"message":...}`. */
+function statusTrailers(status: number, failure: KesError | undefined): Record<string, string> {
+  if (failure === undefined) return { Status: String(status), Error: '' }
+  // Header values must be printable ASCII; JSON escapes keep the message intact.
+  const message = JSON.stringify({ message: failure.message }).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+  return { Status: String(failure.status), Error: message }
+}
+
+/** Resolves once a response takes more data, or is closed. */
+function drained(res: RouterResponse, gone: ClientGone): Promise<void> {
+  return new Promise((resolve) => {
+    res.once('drain', resolve)
+    gone.then(resolve)
+  })
 }
 
 function sendError(req: RouterRequest, res: RouterResponse, e: KesError, cause: unknown): void {

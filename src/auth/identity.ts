@@ -4,7 +4,7 @@ const IDENTITY_PATTERN = /^[0-9a-f]{64}$/
 
 /**
  * Identity: lowercase hex SHA-256 of the certificate's DER SubjectPublicKeyInfo
- * (API-CONTRACT.md §1), as KES computes it. Works for RSA, ECDSA and Ed25519 keys.
+ * (docs/api.md, "Connecting: TLS and identities"), as KES computes it. Works for RSA, ECDSA and Ed25519 keys.
  */
 export function identityOfCertificate(cert: X509Certificate): string {
   const spki = cert.publicKey.export({ type: 'spki', format: 'der' })

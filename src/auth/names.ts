@@ -1,5 +1,5 @@
 // One regex each: no allocation, and the length bound is part of the pattern. Only ASCII is
-// allowed, so 255 characters are 255 bytes (API-CONTRACT.md §3).
+// allowed, so 255 characters are 255 bytes (docs/api.md, "Names and list patterns").
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}$/
 const IDENTITY = /^[0-9a-f]{64}$/
 

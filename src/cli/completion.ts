@@ -58,6 +58,7 @@ export const COMPLETION_COMMANDS: readonly CompletionCommand[] = [
   ...single(metricCommand),
   ...single(statusCommand),
   { name: 'server', summary: 'start the server', subcommands: [], flags: ['--config', '--dev', '--data', '--addr', ...HELP_FLAGS] },
+  { name: 'migrate', summary: 'copy keys, policies and assignments between key stores', subcommands: [], flags: ['--from', '--to', '--dry-run', '--merge', '--pattern', ...HELP_FLAGS] },
   { name: 'completion', summary: 'print a shell completion script (bash or zsh)', subcommands: [], flags: HELP_FLAGS },
   { name: 'version', summary: 'print the version', subcommands: [], flags: [] },
   { name: 'help', summary: 'show help', subcommands: [], flags: [] },

@@ -66,6 +66,7 @@ export function devConfig(env: DevEnvironment, address: string): Config {
     log: Object.freeze({ error: true, audit: false, auditFile: undefined }),
     keys: Object.freeze([]),
     keystore: Object.freeze({ kind: 'fs' as const, path: env.keysDir }),
+    api: new Map(),
     sourceFile: undefined,
   })
 }

@@ -33,7 +33,7 @@ export function parsePolicyFile(text: string, shownName: string): PolicyRules {
     }
     return [...value]
   }
-  // `policy read --json` output carries both allow and paths: allow wins.
+  // `paths` is the seed's name for allow; a file with both uses allow.
   const allow = list('allow') ?? list('paths') ?? []
   const deny = list('deny') ?? []
   return { allow, deny }

@@ -83,11 +83,6 @@ export async function runServerCommand(args: string[], io: CommandIO): Promise<n
     io.stderr(`openkes server: cannot start: ${(err as Error).message}\n`)
     return EXIT_FAILURE
   }
-  const where = `https://${hostForUrl(server.host)}:${server.port}`
-  io.stdout(`OpenKES ${VERSION} listening on ${where}\n`)
-  if (config.adminIdentity !== undefined) io.stdout(`admin identity: ${config.adminIdentity}\n`)
-  if (banner !== '') io.stdout(banner.replaceAll('https://127.0.0.1:7373', where))
-
   // SIGHUP reloads the configuration (and so reopens the audit file); one
   // reload at a time, and a config that fails leaves the old one in force.
   let reloading = Promise.resolve()
@@ -106,7 +101,7 @@ export async function runServerCommand(args: string[], io: CommandIO): Promise<n
   }
   process.on('SIGHUP', reload)
 
-  await new Promise<void>((resolve) => {
+  const stopRequested = new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop)
       process.off('SIGTERM', stop)
@@ -115,6 +110,18 @@ export async function runServerCommand(args: string[], io: CommandIO): Promise<n
     process.on('SIGINT', stop)
     process.on('SIGTERM', stop)
   })
+
+  // The banner comes after the signal handlers: whoever reads the PID from it
+  // may signal at once, and must get a clean shutdown.
+  const where = `https://${hostForUrl(server.host)}:${server.port}`
+  io.stdout(`OpenKES ${VERSION} listening on ${where}\n`)
+  // Our own PID: `npx openkes server` runs us as a child of npx, and killing
+  // npx's PID leaves this process serving.
+  io.stdout(`PID ${process.pid}: stop with Ctrl-C or 'kill ${process.pid}'\n`)
+  if (config.adminIdentity !== undefined) io.stdout(`admin identity: ${config.adminIdentity}\n`)
+  if (banner !== '') io.stdout(banner.replaceAll('https://127.0.0.1:7373', where))
+
+  await stopRequested
   process.off('SIGHUP', reload)
   io.stdout('shutting down\n')
   await reloading

@@ -37,6 +37,12 @@ export interface PolicyRules {
   readonly deny: readonly string[]
 }
 
+/**
+ * How to ask for metrics: `kes` as KES clients (no Accept; OpenKES answers its KES families, one
+ * series each), `prometheus` as Prometheus (every family, with labels).
+ */
+export type MetricsView = 'kes' | 'prometheus'
+
 /** One audit event (`GET /v1/log/audit/trace`). */
 export interface AuditEvent {
   readonly time: string
@@ -77,8 +83,8 @@ export interface KesApi {
   /** identity → policy. */
   listIdentities(pattern?: string): Promise<Record<string, string>>
   forgetIdentity(identity: string): Promise<void>
-  /** The Prometheus text exposition. */
-  metrics(): Promise<string>
+  /** The Prometheus text exposition: the KES families as KES clients see them (default), or every family as Prometheus does. */
+  metrics(view?: MetricsView): Promise<string>
   auditLog(): Promise<LogStream<AuditEvent>>
   errorLog(): Promise<LogStream<ErrorEvent>>
   /** Closes every connection. */

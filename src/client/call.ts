@@ -9,6 +9,8 @@ export interface Call {
   /** The request target, names already percent-encoded. */
   readonly path: string
   readonly body?: Buffer
+  /** The Accept header to send, if any. */
+  readonly accept?: string
   /**
    * Whether sending the call twice is harmless. A call that is not (create,
    * import, delete, forget) is retried only when it certainly never reached a

@@ -6,11 +6,10 @@
 // streams log-stream.ts's.
 import { Buffer } from 'node:buffer'
 import { setMaxListeners } from 'node:events'
-import { STATUS_CODES } from 'node:http'
 import { inspect } from 'node:util'
 import { KesError } from '../api/errors.js'
 import { encodeBase64 } from '../crypto/base64.js'
-import type { AuditEvent, DataKey, ErrorEvent, KesApi, KesClientOptions, LogStream, PolicyRules } from './api.js'
+import type { AuditEvent, DataKey, ErrorEvent, KesApi, KesClientOptions, LogStream, MetricsView, PolicyRules } from './api.js'
 import { InvalidResponseError, closedError } from './call.js'
 import type { Call } from './call.js'
 import { NdjsonStream, parseAuditEvent, parseErrorEvent } from './log-stream.js'
@@ -120,8 +119,9 @@ export class KesClient implements KesApi {
   }
 
   /**
-   * Deletes a key (`DELETE /v1/key/delete/:name`). Rejects with KesError 404
-   * `key does not exist`, 403, or a network error; retried like createKey.
+   * Deletes a key (`DELETE /v1/key/delete/:name`). OpenKES and KES up to 0.17 answer
+   * 200 for a missing key too; KES 2023 and later reject with KesError 404 `key does not
+   * exist` (so it is retried like createKey). Rejects with 403, or a network error.
    */
   async deleteKey(name: string): Promise<void> {
     await this.#request({ method: 'DELETE', path: `/v1/key/delete/${enc(name)}`, idempotent: false })
@@ -270,9 +270,15 @@ export class KesClient implements KesApi {
     await this.#request({ method: 'DELETE', path: `/v1/identity/forget/${enc(identity)}`, idempotent: false })
   }
 
-  /** The Prometheus text exposition (`GET /v1/metrics`). Rejects with KesError (403) or a network error. */
-  async metrics(): Promise<string> {
-    return (await this.#request(get('/v1/metrics'))).toString('utf8')
+  /**
+   * The Prometheus text exposition (`GET /v1/metrics`). `kes` (the default) asks as KES
+   * clients do, without Accept: OpenKES then answers the KES families (`kes_http_*`,
+   * `kes_log_*`, `kes_system_*`), each as one series. `prometheus` asks as Prometheus
+   * does and gets every family with its labels. Rejects with KesError (403) or a network error.
+   */
+  async metrics(view: MetricsView = 'kes'): Promise<string> {
+    const call: Call = view === 'prometheus' ? { ...get('/v1/metrics'), accept: PROMETHEUS_ACCEPT } : get('/v1/metrics')
+    return (await this.#request(call)).toString('utf8')
   }
 
   /**
@@ -318,11 +324,12 @@ export class KesClient implements KesApi {
     return this.#withFailover(call, async (opened, signal) => {
       const body = await readBody(opened, signal)
       if (opened.status < 200 || opened.status > 299) throw errorFromBody(opened.status, body)
-      // KES 0.17 streamed lists and reported a failure after the fact in trailers.
+      // Listings (OpenKES, KES 0.17) report a failure after the headers in the
+      // trailers: `Status` and `Error` (`{"message":...}`, or plain text).
       const trailers = opened.trailers()
       const trailerStatus = Number(headerValue(trailers['status']) ?? '200')
       if (Number.isInteger(trailerStatus) && trailerStatus >= 400) {
-        throw new KesError(trailerStatus, headerValue(trailers['error']) ?? STATUS_CODES[trailerStatus] ?? 'error')
+        throw errorFromBody(trailerStatus, Buffer.from(headerValue(trailers['error']) ?? ''))
       }
       return body
     })
@@ -445,6 +452,9 @@ function enc(name: string): string {
 function listPattern(pattern: string | undefined): string {
   return pattern === undefined || pattern === '' ? '*' : enc(pattern)
 }
+
+// What Prometheus sends when it scrapes (it always names its exposition formats).
+const PROMETHEUS_ACCEPT = 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
 
 function get(path: string): Call {
   return { method: 'GET', path, idempotent: true }

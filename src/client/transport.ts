@@ -237,6 +237,7 @@ function openH2(connection: H2Connection, call: Call, signal: AbortSignal, progr
     }
     const { session } = connection
     const headers: http2.OutgoingHttpHeaders = { ':method': call.method, ':path': call.path }
+    if (call.accept !== undefined) headers['accept'] = call.accept
     if (call.body !== undefined) {
       headers['content-type'] = 'application/json'
       headers['content-length'] = call.body.length
@@ -306,6 +307,7 @@ function openH1(agent: https.Agent, ep: Endpoint, call: Call, signal: AbortSigna
       return
     }
     const headers: Record<string, string> = {}
+    if (call.accept !== undefined) headers['accept'] = call.accept
     if (call.body !== undefined) {
       headers['content-type'] = 'application/json'
       headers['content-length'] = String(call.body.length)

@@ -1,8 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { inspect } from 'node:util'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { parseConfig } from './load.js'
 import { ConfigError } from './config-error.js'
+import { KES_CONFIGS } from '../../test/support/fixtures.js'
 
 const ROOT = '93cce9ac64dadc74b20b334b73e09dcbde4c378742b64a6a09471748e43807fd'
 const APP = 'f2e99ecb3215bdb77f6b463647dfeca5124b9ec4be419a94189a9c051bbcc77f'
@@ -119,6 +122,69 @@ test('the older top-level root: is accepted as the admin identity', () => {
   assert.equal(c.adminIdentity, ROOT)
 })
 
+// The KES config files of test/fixtures/kes-configs, as each KES layout wrote them.
+const layoutEnv = { KES_ROOT_IDENTITY: ROOT, KES_APP_IDENTITY: APP }
+const fixture = (file: string) =>
+  parseConfig(readFileSync(path.join(KES_CONFIGS, file), 'utf8'), { baseDir: BASE, env: layoutEnv })
+const minioPolicy = (allow: string[], deny: string[] = []) => ({ allow, deny, identities: [APP] })
+const ksAllow = ['/v1/key/create/ks-*', '/v1/key/generate/ks-*', '/v1/key/decrypt/ks-*']
+
+test('the KES v0.13/v0.14 layout: root, paths, the key store under keys', () => {
+  const c = fixture('kes-v0.14.yml')
+  assert.equal(c.adminIdentity, ROOT)
+  // Read back in the form it was written in: `paths` (KES before v0.15).
+  assert.deepEqual([...c.policies.entries()], [['minio', { ...minioPolicy(ksAllow), form: 'paths' }]])
+  assert.deepEqual(c.keystore, { kind: 'fs', path: '/srv/kes/keys' })
+  assert.deepEqual(c.keys, [])
+  assert.deepEqual(c.cache, { expiryAnyMs: 300_000, expiryUnusedMs: 20_000 })
+  assert.deepEqual(c.log, { error: true, audit: false, auditFile: undefined })
+})
+
+test('the KES v0.17 layout: the template with every other backend left empty', () => {
+  const c = fixture('kes-v0.17.yml')
+  assert.equal(c.adminIdentity, ROOT)
+  assert.equal(c.tls.password, undefined)
+  assert.deepEqual(c.policies.get('minio'), minioPolicy(ksAllow, ['/v1/key/decrypt/ks-imported-seq']))
+  assert.deepEqual(c.policies.get('ops'), { allow: ['/v1/key/list/*', '/v1/policy/show/minio'], deny: [], identities: [] })
+  assert.deepEqual(c.keys, ['minio-default-key'])
+  assert.deepEqual(c.keystore, { kind: 'fs', path: '/srv/kes/keys' })
+  assert.deepEqual(c.cache, { expiryAnyMs: 300_000, expiryUnusedMs: 20_000 })
+})
+
+test('the KES 2023 and 2024 layouts: version v1, empty ca and auth, log levels', () => {
+  for (const file of ['kes-2023.yml', 'kes-2024.yml']) {
+    const c = fixture(file)
+    assert.equal(c.adminIdentity, ROOT, file)
+    assert.equal(c.tls.caFile, undefined, file)
+    assert.deepEqual(c.policies.get('minio'), minioPolicy(ksAllow, ['/v1/key/decrypt/ks-imported-seq']), file)
+    assert.deepEqual(c.log, { error: true, audit: false, auditFile: undefined }, file)
+    assert.deepEqual(c.keystore, { kind: 'fs', path: '/srv/kes/keys' }, file)
+    assert.deepEqual(c.api.get('/v1/ready'), { skipAuth: false, timeoutMs: 15_000 }, file)
+  }
+  assert.deepEqual(fixture('kes-2024.yml').keys, ['minio-default-key', 'minio-backup-key'])
+})
+
+// Template leftovers KES ignored: accepted, and they change nothing.
+const inert: ReadonlyArray<readonly [string, string]> = [
+  ['tls.proxy without identities', minimal('').replace('tls:\n', 'tls:\n  proxy:\n    identities: []\n    header: {cert: X-Tls-Client-Cert}\n')],
+  ['a top-level proxy (KES v0.13 examples)', minimal(`proxy:\n  identities: [${APP}]\n  header: {cert: X-Tls-Client-Cert}\n`)],
+  ['an empty tls.password and tls.ca', minimal('').replace('tls:\n', 'tls:\n  password: ""\n  ca: ""\n  auth: ""\n')],
+  ['tls.auth on with a ca', minimal('').replace('tls:\n', 'tls:\n  auth: "on"\n  ca: /ca.pem\n')],
+  ['version v1', minimal('version: v1\n')],
+  ['cache.expiry.offline', minimal('cache:\n  expiry:\n    offline: 1h\n')],
+  ['a vault section with an empty endpoint', minimal('keystore:\n  fs: {path: ./keys}\n  vault: {endpoint: "", approle: {retry: 15s}, status: {ping: 10s}}\n')],
+  ['empty sections of other backends', minimal('keystore:\n  fs: {path: ./keys}\n  aws: {secretsmanager: {endpoint: ""}}\n  gemalto: {}\n  entrust:\n')],
+]
+for (const [what, yaml] of inert) {
+  test(`accepted as KES did: ${what}`, () => {
+    const c = parse(yaml)
+    assert.equal(c.adminIdentity, ROOT)
+    assert.deepEqual(c.keystore, { kind: 'fs', path: '/srv/kes/keys' })
+    assert.deepEqual(c.log, { error: true, audit: false, auditFile: undefined })
+    assert.deepEqual(c.cache, { expiryAnyMs: 300_000, expiryUnusedMs: 30_000 })
+  })
+}
+
 test("admin identity 'disabled' means no admin", () => {
   assert.equal(parse(`admin: {identity: disabled}\ntls: {key: k, cert: c}\n`).adminIdentity, undefined)
   assert.equal(parse(`root: disabled\ntls: {key: k, cert: c}\n`).adminIdentity, undefined)
@@ -179,6 +245,12 @@ const logCases: ReadonlyArray<readonly [string, boolean]> = [
   ['"off"', false],
   ['True', true],
   ['OFF', false],
+  // KES 2024+ log levels: any level turns the log on.
+  ['DEBUG', true],
+  ['info', true],
+  ['WARN', true],
+  ['ERROR+4', true],
+  ['INFO-2', true],
 ]
 for (const [value, want] of logCases) {
   test(`log value ${value} → ${want}`, () => {
@@ -264,6 +336,9 @@ test('the tls password is readable but never printed or serialised', () => {
   assert.doesNotMatch(JSON.stringify({ ...c.tls }), /hunter2/)
 })
 
+const HINT = "export the keys into a directory and bring them in with 'openkes migrate' (see docs/migrating.md)"
+const LOG_EXPECTED = 'expected on, off or a log level (DEBUG, INFO, WARN, ERROR)'
+
 // [description, yaml, exact message]
 const errors: ReadonlyArray<readonly [string, string, string]> = [
   ['empty document', '', 'config: admin.identity: missing'],
@@ -284,9 +359,27 @@ const errors: ReadonlyArray<readonly [string, string, string]> = [
   ['tls not a mapping', `admin: {identity: ${ROOT}}\ntls: [k]\n`, 'config: tls: expected a mapping'],
   ['tls key not a string', `admin: {identity: ${ROOT}}\ntls: {key: [k], cert: c}\n`, 'config: tls.key: expected a string'],
   ['unknown tls field', minimal('').replace('tls:\n', 'tls:\n  foo: 1\n'), 'config: tls.foo: unknown field'],
-  ['tls proxy', minimal('').replace('tls:\n', 'tls:\n  proxy: {identities: []}\n'), 'config: tls.proxy: not supported'],
+  [
+    'tls proxy identities',
+    minimal('').replace('tls:\n', `tls:\n  proxy: {identities: [${APP}]}\n`),
+    'config: tls.proxy.identities: not supported; OpenKES does not accept client certificates forwarded by a proxy; ' +
+      'let the proxy pass TLS through (TCP mode) so that clients present their certificates to OpenKES, or remove the proxy identities',
+  ],
+  ['unknown tls proxy field', minimal('').replace('tls:\n', 'tls:\n  proxy: {hosts: []}\n'), 'config: tls.proxy.hosts: unknown field'],
+  ['tls auth value', minimal('').replace('tls:\n', 'tls:\n  auth: maybe\n'), 'config: tls.auth: expected on or off'],
+  [
+    'tls auth on without ca',
+    minimal('').replace('tls:\n', 'tls:\n  auth: on\n'),
+    'config: tls.auth: on needs tls.ca: OpenKES verifies client certificates against tls.ca only',
+  ],
+  [
+    'tls auth off with ca',
+    minimal('').replace('tls:\n', 'tls:\n  auth: off\n  ca: ./ca.cert\n'),
+    'config: tls.auth: off cannot be used together with tls.ca: OpenKES verifies client certificates whenever tls.ca is set; remove tls.ca or set tls.auth: on',
+  ],
+  ['config version', minimal('version: v2\n'), "config: version: unsupported config version 'v2': OpenKES reads v1"],
   ['unknown top-level field', minimal('foo: bar\n'), 'config: foo: unknown field'],
-  ['api section', minimal('api:\n  /v1/status: {skip_auth: true}\n'), 'config: api: not supported'],
+  ['api section with an unknown path', minimal('api:\n  /v1/nope: {skip_auth: true}\n'), "config: api./v1/nope: unknown API path '/v1/nope'"],
   ['top level is a list', '- a\n', 'config: expected a mapping at the top level'],
   ['top level is a string', 'hello\n', 'config: expected a mapping at the top level'],
   // Environment
@@ -305,14 +398,15 @@ const errors: ReadonlyArray<readonly [string, string, string]> = [
     minimal('cache:\n  expiry:\n    any: 1m\n    all: 2m\n'),
     'config: cache.expiry.all: cannot be used together with cache.expiry.any',
   ],
-  ['offline expiry', minimal('cache:\n  expiry:\n    offline: 1h\n'), 'config: cache.expiry.offline: not supported'],
+  ['bad offline expiry', minimal('cache:\n  expiry:\n    offline: soon\n'), "config: cache.expiry.offline: invalid duration 'soon'"],
   ['unknown cache field', minimal('cache:\n  size: 1\n'), 'config: cache.size: unknown field'],
   ['unknown expiry field', minimal('cache:\n  expiry:\n    never: 1h\n'), 'config: cache.expiry.never: unknown field'],
   // Log
-  ['log value', minimal('log:\n  audit: maybe\n'), 'config: log.audit: expected on or off'],
+  ['log value', minimal('log:\n  audit: maybe\n'), `config: log.audit: ${LOG_EXPECTED}`],
+  ['log level with a bad suffix', minimal('log:\n  error: WARN+x\n'), `config: log.error: ${LOG_EXPECTED}`],
   ['log audit file', minimal('log:\n  audit_file: [a]\n'), 'config: log.audit_file: expected a string'],
-  ['log yes', minimal('log:\n  error: yes\n'), 'config: log.error: expected on or off'],
-  ['log as a KES 0.7 mapping', minimal('log:\n  error:\n    file: []\n'), 'config: log.error: expected on or off'],
+  ['log yes', minimal('log:\n  error: yes\n'), `config: log.error: ${LOG_EXPECTED}`],
+  ['log as a KES 0.7 mapping', minimal('log:\n  error:\n    file: []\n'), `config: log.error: ${LOG_EXPECTED}`],
   ['unknown log field', minimal('log:\n  trace: on\n'), 'config: log.trace: unknown field'],
   // Policies
   [
@@ -351,12 +445,22 @@ const errors: ReadonlyArray<readonly [string, string, string]> = [
   ['key name missing', minimal('keys:\n  - name: a\n  - {}\n'), 'config: keys[1].name: missing'],
   ['key entry not a mapping', minimal('keys:\n  - a\n'), 'config: keys[0]: expected a mapping'],
   ['unknown key field', minimal('keys:\n  - name: a\n    cipher: x\n'), 'config: keys[0].cipher: unknown field'],
-  ['keys not a list', minimal('keys:\n  fs:\n    path: ./keys\n'), 'config: keys: expected a list'],
+  ['keys a string', minimal('keys: k\n'), 'config: keys: expected a list'],
+  [
+    'v0.13 key store under keys and keystore',
+    minimal('keys:\n  fs:\n    path: ./a\nkeystore:\n  fs:\n    path: ./b\n'),
+    'config: keys: a key store under keys (the KES v0.13 layout) cannot be used together with keystore',
+  ],
+  ['v0.13 vault under keys', minimal('keys:\n  vault:\n    endpoint: https://v\n'), `config: keys.vault: not supported; ${HINT}`],
+  ['v0.13 fs under keys without path', minimal('keys:\n  fs:\n    path: ""\n'), 'config: keys.fs.path: missing'],
   // Keystore
-  ['vault', minimal('keystore:\n  vault:\n    endpoint: https://v\n'), 'config: keystore.vault: not supported'],
-  ['aws', minimal('keystore:\n  aws:\n    secretsmanager: {}\n'), 'config: keystore.aws: not supported'],
-  ['gemalto', minimal('keystore:\n  gemalto: {}\n'), 'config: keystore.gemalto: not supported'],
-  ['fs and another', minimal('keystore:\n  fs: {path: k}\n  azure: {}\n'), 'config: keystore.azure: not supported'],
+  ['vault', minimal('keystore:\n  vault:\n    endpoint: https://v\n'), `config: keystore.vault: not supported; ${HINT}`],
+  ['vault from a variable', minimal('keystore:\n  vault:\n    endpoint: ${VAULT}\n'), `config: keystore.vault: not supported; ${HINT}`],
+  ['aws', minimal('keystore:\n  aws:\n    secretsmanager: {endpoint: x, region: y}\n'), `config: keystore.aws: not supported; ${HINT}`],
+  ['gcp', minimal('keystore:\n  gcp:\n    secretmanager: {project_id: p}\n'), `config: keystore.gcp: not supported; ${HINT}`],
+  ['gemalto', minimal('keystore:\n  gemalto: {keysecure: {endpoint: https://g}}\n'), `config: keystore.gemalto: not supported; ${HINT}`],
+  ['an unknown backend', minimal('keystore:\n  hsm: {slot: 1}\n'), `config: keystore.hsm: not supported; ${HINT}`],
+  ['fs and another', minimal('keystore:\n  fs: {path: k}\n  azure: {keyvault: {endpoint: https://a}}\n'), `config: keystore.azure: not supported; ${HINT}`],
   ['fs without path', minimal('keystore:\n  fs: {}\n'), 'config: keystore.fs.path: missing'],
   ['fs empty', minimal('keystore:\n  fs:\n'), 'config: keystore.fs.path: missing'],
   ['unknown fs field', minimal('keystore:\n  fs: {path: k, mode: 1}\n'), 'config: keystore.fs.mode: unknown field'],

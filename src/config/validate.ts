@@ -2,10 +2,12 @@ import { isIPv4, isIPv6 } from 'node:net'
 import path from 'node:path'
 import { compileGlob, GlobSyntaxError } from '../auth/glob.js'
 import { isValidIdentity, isValidName } from '../auth/names.js'
+import { SKIP_AUTH_PATHS, routes } from '../api/routes.js'
 import { ConfigError } from './config-error.js'
 import { parseDuration } from './duration.js'
 import { expandEnv } from './env.js'
 import { FrozenMap } from './frozen-map.js'
+import { MIGRATE_HINT, backendInUse, isBlank } from './kes-backends.js'
 
 export { ConfigError } from './config-error.js'
 
@@ -15,6 +17,19 @@ export interface ConfigPolicy {
   readonly deny: readonly string[]
   /** Lowercase hex identities bound to this policy (each identity has at most one policy). */
   readonly identities: readonly string[]
+  /**
+   * The form the policy is read back in: `paths` for one configured with `paths` alone
+   * (KES before v0.15), otherwise (and when absent) `allow-deny`.
+   */
+  readonly form?: 'allow-deny' | 'paths'
+}
+
+/** The settings of one API in the config's `api:` section (KES 2023 layout). */
+export interface ApiSetting {
+  /** Serve the API to every client with a certificate, without a policy (only SKIP_AUTH_PATHS). */
+  readonly skipAuth: boolean
+  /** Replaces the route's timeout; undefined keeps it. */
+  readonly timeoutMs: number | undefined
 }
 
 /** The validated, deep-frozen server configuration. All file paths are absolute. */
@@ -39,6 +54,8 @@ export interface Config {
   /** Key names to create at start-up when missing. */
   readonly keys: readonly string[]
   readonly keystore: { readonly kind: 'fs'; readonly path: string }
+  /** Per-API settings by route path (`/v1/status`, `/v1/key/create`: no trailing slash). */
+  readonly api: ReadonlyMap<string, ApiSetting>
   /** The absolute path of the file the config was read from, if any. */
   readonly sourceFile: string | undefined
 }
@@ -168,13 +185,51 @@ function adminIdentity(top: RawMap, r: Reader): string | undefined {
   return validateIdentity(value, at)
 }
 
+const PROXY_ADVICE =
+  'OpenKES does not accept client certificates forwarded by a proxy; ' +
+  'let the proxy pass TLS through (TCP mode) so that clients present their certificates to OpenKES, ' +
+  'or remove the proxy identities'
+
+/**
+ * `tls.proxy`: KES's templates carry it with no identities, which means "no proxy" and is
+ * accepted. Proxy identities are refused when `refuseIdentities` is set.
+ */
+function proxySection(v: RawValue | undefined, at: string, r: Reader, refuseIdentities: boolean): void {
+  const proxy = r.mapping(v, at, ['identities', 'header'])
+  const header = r.mapping(proxy?.get('header'), `${at}.header`, ['cert'])
+  r.string(header?.get('cert'), `${at}.header.cert`)
+  const identities = r.stringList(proxy?.get('identities'), `${at}.identities`).filter((id) => id.trim() !== '')
+  if (refuseIdentities && identities.length > 0) throw new ConfigError(`${at}.identities`, `not supported; ${PROXY_ADVICE}`)
+}
+
+/**
+ * `tls.auth` (KES 2024+): on = verify client certificates. OpenKES verifies them exactly when
+ * `tls.ca` is set, so `on` needs a CA and `off` must not have one (KES would not have verified).
+ */
+function tlsAuth(r: Reader, v: RawValue | undefined, hasCa: boolean): void {
+  const auth = r.nonEmptyString(v, 'tls.auth')?.toLowerCase()
+  if (auth === undefined) return
+  if (auth !== 'on' && auth !== 'off') throw new ConfigError('tls.auth', 'expected on or off')
+  if (auth === 'on' && !hasCa) {
+    throw new ConfigError('tls.auth', 'on needs tls.ca: OpenKES verifies client certificates against tls.ca only')
+  }
+  if (auth === 'off' && hasCa) {
+    throw new ConfigError(
+      'tls.auth',
+      'off cannot be used together with tls.ca: OpenKES verifies client certificates whenever tls.ca is set; remove tls.ca or set tls.auth: on',
+    )
+  }
+}
+
 function tlsSection(top: RawMap, r: Reader, baseDir: string): Config['tls'] {
-  const tls = r.mapping(top.get('tls'), 'tls', ['key', 'cert', 'password', 'ca'], ['proxy'])
+  const tls = r.mapping(top.get('tls'), 'tls', ['key', 'cert', 'password', 'ca', 'auth', 'proxy'])
   const key = r.nonEmptyString(tls?.get('key'), 'tls.key')
   if (key === undefined) throw new ConfigError('tls.key', 'missing')
   const cert = r.nonEmptyString(tls?.get('cert'), 'tls.cert')
   if (cert === undefined) throw new ConfigError('tls.cert', 'missing')
   const ca = r.nonEmptyString(tls?.get('ca'), 'tls.ca')
+  tlsAuth(r, tls?.get('auth'), ca !== undefined)
+  proxySection(tls?.get('proxy'), 'tls.proxy', r, true)
   const password = r.nonEmptyString(tls?.get('password'), 'tls.password')
   const result = {
     keyFile: path.resolve(baseDir, key),
@@ -218,6 +273,7 @@ function policiesSection(
       ...patterns(r.stringList(p?.get('paths'), `${at}.paths`), `${at}.paths`),
     ]
     const deny = patterns(r.stringList(p?.get('deny'), `${at}.deny`), `${at}.deny`)
+    const pathsOnly = p?.get('paths') != null && p.get('allow') == null && p.get('deny') == null
     const identities: string[] = []
     r.stringList(p?.get('identities'), `${at}.identities`).forEach((value, i) => {
       const idPath = `${at}.identities[${i}]`
@@ -238,6 +294,7 @@ function policiesSection(
         allow: Object.freeze(allow),
         deny: Object.freeze(deny),
         identities: Object.freeze(identities),
+        ...(pathsOnly ? { form: 'paths' as const } : {}),
       }),
     ])
   }
@@ -259,7 +316,11 @@ function durationMs(r: Reader, v: RawValue | undefined, path: string, fallbackMs
 
 function cacheSection(top: RawMap, r: Reader): Config['cache'] {
   const cache = r.mapping(top.get('cache'), 'cache', ['expiry'])
-  const expiry = r.mapping(cache?.get('expiry'), 'cache.expiry', ['any', 'all', 'unused'], ['offline'])
+  const expiry = r.mapping(cache?.get('expiry'), 'cache.expiry', ['any', 'all', 'unused', 'offline'])
+  // KES's offline cache kept serving cached keys while a remote key store was unreachable. The
+  // value is checked but has no effect: OpenKES keeps serving cached keys while the store fails
+  // until `any` expires, and a filesystem store has no network to be cut off from.
+  durationMs(r, expiry?.get('offline'), 'cache.expiry.offline', 0)
   // `all` is the spelling of KES v0.7 for `any`.
   const any = expiry?.get('any')
   const all = expiry?.get('all')
@@ -275,12 +336,18 @@ function cacheSection(top: RawMap, r: Reader): Config['cache'] {
   }
 }
 
+// KES 2024+ also takes a slog level (DEBUG, INFO, WARN, ERROR, optionally with +n/-n) where
+// on/off used to be; OpenKES has no finer levels, so any level turns the log on.
+const LOG_LEVEL = /^(debug|info|warn|error)([+-][0-9]+)?$/
+
 function onOff(r: Reader, v: RawValue | undefined, path: string, fallback: boolean): boolean {
-  if (v !== undefined && v !== null && typeof v !== 'string') throw new ConfigError(path, 'expected on or off')
+  const expected = 'expected on, off or a log level (DEBUG, INFO, WARN, ERROR)'
+  if (v !== undefined && v !== null && typeof v !== 'string') throw new ConfigError(path, expected)
   const s = r.nonEmptyString(v, path)
   if (s === undefined) return fallback
   // YAML 1.1 parsers (KES's) read on/off as booleans, YAML 1.2 as strings: accept both spellings.
-  switch (s.toLowerCase()) {
+  const word = s.trim().toLowerCase()
+  switch (word) {
     case 'on':
     case 'true':
       return true
@@ -288,7 +355,8 @@ function onOff(r: Reader, v: RawValue | undefined, path: string, fallback: boole
     case 'false':
       return false
     default:
-      throw new ConfigError(path, 'expected on or off')
+      if (LOG_LEVEL.test(word)) return true
+      throw new ConfigError(path, expected)
   }
 }
 
@@ -304,6 +372,8 @@ function logSection(top: RawMap, r: Reader, baseDir: string): Config['log'] {
 
 function keysSection(top: RawMap, r: Reader): string[] {
   const names: string[] = []
+  // A mapping is the key store in the KES v0.13 layout (read by keystoreSection), not key names.
+  if (isMap(top.get('keys'))) return names
   r.list(top.get('keys'), 'keys').forEach((entry, i) => {
     const at = `keys[${i}]`
     const key = r.mapping(entry, at, ['name'])
@@ -317,23 +387,75 @@ function keysSection(top: RawMap, r: Reader): string[] {
 }
 
 function keystoreSection(top: RawMap, r: Reader, baseDir: string): Config['keystore'] {
-  const section = top.get('keystore')
+  // KES before v0.14 kept the key store under `keys:`; KES v0.17 still read that layout.
+  const oldLayout = isMap(top.get('keys'))
+  const at = oldLayout ? 'keys' : 'keystore'
+  const section = top.get(at)
+  if (oldLayout && !isBlank(top.get('keystore'))) {
+    throw new ConfigError('keys', 'a key store under keys (the KES v0.13 layout) cannot be used together with keystore')
+  }
   let fs: RawMap | undefined
   if (section !== undefined && section !== null) {
-    if (!isMap(section)) throw new ConfigError('keystore', 'expected a mapping')
-    // Every KES backend but fs (vault, aws, gcp, azure, gemalto, fortanix, ...) is refused by name.
-    for (const kind of section.keys()) {
-      if (kind !== 'fs') throw new ConfigError(`keystore.${kind}`, 'not supported')
+    if (!isMap(section)) throw new ConfigError(at, 'expected a mapping')
+    // Every KES backend but fs (vault, aws, gcp, azure, gemalto, fortanix, ...) is refused by name,
+    // unless its section is an unused leftover of KES's config template (see kes-backends.ts).
+    for (const [kind, value] of section) {
+      if (kind !== 'fs' && backendInUse(kind, value)) throw new ConfigError(`${at}.${kind}`, `not supported; ${MIGRATE_HINT}`)
     }
-    fs = r.mapping(section.get('fs'), 'keystore.fs', ['path'])
+    fs = r.mapping(section.get('fs'), `${at}.fs`, ['path'])
     if (section.has('fs')) {
-      const dir = r.nonEmptyString(fs?.get('path'), 'keystore.fs.path')
-      if (dir === undefined) throw new ConfigError('keystore.fs.path', 'missing')
+      const dir = r.nonEmptyString(fs?.get('path'), `${at}.fs.path`)
+      if (dir === undefined) throw new ConfigError(`${at}.fs.path`, 'missing')
       return { kind: 'fs', path: path.resolve(baseDir, dir) }
     }
   }
   // No keystore section: the filesystem store in ./keys next to the config file (as in KES).
   return { kind: 'fs', path: path.resolve(baseDir, 'keys') }
+}
+
+function trueOrFalse(r: Reader, v: RawValue | undefined, path: string): boolean {
+  if (v !== undefined && v !== null && typeof v !== 'string') throw new ConfigError(path, 'expected true or false')
+  const s = r.nonEmptyString(v, path)
+  if (s === undefined) return false
+  switch (s.toLowerCase()) {
+    case 'true':
+      return true
+    case 'false':
+      return false
+    default:
+      throw new ConfigError(path, 'expected true or false')
+  }
+}
+
+/**
+ * The `api:` section of KES 2023 configs: `api: {<path>: {skip_auth: bool, timeout: <duration>}}`.
+ * A path is a route of the API, with or without its trailing `/` (`/v1/key/create/`); any other
+ * is refused. `skip_auth: true` serves an API without a policy, so it is refused everywhere but
+ * on the probe and introspection APIs (SKIP_AUTH_PATHS): a typo must never open a key API.
+ * `timeout: 0` keeps the default; the log streams take no timeout.
+ */
+function apiSection(top: RawMap, r: Reader): ReadonlyMap<string, ApiSetting> {
+  const section = top.get('api')
+  if (section === undefined || section === null) return new FrozenMap([])
+  if (!isMap(section)) throw new ConfigError('api', 'expected a mapping')
+  const known = new Map(routes.map((route) => [route.path, route]))
+  const settings = new Map<string, ApiSetting>()
+  for (const [key, value] of section) {
+    const at = `api.${key}`
+    const routePath = key.length > 1 && key.endsWith('/') ? key.slice(0, -1) : key
+    const route = known.get(routePath)
+    if (route === undefined) throw new ConfigError(at, `unknown API path '${key}'`)
+    if (settings.has(routePath)) throw new ConfigError(at, `'${routePath}' is configured twice`)
+    const m = r.mapping(value, at, ['skip_auth', 'timeout'])
+    const skipAuth = trueOrFalse(r, m?.get('skip_auth'), `${at}.skip_auth`)
+    if (skipAuth && !SKIP_AUTH_PATHS.includes(routePath)) {
+      throw new ConfigError(`${at}.skip_auth`, `not allowed: only ${SKIP_AUTH_PATHS.join(', ')} can be served without a policy`)
+    }
+    const timeoutMs = durationMs(r, m?.get('timeout'), `${at}.timeout`, 0)
+    if (timeoutMs > 0 && route.timeoutMs === 0) throw new ConfigError(`${at}.timeout`, 'not supported: log streams have no timeout')
+    settings.set(routePath, Object.freeze({ skipAuth, timeoutMs: timeoutMs > 0 ? timeoutMs : undefined }))
+  }
+  return new FrozenMap([...settings])
 }
 
 function deepFreeze<T>(value: T): T {
@@ -344,10 +466,18 @@ function deepFreeze<T>(value: T): T {
   return Object.freeze(value)
 }
 
-const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore'] as const
+const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore', 'api', 'version', 'proxy'] as const
+
+/** `version:` (KES 2023+): optional, and 'v1' is the only version there is. */
+function checkVersion(top: RawMap, r: Reader): void {
+  const version = r.nonEmptyString(top.get('version'), 'version')
+  if (version !== undefined && version !== 'v1') {
+    throw new ConfigError('version', `unsupported config version '${version}': OpenKES reads v1`)
+  }
+}
 
 /**
- * Turns a parsed KES v0.17-style YAML document into a deep-frozen `Config`: checks every field,
+ * Turns a parsed KES YAML document (the v0.13/v0.14, v0.17 and 2023 `version: v1` layouts) into a deep-frozen `Config`: checks every field,
  * expands whole-value `${VAR}`s from `opts.env`, applies defaults and resolves relative file
  * paths against `opts.baseDir`. Throws `ConfigError` naming the YAML path of the first problem.
  */
@@ -355,7 +485,10 @@ export function validateConfig(raw: RawValue, opts: ValidateOptions): Config {
   const r = new Reader(opts.env)
   const baseDir = path.resolve(opts.baseDir)
   if (raw !== null && !isMap(raw)) throw new ConfigError('', 'expected a mapping at the top level')
-  const top: RawMap = r.mapping(raw, '', TOP_LEVEL, ['api']) ?? new Map()
+  const top: RawMap = r.mapping(raw, '', TOP_LEVEL) ?? new Map()
+  checkVersion(top, r)
+  // Some KES v0.13 example configs put `proxy:` at the top level, where KES ignored it: so do we.
+  proxySection(top.get('proxy'), 'proxy', r, false)
   const address = validateAddress(r.nonEmptyString(top.get('address'), 'address') ?? DEFAULT_ADDRESS)
   const admin = adminIdentity(top, r)
   const config: Config = {
@@ -367,6 +500,7 @@ export function validateConfig(raw: RawValue, opts: ValidateOptions): Config {
     log: logSection(top, r, baseDir),
     keys: keysSection(top, r),
     keystore: keystoreSection(top, r, baseDir),
+    api: apiSection(top, r),
     sourceFile: opts.sourceFile === undefined ? undefined : path.resolve(opts.sourceFile),
   }
   return deepFreeze(config)

@@ -124,14 +124,32 @@ test('hmac uses the stored HMAC key when there is one', () => {
   assert.deepEqual(key.exportHmacKeyForStorage(), hmacKey)
 })
 
-test('hmac without a stored key uses HMAC-SHA256(master, "openkes hmac key v1")', () => {
-  const key = new SecretKey(keyBytes, 'ChaCha20')
-  const derived = createHmac('sha256', keyBytes).update('openkes hmac key v1').digest()
-  const want = createHmac('sha256', derived).update('message').digest()
-  assert.deepEqual(key.hmac(Buffer.from('message')), want)
-  assert.deepEqual(key.hmac(Buffer.from('message')), want)
-  assert.notDeepEqual(key.hmac(Buffer.from('other')), want)
-  assert.equal(key.exportHmacKeyForStorage(), undefined)
+// Pinned vector: computed once with an independent RFC 5869 implementation (Python hmac/hashlib),
+// master key 00 01 .. 1f. If this changes, every MAC a client stored would change with it.
+const DERIVED_HMAC_KEY = '8d4d3777e5bef61cf80bc07c3e532c3b4a7a4883518e8247b2794dd0162719b0'
+const HMAC_OF_HELLO = '036755b456433f40d7acf5482f5630a4b9567fe64508bb3bdda97aec47cbe95c'
+
+test('hmac without a stored key uses HKDF-SHA256(master, "", "OpenKES HMAC-SHA256 key v1") (fixed vector)', () => {
+  for (const cipher of ['AES256', 'ChaCha20'] as const) {
+    const key = new SecretKey(keyBytes, cipher)
+    assert.equal(key.hmac(Buffer.from('hello')).toString('hex'), HMAC_OF_HELLO)
+    // Same key and message, same MAC, also on a second instance (another server).
+    assert.equal(key.hmac(Buffer.from('hello')).toString('hex'), HMAC_OF_HELLO)
+    assert.equal(new SecretKey(keyBytes, cipher).hmac(Buffer.from('hello')).toString('hex'), HMAC_OF_HELLO)
+    assert.notEqual(key.hmac(Buffer.from('hellO')).toString('hex'), HMAC_OF_HELLO)
+    assert.equal(key.exportHmacKeyForStorage(), undefined)
+  }
+  const want = createHmac('sha256', Buffer.from(DERIVED_HMAC_KEY, 'hex')).update('hello').digest('hex')
+  assert.equal(want, HMAC_OF_HELLO)
+  // The derivation is not the master key itself nor the old HMAC(master, label) construction.
+  assert.notEqual(createHmac('sha256', keyBytes).update('hello').digest('hex'), HMAC_OF_HELLO)
+  assert.equal(new SecretKey(Buffer.alloc(32, 7), 'AES256').hmac(Buffer.from('hello')).toString('hex') === HMAC_OF_HELLO, false)
+})
+
+test('hmac of an empty message is defined', () => {
+  const key = new SecretKey(keyBytes, 'AES256')
+  const want = createHmac('sha256', Buffer.from(DERIVED_HMAC_KEY, 'hex')).update(Buffer.alloc(0)).digest()
+  assert.deepEqual(key.hmac(Buffer.alloc(0)), want)
 })
 
 test('JSON.stringify, util.inspect and String never show key bytes', () => {

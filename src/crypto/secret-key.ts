@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer'
-import { createHash, createHmac } from 'node:crypto'
+import { createHash, createHmac, hkdfSync } from 'node:crypto'
 import { inspect } from 'node:util'
 import type { Aead } from './aead.js'
 import { IV_BYTES, NONCE_BYTES, open, seal } from './aead.js'
@@ -26,9 +26,15 @@ export const KEY_BYTES = 32
 
 const REDACTED = 'SecretKey(redacted)'
 
-// Domain separation: the derived HMAC key is unrelated to the per-message keys
-// HMAC-SHA256(master, iv), because those inputs are 16 random bytes and this label is 19 bytes.
-const HMAC_KEY_LABEL = Buffer.from('openkes hmac key v1', 'latin1')
+// The HMAC key of a key whose file carries none (every KES key file before v0.24, and ours
+// without `hmac_key`) is derived from the master key:
+//   HKDF-SHA256(ikm = master key, salt = empty, info = "OpenKES HMAC-SHA256 key v1", L = 32)
+// (RFC 5869; an empty salt means 32 zero bytes). HKDF with its own info label separates this
+// key from every other use of the master key (the AEAD subkeys HMAC-SHA256(master, random iv)),
+// and it is deterministic, so every server on the same key store computes the same MACs.
+// Changing the label would change every MAC clients have stored: it is part of the format.
+const HMAC_KEY_INFO = Buffer.from('OpenKES HMAC-SHA256 key v1', 'latin1')
+const HMAC_KEY_SALT = Buffer.alloc(0)
 
 const SEALING_AEAD: Readonly<Record<Cipher, Aead>> = {
   AES256: 'AES-256-GCM-HMAC-SHA-256',
@@ -138,13 +144,15 @@ export class SecretKey {
   }
 
   /**
-   * HMAC-SHA256 of `message` under the stored HMAC key, or, for keys without one, under a key
-   * derived from the master key: HMAC-SHA256(master key, "openkes hmac key v1").
+   * HMAC-SHA256 of `message` under the stored HMAC key, or, for keys without one, under the key
+   * derived from the master key by HKDF-SHA256 (see HMAC_KEY_INFO). The derived key is computed
+   * once per SecretKey (the key cache keeps the instance), not once per call.
    */
   hmac(message: Uint8Array): Buffer {
     let key = this.#storedHmacKey ?? this.#derivedHmacKey
     if (key === undefined) {
-      key = createHmac('sha256', this.#bytes).update(HMAC_KEY_LABEL).digest()
+      key = Buffer.alloc(KEY_BYTES)
+      key.set(new Uint8Array(hkdfSync('sha256', this.#bytes, HMAC_KEY_SALT, HMAC_KEY_INFO, KEY_BYTES)))
       this.#derivedHmacKey = key
     }
     return createHmac('sha256', key).update(message).digest()

@@ -34,9 +34,17 @@ export interface KeyStore {
   readonly identities: Table
   /** The backend, for logs and metrics: 'fs' | 'mem' | ... */
   readonly kind: string
+  /**
+   * Checks that the backend can be reached now (readiness probes, `/v1/status`), without
+   * reading any entry. Throws StoreUnavailableError (op PING_OP) when it can't, or was closed.
+   */
+  ping(): Promise<void>
   /** Releases the backend; afterwards every call fails with StoreUnavailableError. Idempotent. */
   close(): Promise<void>
 }
+
+/** The `StoreError.op` of a failed `KeyStore.ping`. */
+export const PING_OP = 'failed to reach key store'
 
 /** `Table.create` found the name already taken. */
 export class EntryExistsError extends Error {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
 import { inspect } from 'node:util'
-import { EntryExistsError, InvalidNameError, MAX_VALUE_BYTES, StoreError, StoreUnavailableError } from './keystore.js'
+import { EntryExistsError, InvalidNameError, MAX_VALUE_BYTES, PING_OP, StoreError, StoreUnavailableError } from './keystore.js'
 import type { KeyStore, Table, TableName } from './keystore.js'
 
 /** Opens a fresh, empty store for one test and registers its cleanup with `t.after`. */
@@ -180,6 +180,15 @@ export function testStoreConformance(backend: string, open: OpenStore): void {
       await assert.rejects(s.keys.list(), isUnavailable('failed to list keys'))
       await assert.rejects(s.policies.list(), isUnavailable('failed to list policies'))
       await assert.rejects(s.identities.get('i'), isUnavailable('failed to read identity'))
+    })
+
+    test('ping succeeds on an open store and fails with StoreUnavailableError after close', async (t) => {
+      const s = await open(t)
+      await s.ping()
+      await s.keys.create('k1', bytes('v'))
+      await s.ping()
+      await s.close()
+      await assert.rejects(s.ping(), (err: unknown) => err instanceof StoreUnavailableError && err.op === PING_OP)
     })
 
     test('printing or serializing the store shows no stored bytes', async (t) => {

@@ -12,7 +12,11 @@ interface Series<T> {
 
 /** Something that can render itself as exposition text. */
 export interface Collector {
+  /** The metric family's name. */
+  readonly name: string
   render(): string
+  /** The family as exactly one unlabelled series: its labelled series summed. */
+  renderTotal(): string
 }
 
 abstract class Metric<T> implements Collector {
@@ -39,14 +43,31 @@ abstract class Metric<T> implements Collector {
   }
 
   protected abstract initial(): T
+  /** `a` plus `b`, as a new value (for totals over labelled series). */
+  protected abstract sum(a: T, b: T): T
   protected abstract renderSeries(s: Series<T>): string
   protected abstract readonly type: string
 
+  /** Brings values that are read from elsewhere up to date before rendering. */
+  protected refresh(): void {}
+
   render(): string {
-    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} ${this.type}\n`
+    this.refresh()
+    let out = this.#header()
     if (this.#series.size === 0 && this.labelNames.length === 0) this.series([])
     for (const s of this.#series.values()) out += this.renderSeries(s)
     return out
+  }
+
+  renderTotal(): string {
+    this.refresh()
+    let total = this.initial()
+    for (const s of this.#series.values()) total = this.sum(total, s.value)
+    return this.#header() + this.renderSeries({ labels: [], value: total })
+  }
+
+  #header(): string {
+    return `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} ${this.type}\n`
   }
 
   protected labelText(labels: LabelValues, extra = ''): string {
@@ -66,13 +87,15 @@ abstract class NumberMetric extends Metric<number> {
   protected initial(): number {
     return 0
   }
+  protected sum(a: number, b: number): number {
+    return a + b
+  }
   /** The current value of a series. */
   get(labels: LabelValues = []): number {
     return this.series(labels).value
   }
-  override render(): string {
+  protected override refresh(): void {
     if (this.#read !== undefined) this.series([]).value = this.#read()
-    return super.render()
   }
   protected renderSeries(s: Series<number>): string {
     return `${this.name}${this.labelText(s.labels)} ${formatNumber(s.value)}\n`
@@ -119,6 +142,9 @@ export class Histogram extends Metric<Buckets> {
   protected initial(): Buckets {
     return { counts: new Array<number>(this.bounds.length).fill(0), sum: 0, count: 0 }
   }
+  protected sum(a: Buckets, b: Buckets): Buckets {
+    return { counts: a.counts.map((c, i) => c + (b.counts[i] ?? 0)), sum: a.sum + b.sum, count: a.count + b.count }
+  }
   /** Records one observation. */
   observe(value: number, labels: LabelValues = []): void {
     const b = this.series(labels).value
@@ -160,6 +186,10 @@ export class Registry {
   /** The exposition text of every collector, in registration order. */
   render(): string {
     return this.#collectors.map((c) => c.render()).join('')
+  }
+  /** The exposition text of the collectors `include` picks, each as one unlabelled series. */
+  renderTotals(include: (name: string) => boolean): string {
+    return this.#collectors.filter((c) => include(c.name)).map((c) => c.renderTotal()).join('')
   }
 }
 

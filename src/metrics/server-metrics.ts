@@ -15,6 +15,18 @@ export interface CacheStats {
   readonly size: number
 }
 
+/**
+ * Who reads `/v1/metrics`: `prometheus` (a scraper naming a Prometheus
+ * exposition format in Accept) gets every family with its labels; `kes`
+ * (everyone else: KES client libraries send no Accept) gets the KES families
+ * only, each as exactly one series, since the KES 0.17 client refuses any
+ * family with more than one.
+ */
+export type MetricsAudience = 'prometheus' | 'kes'
+
+// The families KES itself exported, which KES clients read.
+const KES_FAMILY = /^kes_(http|log|system)_/
+
 // Buckets of the seed's kes_http_response_time histogram, in seconds.
 const RESPONSE_TIME_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 3, 5, 10]
 // Key store operations are far faster than requests on the fs store.
@@ -82,8 +94,9 @@ export class ServerMetrics {
     this.requests.inc([s.api, String(s.status)])
   }
 
-  /** The exposition text. */
-  render(): string {
-    return this.registry.render()
+  /** The exposition text for an audience (default: every family, as Prometheus sees it). */
+  render(audience: MetricsAudience = 'prometheus'): string {
+    if (audience === 'prometheus') return this.registry.render()
+    return this.registry.renderTotals((name) => KES_FAMILY.test(name))
   }
 }

@@ -48,7 +48,7 @@ function setup(t: TestContext): Setup {
       list: guard('list', table.list),
     }
   }
-  const store: KeyStore = { kind: 'mem', keys: inner.keys, policies: wrap('policies'), identities: wrap('identities'), close: () => inner.close() }
+  const store: KeyStore = { kind: 'mem', keys: inner.keys, policies: wrap('policies'), identities: wrap('identities'), ping: () => inner.ping(), close: () => inner.close() }
   const errors: string[] = []
   const access = new AccessControl({
     adminIdentity: ADMIN,
@@ -101,7 +101,7 @@ test('a config identity is authorized without reading the store', async (t) => {
 
 test('reading policies: config and stored, all fields, missing is 404', async (t) => {
   const { access, store } = setup(t)
-  assert.deepEqual(await access.readPolicy('fixed'), { allow: [LIST], deny: [], createdAt: undefined, createdBy: undefined })
+  assert.deepEqual(await access.readPolicy('fixed'), { allow: [LIST], deny: [], form: 'allow-deny', createdAt: undefined, createdBy: undefined })
   await access.writePolicy('p', { allow: [GEN], deny: ['/v1/key/generate/x'] }, OPS)
   const p = await access.readPolicy('p')
   assert.deepEqual(p.allow, [GEN])
@@ -111,7 +111,7 @@ test('reading policies: config and stored, all fields, missing is 404', async (t
   await assert.rejects(access.readPolicy('nope'), (e) => e === ErrPolicyNotFound)
   // Fields of the wrong type are left out, not passed on.
   await put(store.policies, 'odd', { allow: [], deny: [], created_at: 5, created_by: ['x'] })
-  assert.deepEqual(await access.readPolicy('odd'), { allow: [], deny: [], createdAt: undefined, createdBy: undefined })
+  assert.deepEqual(await access.readPolicy('odd'), { allow: [], deny: [], form: 'allow-deny', createdAt: undefined, createdBy: undefined })
 })
 
 test('listing policies: config and stored, sorted, each once', async (t) => {

@@ -110,6 +110,7 @@ function failingOn(store: KeyStore, table: 'identities' | 'policies', err: () =>
     keys: store.keys,
     policies: table === 'policies' ? failing : store.policies,
     identities: table === 'identities' ? failing : store.identities,
+    ping: () => store.ping(),
     close: () => store.close(),
   }
 }

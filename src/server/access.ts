@@ -14,12 +14,34 @@ import type { KeyStore } from '../keystore/keystore.js'
 import type { ErrorLog } from '../log/error-log.js'
 import { storeFailure } from './store-failure.js'
 
+/**
+ * The form a policy was written in, which is the form it is read back in:
+ * `allow-deny` (`{"allow":[...],"deny":[...]}`) or the seed's `paths`
+ * (`{"paths":[...]}`, allow rules only). Each client generation decodes only
+ * its own form, some refusing unknown fields (the KES 0.17 client).
+ */
+export type PolicyForm = 'allow-deny' | 'paths'
+
 /** A policy as the API shows it. */
 export interface PolicyInfo {
   readonly allow: readonly string[]
   readonly deny: readonly string[]
+  readonly form: PolicyForm
   readonly createdAt: string | undefined
   readonly createdBy: string | undefined
+}
+
+/** An identity's policy assignment as the API shows it. */
+export interface IdentityInfo {
+  readonly policy: string
+  readonly createdAt: string | undefined
+  readonly createdBy: string | undefined
+}
+
+/** What `/v1/identity/self/describe` tells a non-admin caller: its assignment and the rules in force. */
+export interface SelfInfo extends IdentityInfo {
+  /** The rules that authorize the caller; undefined when it has no policy in force. */
+  readonly rules: { readonly allow: readonly string[]; readonly deny: readonly string[] } | undefined
 }
 
 /** What a non-admin identity may do; `undefined` policy means nothing but the open APIs. */
@@ -40,6 +62,7 @@ const GRANT_TTL_MS = 1000
 export class AccessControl {
   readonly #admin: string | undefined
   readonly #configPolicies: ReadonlyMap<string, Policy>
+  readonly #configForms: ReadonlyMap<string, PolicyForm>
   readonly #configIdentities: ReadonlyMap<string, string>
   readonly #store: KeyStore
   readonly #errorLog: ErrorLog
@@ -53,12 +76,15 @@ export class AccessControl {
   }) {
     this.#admin = opts.adminIdentity
     const policies = new Map<string, Policy>()
+    const forms = new Map<string, PolicyForm>()
     const identities = new Map<string, string>()
     for (const [name, p] of opts.policies) {
       policies.set(name, new Policy({ allow: p.allow, deny: p.deny }))
+      forms.set(name, formOf(p.form, p.deny))
       for (const id of p.identities) identities.set(id, name)
     }
     this.#configPolicies = policies
+    this.#configForms = forms
     this.#configIdentities = identities
     this.#store = opts.store
     this.#errorLog = opts.errorLog
@@ -114,16 +140,19 @@ export class AccessControl {
   // ---- policies ----
 
   /**
-   * Creates or replaces an API policy; a replaced policy keeps its creation
-   * time, so its assignments stay valid. Throws 400 for a config policy, 502/503.
+   * Creates or replaces an API policy, remembering the form it was written in
+   * (`paths` only applies without deny rules); a replaced policy keeps its
+   * creation time, so its assignments stay valid. Throws 400 for a config
+   * policy, 502/503.
    */
-  async writePolicy(name: string, rules: PolicyRules, createdBy: string): Promise<void> {
+  async writePolicy(name: string, rules: PolicyRules, createdBy: string, form: PolicyForm = 'allow-deny'): Promise<void> {
     if (this.#configPolicies.has(name)) throw definedInConfig('policy', name)
     new Policy(rules) // refuse what would not compile before storing it
     const existing = await this.#storedPolicy(name)
     const record: StoredPolicy = {
       allow: [...rules.allow],
       deny: [...rules.deny],
+      form: formOf(form, rules.deny),
       created_at: existing?.created_at ?? new Date().toISOString(),
       created_by: existing?.created_by ?? createdBy,
     }
@@ -137,11 +166,12 @@ export class AccessControl {
   async readPolicy(name: string): Promise<PolicyInfo> {
     const configured = this.#configPolicies.get(name)
     if (configured !== undefined) {
-      return { allow: configured.allow, deny: configured.deny, createdAt: undefined, createdBy: undefined }
+      const form = this.#configForms.get(name) ?? 'allow-deny'
+      return { allow: configured.allow, deny: configured.deny, form, createdAt: undefined, createdBy: undefined }
     }
     const stored = await this.#storedPolicy(name, 'fail')
     if (stored === undefined) throw ErrPolicyNotFound
-    return { allow: stored.allow, deny: stored.deny, createdAt: stored.created_at, createdBy: stored.created_by }
+    return { allow: stored.allow, deny: stored.deny, form: stored.form, createdAt: stored.created_at, createdBy: stored.created_by }
   }
 
   /** Every policy name (config and API), sorted. */
@@ -195,6 +225,38 @@ export class AccessControl {
     const deleted = await this.#guard('failed to delete identity', () => this.#store.identities.delete(identity))
     this.#grants.clear()
     if (!deleted) throw ErrIdentityNotFound
+  }
+
+  /**
+   * The policy assigned to a non-admin identity (config or API), with the assignment's
+   * creation time and creator where known. Throws ErrIdentityNotFound when it has none, 502/503.
+   */
+  async describeIdentity(identity: string): Promise<IdentityInfo> {
+    const configured = this.#configIdentities.get(identity)
+    if (configured !== undefined) return { policy: configured, createdAt: undefined, createdBy: undefined }
+    const stored = await this.#storedAssignment(identity)
+    if (stored === undefined) throw ErrIdentityNotFound
+    return { policy: stored.policy, createdAt: stored.created_at, createdBy: stored.created_by }
+  }
+
+  /**
+   * Who a non-admin caller is: its assignment and the rules that authorize it, by the same
+   * rules as `allows` (an assignment to a missing policy, or one older than its policy, grants
+   * nothing and so shows no rules). Undefined when the identity has no policy. Throws 502/503.
+   */
+  async describeSelf(identity: string): Promise<SelfInfo | undefined> {
+    let info: IdentityInfo
+    try {
+      info = await this.describeIdentity(identity)
+    } catch (err) {
+      if (err === ErrIdentityNotFound) return undefined
+      throw err
+    }
+    const configured = this.#configPolicies.get(info.policy)
+    if (configured !== undefined) return { ...info, rules: { allow: configured.allow, deny: configured.deny } }
+    const stored = await this.#storedPolicy(info.policy)
+    const stale = info.createdAt !== undefined && stored?.created_at !== undefined && info.createdAt < stored.created_at
+    return { ...info, rules: stored === undefined || stale ? undefined : { allow: stored.allow, deny: stored.deny } }
   }
 
   /** Every identity → policy assignment (config and API), sorted by identity; the admin is never listed. */
@@ -261,10 +323,16 @@ export class AccessControl {
   }
 }
 
-/** A policy as stored by OpenKES in the key store's policies table (JSON). */
+/**
+ * A policy as stored by OpenKES in the key store's policies table (JSON).
+ * `form` is absent in records written before it existed: they were stored
+ * as allow/deny records (a seed `paths` body was merged into allow), so they
+ * read back in the allow/deny form.
+ */
 interface StoredPolicy {
   allow: string[]
   deny: string[]
+  form: PolicyForm
   created_at?: string
   created_by?: string
 }
@@ -287,7 +355,16 @@ function parseStoredPolicy(raw: Buffer): StoredPolicy | undefined {
   } catch {
     return undefined
   }
-  return { allow, deny, created_at: optString(v['created_at']), created_by: optString(v['created_by']) }
+  const form = formOf(v['form'] === 'paths' ? 'paths' : 'allow-deny', deny)
+  return { allow, deny, form, created_at: optString(v['created_at']), created_by: optString(v['created_by']) }
+}
+
+/**
+ * The form a policy is shown in. The seed's `paths` form has no deny rules,
+ * so a policy with any is always shown as allow/deny: no rule is ever hidden.
+ */
+function formOf(form: PolicyForm | undefined, deny: readonly string[]): PolicyForm {
+  return form === 'paths' && deny.length === 0 ? 'paths' : 'allow-deny'
 }
 
 function parseStoredIdentity(raw: Buffer): StoredIdentity | undefined {

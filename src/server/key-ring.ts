@@ -72,8 +72,12 @@ export class KeyRing {
     }
   }
 
-  /** Deletes a key. Throws ErrKeyNotFound, 502 or 503. */
-  async delete(name: string): Promise<void> {
+  /**
+   * Deletes a key; deleting a missing key succeeds (delete is idempotent, as in
+   * KES up to 0.17, whose clients retry a delete whose answer was lost).
+   * Resolves to whether a key was there. Throws 502 or 503.
+   */
+  async delete(name: string): Promise<boolean> {
     this.#cache.delete(name)
     let deleted: boolean
     try {
@@ -83,7 +87,7 @@ export class KeyRing {
     }
     // Drop it again: a concurrent get may have cached it while we deleted.
     this.#cache.delete(name)
-    if (!deleted) throw ErrKeyNotFound
+    return deleted
   }
 
   /** Every key name, sorted. Throws 502 or 503. */
@@ -93,6 +97,21 @@ export class KeyRing {
     } catch (err) {
       throw storeFailure(err, 'failed to list keys', this.#errorLog)
     }
+  }
+
+  /**
+   * Asks the key store whether it can be reached now; resolves the round trip in ms
+   * (fractional), or undefined when it can't be reached. Never throws: readiness probes call
+   * this every few seconds, so the reason is not logged here (failing key operations log it).
+   */
+  async ping(): Promise<number | undefined> {
+    const start = performance.now()
+    try {
+      await this.#store.ping()
+    } catch {
+      return undefined
+    }
+    return performance.now() - start
   }
 
   /** Stops the cache's timer. */

@@ -64,7 +64,7 @@ const IDENTITY = Symbol('openkes.identity')
 const IN_FLIGHT = Symbol('openkes.inFlight')
 type ServerSocket = TLSSocket & { [IDENTITY]?: string; [IN_FLIGHT]?: number }
 
-// TLS 1.3, and TLS 1.2 only with forward-secret AEAD suites (API-CONTRACT.md §1).
+// TLS 1.3, and TLS 1.2 only with forward-secret AEAD suites (docs/api.md, "Connecting: TLS and identities").
 const CIPHERS = [
   'TLS_AES_128_GCM_SHA256',
   'TLS_AES_256_GCM_SHA384',
@@ -148,7 +148,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   metrics.setCacheStats(() => keys.cacheStats())
   const newAccess = (c: Config): AccessControl =>
     new AccessControl({ adminIdentity: c.adminIdentity, policies: c.policies, store, errorLog })
-  let state: ServerState = { version: VERSION, keys, access: newAccess(config), errorLog, auditLog, metrics }
+  let state: ServerState = {
+    version: VERSION,
+    keys,
+    access: newAccess(config),
+    errorLog,
+    auditLog,
+    metrics,
+    startedAtMs: performance.now(),
+    api: config.api,
+  }
   let current = config
   await createConfiguredKeys(config, keys)
 
@@ -266,7 +275,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       ;(server as unknown as { rejectUnauthorized: boolean }).rejectUnauthorized = nextTls.ca !== undefined
       errorLog.setEnabled(next.log.error)
       const old = state.access
-      state = { ...state, access }
+      state = { ...state, access, api: next.api }
       old.close()
       for (const [field, changed] of restartOnlyChanges(current, next)) {
         if (changed) errorLog.error(`config: ${field} changes take effect after a restart`)

@@ -1,3 +1,4 @@
+import type { ApiSetting } from '../config/validate.js'
 import type { AuditLog } from '../log/audit-log.js'
 import type { ErrorLog } from '../log/error-log.js'
 import type { ServerMetrics } from '../metrics/server-metrics.js'
@@ -15,4 +16,8 @@ export interface ServerState {
   readonly errorLog: ErrorLog
   readonly auditLog: AuditLog
   readonly metrics: ServerMetrics
+  /** When the server started, on the monotonic clock (`performance.now()`), for `/v1/status` uptime. */
+  readonly startedAtMs: number
+  /** The config's per-API settings (`api:`), by route path. */
+  readonly api: ReadonlyMap<string, ApiSetting>
 }

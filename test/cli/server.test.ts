@@ -1,12 +1,14 @@
 // `openkes server`: the development quick start and configuration errors,
 // run as a child process like a user would.
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import https from 'node:https'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { identityOfPem } from '../../src/auth/identity.js'
+import { createCertificate } from '../../src/x509/certificate.js'
+import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
 import { runCli, startCli } from './run.js'
 
 function get(port: number, target: string, cert: string, key: string, ca: string): Promise<{ status: number; body: string }> {
@@ -109,5 +111,69 @@ describe('openkes server --config', () => {
     const help = await runCli(['server', '--help'])
     assert.equal(help.code, 0)
     assert.match(help.stdout, /openkes server --dev/)
+  })
+})
+
+describe('openkes server --config with a KES config file as it is', () => {
+  let dir: string
+  const serverCert = createCertificate('ecdsa-p256', { commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], extKeyUsage: ['serverAuth'] })
+  const rootCert = createCertificate('ed25519', { commonName: 'root', extKeyUsage: ['clientAuth'] })
+  const appCert = createCertificate('ed25519', { commonName: 'app', extKeyUsage: ['clientAuth'] })
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-kescfg-'))
+  })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  // [fixture, KES key directory it serves]
+  const layouts: Array<[string, string]> = [
+    ['kes-v0.14.yml', 'v0.7.2'],
+    ['kes-v0.17.yml', 'v0.17.6'],
+    ['kes-2023.yml', '2023-10-03'],
+    ['kes-2024.yml', 'kes-unit-test'],
+  ]
+  for (const [file, version] of layouts) {
+    test(`${file} starts the server and serves a ${version} key directory`, async () => {
+      const site = path.join(dir, file)
+      await mkdir(site)
+      await writeFile(path.join(site, 'server.key'), serverCert.keyPem, { mode: 0o600 })
+      await writeFile(path.join(site, 'server.cert'), serverCert.certPem)
+      await copyFile(path.join(KES_CONFIGS, file), path.join(site, 'config.yml'))
+      await cp(path.join(KES_VECTORS, 'keystore-fs', version), path.join(site, 'keys'), { recursive: true })
+      const env = { ...process.env, KES_ROOT_IDENTITY: rootCert.identity, KES_APP_IDENTITY: appCert.identity }
+      const server = startCli(['server', '--config', path.join(site, 'config.yml'), '--addr', '127.0.0.1:0'], { env })
+      try {
+        const [, port] = await server.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/)
+        await server.waitFor(new RegExp(`admin identity: ${rootCert.identity}`))
+        const list = await get(Number(port), '/v1/key/list/*', rootCert.certPem, rootCert.keyPem, serverCert.certPem)
+        assert.equal(list.status, 200)
+        const names = list.body.trim().split('\n').map((l) => (JSON.parse(l) as { name: string }).name)
+        const vectorNames = (await readFile(path.join(KES_VECTORS, 'keystore-fs', 'expected.json'), 'utf8'))
+        const expectedNames = (JSON.parse(vectorNames) as Array<{ version: string; name: string }>).filter((v) => v.version === version).map((v) => v.name)
+        for (const name of expectedNames) assert.ok(names.includes(name), `${name} listed`)
+        // The policy of the config binds the app identity; listing is not among its rules.
+        assert.equal((await get(Number(port), '/v1/key/list/*', appCert.certPem, appCert.keyPem, serverCert.certPem)).status, 403)
+      } finally {
+        assert.equal(await server.stop('SIGTERM'), 0, server.stderr())
+      }
+    })
+  }
+
+  test('a KES config with a Vault key store fails the start and says what to do', async () => {
+    const file = path.join(dir, 'vault.yml')
+    const yaml = (await readFile(path.join(KES_CONFIGS, 'kes-v0.17.yml'), 'utf8')).replace(
+      /  vault:\n    endpoint: ""/,
+      '  vault:\n    endpoint: https://vault.example.net:8200',
+    )
+    // Without the endpoint the server would start (and this test would wait for it).
+    assert.match(yaml, /endpoint: https:\/\/vault\.example\.net:8200/)
+    await writeFile(file, yaml)
+    const res = await runCli(['server', '--config', file], { env: { ...process.env, KES_ROOT_IDENTITY: rootCert.identity, KES_APP_IDENTITY: appCert.identity } })
+    assert.equal(res.code, 1)
+    assert.equal(
+      res.stderr,
+      "openkes server: config: keystore.vault: not supported; export the keys into a directory and bring them in with 'openkes migrate' (see docs/migrating.md)\n",
+    )
   })
 })

@@ -62,11 +62,11 @@ for (const http1 of [false, true]) {
       assert.equal(await asNopol.version(), await asRoot.version())
     })
 
-    test('createKey, then again is ErrKeyExists; deleteKey, then again is ErrKeyNotFound', async () => {
+    test('createKey, then again is ErrKeyExists; deleteKey, then again succeeds (idempotent)', async () => {
       await asRoot.createKey('life-key')
       await rejectsWith(asRoot.createKey('life-key'), ErrKeyExists)
       await asRoot.deleteKey('life-key')
-      await rejectsWith(asRoot.deleteKey('life-key'), ErrKeyNotFound)
+      await asRoot.deleteKey('life-key')
       await rejectsWith(asRoot.generateKey('life-key'), ErrKeyNotFound)
       await rejectsWith(asRoot.encrypt('life-key', bytes('x')), ErrKeyNotFound)
     })
@@ -179,11 +179,16 @@ for (const http1 of [false, true]) {
       await rejectsWith(asOps.assignIdentity('no-such-policy', other.identity), ErrPolicyNotFound)
     })
 
-    test('metrics returns the Prometheus text', async () => {
+    test('metrics returns the Prometheus text: the KES families by default, every family as Prometheus', async () => {
       await asRoot.version()
       const text = await asRoot.metrics()
       assert.match(text, /^kes_http_request_success\b/m)
       assert.match(text, /kes_http_response_time_bucket\{le="0.01"\}/)
+      assert.match(text, /^kes_http_requests_total \d+$/m)
+      assert.doesNotMatch(text, /^process_|^kes_cache_/m)
+      const all = await asRoot.metrics('prometheus')
+      assert.match(all, /^kes_http_requests_total\{api="\/version",code="200"\} \d+$/m)
+      assert.match(all, /^process_cpu_seconds_total /m)
       await rejectsWith(asNopol.metrics(), ErrNotAllowed)
     })
 

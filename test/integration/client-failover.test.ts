@@ -184,6 +184,21 @@ describe('retries of answers', () => {
     assert.deepEqual(server.requests.map((r) => r.target).slice(2), ['POST /v1/key/create/slow'])
   })
 
+  test('a listing whose trailers carry a JSON error rejects with its message', async () => {
+    const server = await start((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson', trailer: 'Status, Error' })
+      res.write('{"name":"a"}\n')
+      res.addTrailers({ Status: '502', Error: '{"message":"bad gateway: failed to list keys"}' })
+      res.end()
+    }, 'http1')
+    await assert.rejects(client(cannedClientOptions(server)).listKeys(), (err: unknown) => {
+      assert.ok(err instanceof KesError)
+      assert.equal(err.status, 502)
+      assert.equal(err.message, 'bad gateway: failed to list keys')
+      return true
+    })
+  })
+
   test('a KES 0.17 list that fails in its trailers rejects with the trailer status', async () => {
     const server = await start((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/x-ndjson', trailer: 'Status,Error' })

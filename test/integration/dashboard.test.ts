@@ -36,7 +36,8 @@ test('every metric the dashboard queries exists in a live scrape', async () => {
   // Make every labelled series appear at least once.
   await env.request(root, '/v1/key/create/dash', { method: 'POST' })
   await env.request(root, '/v1/key/generate/dash', { method: 'POST' })
-  const scrape = await env.request(root, '/v1/metrics')
+  // As Prometheus scrapes: it names its exposition formats in Accept (and so sees every family).
+  const scrape = await env.request(root, '/v1/metrics', { headers: { accept: 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1' } })
   const exported = new Set(scrape.text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]))
   for (const name of queried) assert.ok(exported.has(name), `the dashboard queries ${name}, which the server does not export`)
 })

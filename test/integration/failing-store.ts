@@ -51,6 +51,7 @@ export async function openFailingStore(dir: string): Promise<FailingStore> {
     keys: wrap('keys', inner.keys),
     policies: wrap('policies', inner.policies),
     identities: wrap('identities', inner.identities),
+    ping: () => inner.ping(),
     close: () => inner.close(),
     fail(table, op, makeError) {
       failures.set(`${table}.${op}`, makeError)

@@ -37,11 +37,14 @@ function sample(text: string, series: string): number {
   return 0
 }
 
+// Prometheus names its exposition formats in Accept and then sees every metric family.
+const PROMETHEUS_ACCEPT = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+
 describe('audit, error log and metrics', () => {
   let env: TestEnv
   let auditTrace: TraceReader
   const scrape = async (): Promise<string> => {
-    const res = await env.request(root, '/v1/metrics')
+    const res = await env.request(root, '/v1/metrics', { headers: { accept: PROMETHEUS_ACCEPT } })
     assert.equal(res.status, 200)
     observed.push(res.text)
     return res.text

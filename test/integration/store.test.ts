@@ -2,10 +2,12 @@
 // KES key directories are served as they are, and every golden ciphertext
 // opens through the API.
 import assert from 'node:assert/strict'
-import { cp, readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { copyFile, cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
-import { KES_VECTORS } from '../support/fixtures.js'
+import { loadConfigFile } from '../../src/config/load.js'
+import { startServer } from '../../src/server/server.js'
+import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
 import { TestEnv, makeClient } from './harness.js'
 
 const VECTORS = KES_VECTORS
@@ -46,7 +48,7 @@ describe('restart persistence', () => {
     assert.equal(dec.status, 200)
     assert.deepEqual(dec.json, { plaintext })
     const pol = await env.request(root, '/v1/policy/read/persist-pol')
-    assert.deepEqual(pol.json, { allow: ['/v1/key/decrypt/persist-*'], deny: ['/v1/key/decrypt/persist-x'], paths: ['/v1/key/decrypt/persist-*'] })
+    assert.deepEqual(pol.json, { allow: ['/v1/key/decrypt/persist-*'], deny: ['/v1/key/decrypt/persist-x'] })
     const ids = await env.request(root, '/v1/identity/list/*')
     assert.deepEqual(ids.json, { [app.identity]: 'persist-pol' })
     // The key file is ours: JSON with the cipher and who created it, mode 0600 in a 0700 directory.
@@ -102,7 +104,16 @@ const expected = JSON.parse(
   await readFile(path.join(VECTORS, 'keystore-fs', 'expected.json'), 'utf8'),
 ) as KeyFileVector[]
 
-describe('KES key directories are served as they are', () => {
+// Every KES key directory, served by a server started from each KES config layout
+// (test/fixtures/kes-configs) exactly as a KES user wrote it.
+const layouts: ReadonlyArray<{ file: string; createdKeys: readonly string[]; denied: string | undefined }> = [
+  { file: 'kes-v0.14.yml', createdKeys: [], denied: undefined },
+  { file: 'kes-v0.17.yml', createdKeys: ['minio-default-key'], denied: 'ks-imported-seq' },
+  { file: 'kes-2023.yml', createdKeys: ['minio-default-key'], denied: 'ks-imported-seq' },
+  { file: 'kes-2024.yml', createdKeys: ['minio-backup-key', 'minio-default-key'], denied: 'ks-imported-seq' },
+]
+
+describe('KES key directories are served as they are, from every KES config layout', () => {
   let env: TestEnv
   before(async () => {
     env = await TestEnv.create()
@@ -116,28 +127,43 @@ describe('KES key directories are served as they are', () => {
 
   const versions = [...new Set(expected.map((e) => e.file.split('/')[0] as string))]
 
-  for (const version of versions) {
-    test(`a ${version} key directory`, async () => {
-      const keys = path.join(env.dir, `keys-${version}`)
-      await cp(path.join(VECTORS, 'keystore-fs', version), keys, { recursive: true })
-      await env.start(`admin:\n  identity: ${root.identity}\nkeystore:\n  fs:\n    path: ./keys-${version}\n`)
-      const names = (await readdir(keys)).sort()
-      const list = await env.request(root, '/v1/key/list/*', { http2: true })
-      assert.equal(list.text, names.map((name) => JSON.stringify({ name }) + '\n').join(''))
-      for (const e of expected.filter((x) => x.file.startsWith(version + '/'))) {
-        for (const sample of [e.sample, e.raw_sample]) {
-          if (sample === undefined) continue
-          const res = await env.request(root, `/v1/key/decrypt/${e.name}`, {
-            method: 'POST',
-            body: { ciphertext: sample.ciphertext, context: sample.context },
-            http2: true,
-          })
-          assert.equal(res.status, 200, `${e.file}: ${res.text}`)
-          assert.deepEqual(res.json, { plaintext: sample.plaintext })
+  for (const layout of layouts) {
+    for (const version of versions) {
+      test(`a ${version} key directory, config ${layout.file}`, async (t) => {
+        // The layout of a KES installation: config, server certificate and ./keys side by side.
+        const site = path.join(env.dir, `${layout.file}-${version}`)
+        await mkdir(site)
+        await Promise.all(['server.key', 'server.cert'].map((f) => copyFile(path.join(env.dir, f), path.join(site, f))))
+        await copyFile(path.join(KES_CONFIGS, layout.file), path.join(site, 'config.yml'))
+        const keys = path.join(site, 'keys')
+        await cp(path.join(VECTORS, 'keystore-fs', version), keys, { recursive: true })
+        const config = await loadConfigFile(path.join(site, 'config.yml'), {
+          KES_ROOT_IDENTITY: root.identity,
+          KES_APP_IDENTITY: app.identity,
+        })
+        env.server = await startServer({ ...config, address: '127.0.0.1:0' }, { errorSink: (l) => env.errorLines.push(l) })
+        t.after(() => env.stop())
+
+        const names = [...(await readdir(keys))].sort()
+        assert.deepEqual(layout.createdKeys.filter((k) => !names.includes(k)), [], 'keys listed in the config are created')
+        const list = await env.request(root, '/v1/key/list/*', { http2: true })
+        assert.equal(list.text, names.map((name) => JSON.stringify({ name }) + '\n').join(''))
+        for (const e of expected.filter((x) => x.file.startsWith(version + '/'))) {
+          for (const sample of [e.sample, e.raw_sample]) {
+            if (sample === undefined) continue
+            const body = { ciphertext: sample.ciphertext, context: sample.context }
+            const res = await env.request(root, `/v1/key/decrypt/${e.name}`, { method: 'POST', body, http2: true })
+            assert.equal(res.status, 200, `${e.file}: ${res.text}`)
+            assert.deepEqual(res.json, { plaintext: sample.plaintext })
+            // The identity of the config's policy may decrypt with ks-* keys, except what it denies.
+            const byApp = await env.request(app, `/v1/key/decrypt/${e.name}`, { method: 'POST', body })
+            const allowed = e.name.startsWith('ks-') && e.name !== layout.denied
+            assert.equal(byApp.status, allowed ? 200 : 403, `${layout.file} ${e.file} as app: ${byApp.text}`)
+          }
         }
-      }
-      await env.stop()
-    })
+        assert.equal((await env.request(app, '/v1/key/list/*')).status, 403)
+      })
+    }
   }
 })
 

@@ -22,6 +22,7 @@ const failing: Route = {
   methods: ['GET'],
   params: [],
   maxBodyBytes: 0,
+  timeoutMs: 15_000,
   auth: 'none',
   handler: async () => {
     throw new TypeError(`${CAUSE}: cannot read properties of undefined`)
@@ -34,7 +35,7 @@ describe('an unexpected error', () => {
   const errorLog = new ErrorLog({ enabled: true, sink: (l) => errorLines.push(l) })
   const access = new AccessControl({ adminIdentity: undefined, policies: new Map(), store: createMemStore(), errorLog })
   // Only what the router itself uses of the state.
-  const state = { version: '0.0.0', access, errorLog } as unknown as ServerState
+  const state = { version: '0.0.0', access, errorLog, api: new Map() } as unknown as ServerState
   const router = createRouter(() => state, { identityOf: () => 'a'.repeat(64), routes: [failing], hooks: { completed: (e) => completed.push(e) } })
   const h1 = http.createServer(router)
   const h2 = http2.createServer()

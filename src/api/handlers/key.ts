@@ -7,7 +7,7 @@ import { optionalBase64, optionalString, parseJsonObject } from '../body.js'
 import { ErrDecrypt, ErrInvalidCiphertext, ErrInvalidKey, KesError } from '../errors.js'
 import { listFilter } from '../pattern.js'
 import type { Reply } from '../reply.js'
-import { json, ndjson, ok } from '../reply.js'
+import { json, listing, ndjson, ok } from '../reply.js'
 import type { ApiRequest } from '../routes.js'
 
 const KEY_BYTES = 32
@@ -56,18 +56,21 @@ function parseCipher(name: string | undefined): Cipher {
   return cipher
 }
 
-/** DELETE /v1/key/delete/:name — a missing key is 404. */
+/**
+ * DELETE /v1/key/delete/:name — idempotent: a missing key is 200 too, so a
+ * client that retries a delete whose answer was lost (KES 0.17) never fails.
+ */
 export async function deleteKey(req: ApiRequest, s: ServerState): Promise<Reply> {
   const [name] = req.args as [string]
   await s.keys.delete(name)
   return ok()
 }
 
-/** GET /v1/key/list/:pattern — nd-json `{"name":...}` lines, sorted. */
+/** GET /v1/key/list/:pattern — nd-json `{"name":...}` lines, sorted, then the `Status` and `Error` trailers. */
 export async function listKeys(req: ApiRequest, s: ServerState): Promise<Reply> {
   const matches = listFilter(req.args[0] ?? '')
   const names = await s.keys.list()
-  return ndjson(names.filter(matches).map((name) => ({ name })))
+  return listing(ndjson(names.filter(matches).map((name) => ({ name }))))
 }
 
 /** POST /v1/key/generate/:name — a fresh 256-bit data key, in plain and sealed under the named key. */
@@ -116,4 +119,47 @@ export async function decryptKey(req: ApiRequest, s: ServerState): Promise<Reply
   const reply = json(200, { plaintext: encodeBase64(plaintext) })
   plaintext.fill(0)
   return reply
+}
+
+/** The `/v1/key/describe` answer; `created_*` are left out when the key file has none. */
+export interface DescribeKeyResponse {
+  readonly name: string
+  /** The key id ciphertexts carry: hex of the first 16 bytes of SHA-256(key). */
+  readonly id: string
+  /** Always present: kes-go v0.2 reads "AES256" / "ChaCha20" and refuses "". */
+  readonly algorithm: Cipher
+  readonly created_at?: string
+  readonly created_by?: string
+}
+
+/**
+ * GET /v1/key/describe/:name — MinIO calls it every few seconds, so it is served from the key
+ * cache like encrypt and decrypt. A missing key is 404 `key does not exist`.
+ */
+export async function describeKey(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const [name] = req.args as [string]
+  const key = await s.keys.get(name)
+  const body: DescribeKeyResponse = {
+    name,
+    id: key.id,
+    algorithm: key.cipher,
+    ...(key.createdAt === undefined ? {} : { created_at: key.createdAt }),
+    ...(key.createdBy === undefined ? {} : { created_by: key.createdBy }),
+  }
+  return json(200, body)
+}
+
+/**
+ * PUT /v1/key/hmac/:name — `{"message":b64}` → `{"hmac":b64}`: HMAC-SHA256 of the message under
+ * the key's HMAC key (its own, or the one derived from the master key; see SecretKey.hmac). A
+ * missing or null message is the empty message (kes-go sends a nil one as null).
+ */
+export async function hmacKey(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const [name] = req.args as [string]
+  const body = parseJsonObject(await req.readBody())
+  const message = optionalBase64(body, 'message') ?? Buffer.alloc(0)
+  const key = await s.keys.get(name)
+  const mac = key.hmac(message)
+  message.fill(0)
+  return json(200, { hmac: encodeBase64(mac) })
 }

@@ -4,12 +4,12 @@ import { KesError } from '../errors.js'
 import type { Reply } from '../reply.js'
 import type { ApiRequest } from '../routes.js'
 
-/** GET /v1/log/audit/trace — every audit event from now on, as nd-json; this request's own event comes first. */
+/** GET /v1/log/audit (and the seed's /v1/log/audit/trace) — every audit event from now on, as nd-json; this request's own event comes first. */
 export async function traceAuditLog(_req: ApiRequest, s: ServerState): Promise<Reply> {
   return trace(s.auditLog.hub)
 }
 
-/** GET /v1/log/error/trace — every error event from now on, as `{"message":"..."}` nd-json lines. */
+/** GET /v1/log/error (and the seed's /v1/log/error/trace) — every error event from now on, as `{"message":"..."}` nd-json lines. */
 export async function traceErrorLog(_req: ApiRequest, s: ServerState): Promise<Reply> {
   return trace(s.errorLog.hub)
 }

@@ -1,9 +1,89 @@
-import type { Reply } from '../reply.js'
-import { json } from '../reply.js'
-import type { ApiRequest } from '../routes.js'
+import { availableParallelism, cpus } from 'node:os'
 import type { ServerState } from '../../server/state.js'
+import { ErrStoreUnavailable } from '../errors.js'
+import { goArch, goOs } from '../go-platform.js'
+import type { Reply } from '../reply.js'
+import { json, ok } from '../reply.js'
+import { timeoutOf } from '../route-settings.js'
+import type { ApiRequest } from '../routes.js'
 
 /** GET /version: `{"version":"<semver>"}`, open to every identity with a certificate. */
 export async function version(_req: ApiRequest, s: ServerState): Promise<Reply> {
   return json(200, { version: s.version })
+}
+
+/** GET /v1/ready — 200 empty while the key store can be reached, else 503 `key store is unavailable`. */
+export async function ready(_req: ApiRequest, s: ServerState): Promise<Reply> {
+  if ((await s.keys.ping()) === undefined) throw ErrStoreUnavailable
+  return ok()
+}
+
+/** The `/v1/status` answer, in the spelling current KES clients (kes-go v0.2+) decode. */
+export interface StatusResponse {
+  readonly version: string
+  /** Go's GOOS / GOARCH spelling: linux, amd64, arm64, ... */
+  readonly os: string
+  readonly arch: string
+  /** Whole seconds since the server started. */
+  readonly uptime: number
+  readonly num_cpu: number
+  readonly num_cpu_used: number
+  readonly mem_heap_used: number
+  readonly mem_stack_used: number
+  /** Round trip to the key store in whole ms (at least 1); left out when it is unreachable. */
+  readonly keystore_latency?: number
+  readonly keystore_unavailable?: true
+  readonly keystore_unreachable?: true
+}
+
+// Fixed for the life of the process.
+const OS = goOs(process.platform)
+const ARCH = goArch(process.arch)
+const NUM_CPU = cpus().length || availableParallelism()
+
+/**
+ * GET /v1/status — what the server runs on and whether its key store answers. An unreachable
+ * store is reported, not failed: the answer is still 200, without `keystore_latency` and with
+ * `keystore_unavailable` and `keystore_unreachable` (kes-go v0.1 refuses one without the other).
+ */
+export async function status(_req: ApiRequest, s: ServerState): Promise<Reply> {
+  const latencyMs = await s.keys.ping()
+  const memory = process.memoryUsage()
+  const body: StatusResponse = {
+    version: s.version,
+    os: OS,
+    arch: ARCH,
+    uptime: Math.round((performance.now() - s.startedAtMs) / 1000),
+    num_cpu: NUM_CPU,
+    num_cpu_used: availableParallelism(),
+    mem_heap_used: memory.heapUsed,
+    // V8 does not report stack use; KES reports Go's stack memory. 0 says "none known".
+    mem_stack_used: 0,
+    // As KES: a store that answers in under 1 ms shows 1, since clients read 0 as "absent".
+    ...(latencyMs === undefined
+      ? { keystore_unavailable: true, keystore_unreachable: true }
+      : { keystore_latency: Math.max(1, Math.round(latencyMs)) }),
+  }
+  return json(200, body)
+}
+
+/** One entry of `/v1/api`. */
+export interface ApiDescription {
+  readonly method: string
+  /** The route's path; with a trailing `/` when it takes arguments (`/v1/key/create/`). */
+  readonly path: string
+  readonly max_body: number
+  /** Whole seconds; 0 for none (the log streams). */
+  readonly timeout: number
+}
+
+/** GET /v1/api — the router's own route table, with the config's timeouts applied. */
+export async function listApis(req: ApiRequest, s: ServerState): Promise<Reply> {
+  const apis: ApiDescription[] = req.routes.map((route) => ({
+    method: route.methods[0] ?? 'GET',
+    path: route.params.length > 0 ? `${route.path}/` : route.path,
+    max_body: route.maxBodyBytes,
+    timeout: Math.floor(timeoutOf(route, s.api) / 1000),
+  }))
+  return json(200, apis)
 }

@@ -212,6 +212,18 @@ describe('fs store', () => {
     await assert.rejects(stat(dir), { code: 'ENOENT' })
   })
 
+  test('ping fails while the store directory is gone and succeeds once it is back', async (t) => {
+    const { dir, store } = await openTemp(t)
+    await store.ping()
+    await rm(dir, { recursive: true })
+    await assert.rejects(store.ping(), isUnavailable('failed to reach key store'))
+    await writeFile(dir, 'now a file')
+    await assert.rejects(store.ping(), isUnavailable('failed to reach key store'))
+    await rm(dir)
+    await mkdir(dir, { mode: 0o700 })
+    await store.ping()
+  })
+
   test('opening a path that is a file fails with StoreUnavailableError', async (t) => {
     const file = path.join(await tempDir(t), 'file')
     await writeFile(file, 'x')

@@ -8,7 +8,7 @@
 import { constants } from 'node:fs'
 import { access, chmod, lstat, mkdir, readdir, stat, unlink } from 'node:fs/promises'
 import path from 'node:path'
-import { StoreUnavailableError } from '../keystore.js'
+import { PING_OP, StoreUnavailableError } from '../keystore.js'
 import type { KeyStore, Table } from '../keystore.js'
 import { DIR_MODE, TEMP_PREFIX, errorCode } from './atomic-file.js'
 import { FsTable } from './fs-table.js'
@@ -97,9 +97,11 @@ class FsStore implements KeyStore {
   readonly keys: Table
   readonly policies: Table
   readonly identities: Table
+  readonly #dir: string
   #closed = false
 
   constructor(dir: string) {
+    this.#dir = dir
     const root: FsRoot = {
       dir,
       isClosed: () => this.#closed,
@@ -111,6 +113,14 @@ class FsStore implements KeyStore {
     this.keys = new FsTable('keys', dir, [], root)
     this.policies = new FsTable('policies', policies, [openkes, policies], root)
     this.identities = new FsTable('identities', identities, [openkes, identities], root)
+  }
+
+  /** The store directory must still exist, be a directory and be readable. */
+  async ping(): Promise<void> {
+    if (this.#closed) throw new StoreUnavailableError(PING_OP, 'keystore/fs: store is closed')
+    if (!(await isUsableDirectory(this.#dir))) {
+      throw new StoreUnavailableError(PING_OP, `keystore/fs: '${this.#dir}' is missing, not a directory or not readable`)
+    }
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@
 import {
   EntryExistsError,
   MAX_VALUE_BYTES,
+  PING_OP,
   StoreError,
   StoreUnavailableError,
   checkName,
@@ -31,6 +32,10 @@ class MemStore implements KeyStore {
     this.keys = new MemTable('keys', isClosed)
     this.policies = new MemTable('policies', isClosed)
     this.identities = new MemTable('identities', isClosed)
+  }
+
+  async ping(): Promise<void> {
+    if (this.#closed) throw new StoreUnavailableError(PING_OP, 'keystore/mem: store is closed')
   }
 
   async close(): Promise<void> {

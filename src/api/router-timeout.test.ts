@@ -1,0 +1,104 @@
+// The per-route timeout: a request still working at its deadline is answered then.
+import assert from 'node:assert/strict'
+import { EventEmitter } from 'node:events'
+import { test } from 'node:test'
+import type { ServerState } from '../server/state.js'
+import { json } from './reply.js'
+import { createRouter } from './router.js'
+import type { CompletedRequest, RouterRequest, RouterResponse } from './router.js'
+import type { Route } from './routes.js'
+
+class FakeRequest extends EventEmitter {
+  readonly method = 'POST'
+  readonly url: string
+  readonly headers: Record<string, string>
+  readonly socket = { remoteAddress: '127.0.0.1' }
+  readonly readableEnded = false
+  constructor(url: string, headers: Record<string, string> = {}) {
+    super()
+    this.url = url
+    this.headers = headers
+  }
+  resume(): this {
+    return this
+  }
+}
+
+class FakeResponse extends EventEmitter {
+  headersSent = false
+  writableEnded = false
+  writableLength = 0
+  status = 0
+  headers: Record<string, string | number> = {}
+  body = ''
+  writeHead(status: number, headers: Record<string, string | number>): this {
+    this.status = status
+    this.headers = headers
+    this.headersSent = true
+    return this
+  }
+  write(): boolean {
+    return true
+  }
+  end(body?: string): this {
+    this.body = body ?? ''
+    this.writableEnded = true
+    return this
+  }
+}
+
+const state = {
+  version: '0.0.0',
+  api: new Map(),
+  access: { isAdmin: () => true, allows: async () => true },
+  errorLog: { error: () => {} },
+} as unknown as ServerState
+
+const never = new Promise<never>(() => {})
+const testRoutes: Route[] = [
+  { path: '/t/slow', methods: ['POST'], params: [], maxBodyBytes: 0, timeoutMs: 5, auth: 'policy', handler: () => never },
+  {
+    path: '/t/body',
+    methods: ['POST'],
+    params: [],
+    maxBodyBytes: 100,
+    timeoutMs: 5,
+    auth: 'policy',
+    handler: async (req) => json(200, { got: (await req.readBody()).length }),
+  },
+  { path: '/t/fast', methods: ['POST'], params: [], maxBodyBytes: 0, timeoutMs: 60_000, auth: 'policy', handler: async () => json(200, {}) },
+]
+
+function serve(req: FakeRequest): Promise<{ res: FakeResponse; event: CompletedRequest }> {
+  return new Promise((resolve) => {
+    const res = new FakeResponse()
+    const route = createRouter(() => state, {
+      identityOf: () => 'f'.repeat(64),
+      routes: testRoutes,
+      hooks: { completed: (event) => resolve({ res, event }) },
+    })
+    route(req as unknown as RouterRequest, res as unknown as RouterResponse)
+  })
+}
+
+test('a handler still working at the deadline is answered 503 request timed out', async () => {
+  const { res, event } = await serve(new FakeRequest('/t/slow'))
+  assert.equal(res.status, 503)
+  assert.deepEqual(JSON.parse(res.body), { message: 'request timed out' })
+  assert.equal(event.status, 503)
+  assert.equal(event.error, 'request timed out')
+})
+
+test('a body still arriving at the deadline is 408, and the connection is closed after it', async () => {
+  const req = new FakeRequest('/t/body', { 'content-length': '50' })
+  const { res } = await serve(req)
+  assert.equal(res.status, 408)
+  assert.deepEqual(JSON.parse(res.body), { message: 'request body not received in time' })
+  assert.equal(res.headers['connection'], 'close')
+})
+
+test('a request done before its deadline is answered normally', async () => {
+  const { res } = await serve(new FakeRequest('/t/fast'))
+  assert.equal(res.status, 200)
+  assert.equal(res.body, '{}')
+})

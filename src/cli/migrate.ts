@@ -1,0 +1,296 @@
+// `openkes migrate`: copy keys, policies and identity assignments from one key store to another
+// (a KES key directory, a Vault export, another OpenKES store), byte for byte.
+import { stat } from 'node:fs/promises'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { GlobSyntaxError, compileGlob } from '../auth/glob.js'
+import type { Glob } from '../auth/glob.js'
+import { ConfigError, loadConfigFile } from '../config/load.js'
+import type { Config } from '../config/validate.js'
+import type { KeyStore, TableName } from '../keystore/keystore.js'
+import { openFsStore } from '../keystore/fs/fs-store.js'
+import { createMemStore } from '../keystore/mem/mem-store.js'
+import { errorCode } from './fs-errors.js'
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './io.js'
+import type { CommandIO } from './io.js'
+import { ENTRY_NOUN, TABLES, copyStore } from './migrate-copy.js'
+import type { CopyReport, EntryResult, Tally } from './migrate-copy.js'
+
+const USAGE = `Usage: openkes migrate --from SOURCE --to DEST [--dry-run] [--merge] [--pattern GLOB]
+
+Copy keys, policies and identity assignments from one key store to another.
+SOURCE and DEST are each a KES or OpenKES config file (its key store is used)
+or a key directory. Keys are copied byte for byte, so every ciphertext made
+with them stays valid, and each copy is checked: a ciphertext made with the
+source key must decrypt with the key read back from DEST. Key material is
+never printed.
+
+Options:
+  --from SOURCE    config file or key directory to copy from
+  --to DEST        config file or key directory to copy to
+  --dry-run        change nothing; list what would be copied
+  --merge          let DEST hold some of the entries already: identical ones
+                   are skipped ("already there"), different ones are
+                   reported as conflicts
+  --pattern GLOB   copy only the keys whose names match (e.g. 'minio-*');
+                   policies and assignments are always copied
+  -h, --help       show this help
+
+Without --merge, nothing is copied when DEST holds any entry to be copied.
+Exit status: 0 when every entry was copied or already there, 1 when one
+failed or conflicted (or a store cannot be opened), 2 on a usage error.
+
+Examples:
+  openkes migrate --from /etc/kes/config.yml --to /etc/openkes/config.yml --dry-run
+  openkes migrate --from /etc/kes/config.yml --to /etc/openkes/config.yml
+  openkes migrate --from ./vault-export --to /etc/openkes/config.yml --merge
+  openkes migrate --from old.yml --to new.yml --pattern 'minio-*'
+
+See docs/migrating.md for moving from KES, Vault and cloud secret stores.
+`
+
+/** Where migrate writes besides stdout/stderr: whether stderr is a terminal (progress bar). */
+export interface MigrateTerminal {
+  readonly stderrIsTTY: boolean
+  /** Source of `${VAR}` values in config files. */
+  readonly env: NodeJS.ProcessEnv
+}
+
+/** A plain progress line is printed after this many entries when stderr is not a terminal. */
+export const PROGRESS_EVERY = 100
+
+/** A command-line mistake: exit 2. */
+class UsageError extends Error {}
+
+/** A store that can't be opened or read: exit 1. */
+class StoreOpenError extends Error {}
+
+/** A key store named on the command line, opened. */
+interface OpenedStore {
+  readonly store: KeyStore
+  /** What the user named, for messages. */
+  readonly label: string
+  /** Identifies the store: two arguments naming the same store must not be migrated into each other. */
+  readonly location: string
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory()
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR') return false
+    throw new StoreOpenError(`cannot open '${p}': ${errorCode(err) ?? String(err)}`)
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Where a config's key store is. One case per kind of store OpenKES can open; a new backend
+ * (PostgreSQL) adds its case here and in `openConfigured`.
+ */
+function locationOf(keystore: Config['keystore']): string {
+  switch (keystore.kind) {
+    case 'fs':
+      return `fs:${keystore.path}`
+  }
+}
+
+/**
+ * Opens the store a config names. `mustExist` (the source) refuses a missing directory instead of
+ * creating it; `readOnly` (a dry run's destination) stands in an empty store for a missing one,
+ * so that nothing is created.
+ */
+async function openConfigured(keystore: Config['keystore'], mustExist: boolean, readOnly: boolean): Promise<KeyStore> {
+  switch (keystore.kind) {
+    case 'fs': {
+      if (!(await isDirectory(keystore.path))) {
+        if (mustExist) throw new StoreOpenError(`key directory '${keystore.path}' does not exist`)
+        if (readOnly) return createMemStore()
+      }
+      try {
+        return await openFsStore(keystore.path)
+      } catch (err) {
+        throw new StoreOpenError((err as Error).message)
+      }
+    }
+  }
+}
+
+async function openArgument(arg: string, env: NodeJS.ProcessEnv, role: 'source' | 'destination', dryRun: boolean): Promise<OpenedStore> {
+  const resolved = path.resolve(arg)
+  let keystore: Config['keystore']
+  // A directory is a key directory; so is a path that does not exist yet, unless it is named like
+  // a config file (then the config error says it is missing).
+  if ((await isDirectory(resolved)) || (!(await exists(resolved)) && !/\.ya?ml$/i.test(resolved))) {
+    keystore = { kind: 'fs', path: resolved }
+  } else {
+    try {
+      keystore = (await loadConfigFile(resolved, env)).keystore
+    } catch (err) {
+      if (err instanceof ConfigError) throw new StoreOpenError(`${arg}: ${err.message}`)
+      throw err
+    }
+  }
+  const store = await openConfigured(keystore, role === 'source', role === 'destination' && dryRun)
+  return { store, label: arg, location: locationOf(keystore) }
+}
+
+function parse(args: string[]): { from: string; to: string; dryRun: boolean; merge: boolean; pattern: Glob | undefined } | 'help' {
+  let values
+  try {
+    ;({ values } = parseArgs({
+      args,
+      options: {
+        from: { type: 'string' },
+        to: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        merge: { type: 'boolean' },
+        pattern: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }))
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  if (values.help === true) return 'help'
+  if (values.from === undefined || values.from === '') throw new UsageError('--from SOURCE is required')
+  if (values.to === undefined || values.to === '') throw new UsageError('--to DEST is required')
+  let pattern: Glob | undefined
+  if (values.pattern !== undefined) {
+    try {
+      pattern = compileGlob(values.pattern)
+    } catch (err) {
+      if (err instanceof GlobSyntaxError) throw new UsageError(`--pattern: ${err.message}`)
+      throw err
+    }
+  }
+  return { from: values.from, to: values.to, dryRun: values['dry-run'] === true, merge: values.merge === true, pattern }
+}
+
+const TABLE_LABEL: Readonly<Record<TableName, string>> = {
+  keys: 'keys:       ',
+  policies: 'policies:   ',
+  identities: 'assignments:',
+}
+
+function summaryLine(table: TableName, t: Tally, dryRun: boolean): string {
+  const copied = dryRun ? `${t.copied} to copy` : `${t.copied} copied`
+  return `${TABLE_LABEL[table]} ${copied}, ${t.alreadyThere} already there, ${t.conflicts} conflicts, ${t.failed} failed\n`
+}
+
+function entryLabel(r: EntryResult): string {
+  return `${ENTRY_NOUN[r.table]} '${r.name}'`
+}
+
+/** Shows progress on stderr: a bar on a terminal, otherwise a line every PROGRESS_EVERY entries. */
+function progressReporter(io: CommandIO, isTTY: boolean): { update(done: number, total: number): void; finish(): void } {
+  let drawn = false
+  return {
+    update(done, total) {
+      if (!isTTY) {
+        if (done % PROGRESS_EVERY === 0 && done < total) io.stderr(`migrate: ${done}/${total} entries\n`)
+        return
+      }
+      const width = 30
+      const filled = total === 0 ? width : Math.round((done / total) * width)
+      io.stderr(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total} entries`)
+      drawn = true
+    },
+    finish() {
+      if (drawn) io.stderr('\n')
+      drawn = false
+    },
+  }
+}
+
+/**
+ * `openkes migrate`. Returns the exit code: 0 when every entry was copied (or already there),
+ * 1 when any entry failed or conflicted or a store could not be opened, 2 on a usage error.
+ */
+export async function runMigrateCommand(args: string[], io: CommandIO, terminal: MigrateTerminal): Promise<number> {
+  let opts
+  try {
+    opts = parse(args)
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    io.stderr(`openkes migrate: ${err.message}\n\n${USAGE}`)
+    return EXIT_USAGE
+  }
+  if (opts === 'help') {
+    io.stdout(USAGE)
+    return EXIT_OK
+  }
+
+  const opened: OpenedStore[] = []
+  try {
+    const source = await openArgument(opts.from, terminal.env, 'source', opts.dryRun)
+    opened.push(source)
+    const destination = await openArgument(opts.to, terminal.env, 'destination', opts.dryRun)
+    opened.push(destination)
+    if (source.location === destination.location) {
+      io.stderr(`openkes migrate: --from and --to name the same key store (${source.location})\n`)
+      return EXIT_USAGE
+    }
+    return await migrate(source, destination, opts, io, terminal.stderrIsTTY)
+  } catch (err) {
+    if (!(err instanceof StoreOpenError)) throw err
+    io.stderr(`openkes migrate: ${err.message}\n`)
+    return EXIT_FAILURE
+  } finally {
+    for (const o of opened) await o.store.close()
+  }
+}
+
+async function migrate(
+  source: OpenedStore,
+  destination: OpenedStore,
+  opts: { dryRun: boolean; merge: boolean; pattern: Glob | undefined },
+  io: CommandIO,
+  stderrIsTTY: boolean,
+): Promise<number> {
+  const progress = progressReporter(io, stderrIsTTY)
+  let report: CopyReport
+  try {
+    report = await copyStore(source.store, destination.store, {
+      ...opts,
+      onProgress: (done, total) => progress.update(done, total),
+      onResult(r) {
+        if (r.outcome === 'would copy') io.stdout(`would copy ${entryLabel(r)}\n`)
+        if (r.outcome === 'conflict' || r.outcome === 'failed') {
+          progress.finish()
+          io.stderr(`${r.outcome}: ${entryLabel(r)}: ${r.reason ?? ''}\n`)
+        }
+      },
+    })
+  } catch (err) {
+    progress.finish()
+    // Only listing a whole table throws; the message names the store operation, never a value.
+    io.stderr(`openkes migrate: ${(err as Error).message}\n`)
+    return EXIT_FAILURE
+  }
+  progress.finish()
+
+  if (report.existing.length > 0) {
+    const lines = report.existing.map((r) => `  ${entryLabel(r)}\n`).join('')
+    io.stderr(
+      `openkes migrate: ${destination.label} already holds ${report.existing.length} of the entries to copy:\n${lines}` +
+        'nothing was copied; run again with --merge to skip identical entries and report different ones\n',
+    )
+    return EXIT_FAILURE
+  }
+
+  const heading = opts.dryRun ? `dry run: nothing was changed in ${destination.label}` : `migrated ${source.label} → ${destination.label}`
+  io.stdout(`${heading}\n${TABLES.map((t) => summaryLine(t, report.tallies[t], opts.dryRun)).join('')}`)
+  const bad = TABLES.some((t) => report.tallies[t].failed > 0 || report.tallies[t].conflicts > 0)
+  return bad ? EXIT_FAILURE : EXIT_OK
+}
