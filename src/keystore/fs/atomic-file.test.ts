@@ -5,7 +5,7 @@
 // fails leaves no temp file behind.
 import assert from 'node:assert/strict'
 import { readlinkSync } from 'node:fs'
-import { mkdir, mkdtemp, open, readdir, realpath, rm, stat } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, open, readdir, realpath, rm, stat, writeFile } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -13,7 +13,7 @@ import { test } from 'node:test'
 import type { TestContext } from 'node:test'
 import { StoreError } from '../keystore.js'
 import type { KeyStore } from '../keystore.js'
-import { TEMP_PREFIX, publishTempFile, writeTempFile } from './atomic-file.js'
+import { RejectedFileError, TEMP_PREFIX, ensureDirectory, errorCode, publishTempFile, readRegularFile, writeTempFile } from './atomic-file.js'
 import { openFsStore } from './fs-store.js'
 
 async function tempStore(t: TestContext): Promise<{ dir: string; store: KeyStore }> {
@@ -204,4 +204,79 @@ test('writeTempFile and publishTempFile: a failed publish removes the temp file'
   const tmp3 = await writeTempFile(parent, Buffer.from('v'))
   await publishTempFile(tmp3, path.join(parent, 'fresh'), 'create')
   assert.deepEqual((await readdir(parent)).sort(), ['blocked', 'fresh', 'taken'])
+})
+
+test('errorCode reads a string code and nothing else', () => {
+  const cases: Array<[unknown, string | undefined]> = [
+    [Object.assign(new Error('x'), { code: 'ENOENT' }), 'ENOENT'],
+    [{ code: 'EIO' }, 'EIO'],
+    [{ code: 5 }, undefined],
+    [{}, undefined],
+    [new Error('no code'), undefined],
+    [null, undefined],
+    [undefined, undefined],
+    ['ENOENT', undefined],
+  ]
+  for (const [err, code] of cases) assert.equal(errorCode(err), code, String(err))
+})
+
+test('readRegularFile: missing is undefined, too large and not regular are RejectedFileError saying why', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-atomic-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  assert.equal(await readRegularFile(path.join(dir, 'missing'), 10), undefined)
+  const file = path.join(dir, 'five')
+  await writeFile(file, 'abcde')
+  assert.deepEqual(await readRegularFile(file, 5), Buffer.from('abcde'))
+  await assert.rejects(readRegularFile(file, 4), (e) => e instanceof RejectedFileError && e.name === 'RejectedFileError' && e.message === 'larger than 4 bytes')
+  await assert.rejects(readRegularFile(dir, 4), (e) => e instanceof RejectedFileError && e.message === 'not a regular file')
+})
+
+test('readRegularFile returns what is there when the file shrinks while it is read', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-atomic-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const file = path.join(dir, 'shrinking')
+  await writeFile(file, 'abcdefgh')
+  const proto = await fileHandlePrototype()
+  const original = proto.read
+  let calls = 0
+  // The first read gets 3 bytes, then the file "ends" (as if truncated by someone else).
+  t.mock.method(proto, 'read', function (this: FileHandle, buf: Buffer, offset: number, _length: number, position: number) {
+    calls++
+    if (calls === 1) return (original as (...a: unknown[]) => Promise<unknown>).call(this, buf, offset, 3, position)
+    return Promise.resolve({ bytesRead: 0, buffer: buf })
+  })
+  assert.deepEqual(await readRegularFile(file, 100), Buffer.from('abc'))
+  assert.equal(calls, 2)
+})
+
+test('ensureDirectory creates with 0700, keeps an existing directory as it is, and needs the parent', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-atomic-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const fresh = path.join(dir, 'fresh')
+  await ensureDirectory(fresh)
+  assert.equal((await stat(fresh)).mode & 0o777, 0o700)
+  const existing = path.join(dir, 'existing')
+  await mkdir(existing)
+  await chmod(existing, 0o755)
+  await ensureDirectory(existing)
+  assert.equal((await stat(existing)).mode & 0o777, 0o755)
+  await assert.rejects(ensureDirectory(path.join(dir, 'no', 'parent')), { code: 'ENOENT' })
+})
+
+test('no file handle is left open: after many writes, reads, replaces, deletes and failures', onLinux, async (t) => {
+  const { dir, store } = await tempStore(t)
+  const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length
+  await store.keys.put('warm-up', Buffer.from('x'))
+  const before = await openFds()
+  await mkdir(path.join(dir, 'a-directory'))
+  for (let i = 0; i < 40; i++) {
+    await store.keys.create(`k${i}`, Buffer.from(`v${i}`))
+    await store.keys.put(`k${i}`, Buffer.from(`w${i}`))
+    assert.deepEqual(await store.keys.get(`k${i}`), Buffer.from(`w${i}`))
+    await store.policies.put(`p${i}`, Buffer.from('{}'))
+    await assert.rejects(store.keys.get('a-directory'), StoreError)
+    await assert.rejects(store.keys.put('a-directory', Buffer.from('x')), StoreError)
+    assert.equal(await store.keys.delete(`k${i}`), true)
+  }
+  assert.equal(await openFds(), before)
 })
