@@ -35,7 +35,7 @@ describe('an unexpected error', () => {
   const errorLog = new ErrorLog({ enabled: true, sink: (l) => errorLines.push(l) })
   const access = new AccessControl({ adminIdentity: undefined, policies: new Map(), store: createMemStore(), errorLog })
   // Only what the router itself uses of the state.
-  const state = { version: '0.0.0', access, errorLog, api: new Map() } as unknown as ServerState
+  const state = { version: '0.0.0', access, errorLog, api: new Map(), auditLog: { refusing: false } } as unknown as ServerState
   const router = createRouter(() => state, { identityOf: () => 'a'.repeat(64), routes: [failing], hooks: { completed: (e) => completed.push(e) } })
   const h1 = http.createServer(router)
   const h2 = http2.createServer()
