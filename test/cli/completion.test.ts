@@ -42,7 +42,7 @@ describe('openkes completion', () => {
   test('bash: completes commands, subcommands, flags and flag values', async () => {
     const script = (await run(['completion', 'bash'], env)).stdout
     assert.deepEqual(await complete(script, ['openkes', 'po']), ['policy'])
-    assert.deepEqual(await complete(script, ['openkes', 'key', 'de']), ['delete', 'derive', 'decrypt'])
+    assert.deepEqual(await complete(script, ['openkes', 'key', 'de']), ['delete', 'derive', 'decrypt', 'deleted'])
     assert.deepEqual(await complete(script, ['openkes', 'identity', '']), ['new', 'of', 'assign', 'list', 'forget'])
     assert.deepEqual(await complete(script, ['openkes', 'key', 'import', 'k', '--ci']), ['--cipher'])
     assert.deepEqual(await complete(script, ['openkes', 'log', 'trace', '--type', '']), ['audit', 'error'])
