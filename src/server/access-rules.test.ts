@@ -46,9 +46,18 @@ function setup(t: TestContext): Setup {
       get: guard('get', table.get),
       delete: guard('delete', table.delete),
       list: guard('list', table.list),
+      replace: guard('replace', table.replace),
     }
   }
-  const store: KeyStore = { kind: 'mem', keys: inner.keys, policies: wrap('policies'), identities: wrap('identities'), ping: () => inner.ping(), close: () => inner.close() }
+  const store: KeyStore = {
+    kind: 'mem',
+    keys: inner.keys,
+    policies: wrap('policies'),
+    identities: wrap('identities'),
+    deleted: inner.deleted,
+    ping: () => inner.ping(),
+    close: () => inner.close(),
+  }
   const errors: string[] = []
   const access = new AccessControl({
     adminIdentity: ADMIN,

@@ -103,6 +103,7 @@ function failingOn(store: KeyStore, table: 'identities' | 'policies', err: () =>
     put: t.put.bind(t),
     delete: t.delete.bind(t),
     list: t.list.bind(t),
+    replace: t.replace.bind(t),
     get: async (): Promise<Buffer | undefined> => Promise.reject(err()),
   }
   return {
@@ -110,6 +111,7 @@ function failingOn(store: KeyStore, table: 'identities' | 'policies', err: () =>
     keys: store.keys,
     policies: table === 'policies' ? failing : store.policies,
     identities: table === 'identities' ? failing : store.identities,
+    deleted: store.deleted,
     ping: () => store.ping(),
     close: () => store.close(),
   }

@@ -6,7 +6,7 @@ import { openFsStore } from '../../src/keystore/fs/fs-store.js'
 import type { KeyStore, Table, TableName } from '../../src/keystore/keystore.js'
 
 /** The operations of a Table. */
-export type TableOp = 'create' | 'put' | 'get' | 'delete' | 'list'
+export type TableOp = 'create' | 'put' | 'get' | 'delete' | 'list' | 'replace'
 
 /** A key store whose operations fail while a failure is set for them. */
 export interface FailingStore extends KeyStore {
@@ -45,12 +45,17 @@ export async function openFailingStore(dir: string): Promise<FailingStore> {
       check(name, 'list')
       return t.list()
     },
+    async replace(n, expected, v) {
+      check(name, 'replace')
+      return t.replace(n, expected, v)
+    },
   })
   return {
     kind: inner.kind,
     keys: wrap('keys', inner.keys),
     policies: wrap('policies', inner.policies),
     identities: wrap('identities', inner.identities),
+    deleted: wrap('deleted', inner.deleted),
     ping: () => inner.ping(),
     close: () => inner.close(),
     fail(table, op, makeError) {
