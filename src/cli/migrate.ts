@@ -189,6 +189,7 @@ const TABLE_LABEL: Readonly<Record<TableName, string>> = {
   keys: 'keys:       ',
   policies: 'policies:   ',
   identities: 'assignments:',
+  deleted: 'deleted:    ',
 }
 
 function summaryLine(table: TableName, t: Tally, dryRun: boolean): string {

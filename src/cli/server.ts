@@ -17,7 +17,7 @@ export const serverCommand: LocalCommand = {
   summary: 'start the server (--dev to try it out, or --config FILE)',
   args: [],
   options: {
-    config: { type: 'string', value: 'FILE', help: 'KES-style YAML configuration (README: "Running with a configuration file")', complete: 'files' },
+    config: { type: 'string', value: 'FILE', help: 'KES-style YAML configuration (every setting: docs/configuration.md)', complete: 'files' },
     dev: {
       type: 'boolean',
       help: 'development mode: creates (once) a server certificate, a root client\ncertificate and a key store in --data, then serves on 127.0.0.1:7373',

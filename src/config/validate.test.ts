@@ -496,3 +496,34 @@ test('alias bombs are refused', () => {
   }
   assert.throws(() => parse(yaml), { message: 'config: document too large' })
 })
+
+test('key lifecycle: rotation rules and deleted-key retention, with defaults', () => {
+  const none = parse(minimal())
+  assert.deepEqual(none.rotation, [])
+  assert.equal(none.deletedKeys.retentionMs, 7 * 24 * 3600_000)
+  const c = parse(minimal('rotation:\n  - pattern: "minio-*"\n    every: 8760h\n  - pattern: app\n    every: 30m\ndeleted_keys:\n  retention: 0\n'))
+  assert.deepEqual(c.rotation, [
+    { pattern: 'minio-*', everyMs: 8760 * 3600_000 },
+    { pattern: 'app', everyMs: 30 * 60_000 },
+  ])
+  assert.equal(c.deletedKeys.retentionMs, 0)
+  assert.equal(parse(minimal('deleted_keys:\n  retention: 36h\n')).deletedKeys.retentionMs, 36 * 3600_000)
+  // KES `keys:` lists still mean keys to create, beside rotation.
+  assert.deepEqual(parse(minimal('keys:\n  - name: k1\nrotation:\n  - pattern: k*\n    every: 1h\n')).keys, ['k1'])
+})
+
+test('key lifecycle: invalid settings name their YAML path', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['rotation:\n  - pattern: "a*"\n', /rotation\[0\]\.every/],
+    ['rotation:\n  - pattern: "a*"\n    every: 0\n', /rotation\[0\]\.every/],
+    ['rotation:\n  - every: 1h\n', /rotation\[0\]\.pattern/],
+    ['rotation:\n  - pattern: "a["\n    every: 1h\n', /rotation\[0\]\.pattern/],
+    ['rotation:\n  - pattern: a\n    every: 1h\n    often: yes\n', /rotation\[0\]\.often/],
+    ['rotation:\n  pattern: a\n', /rotation/],
+    ['deleted_keys:\n  retention: 7d\n', /deleted_keys\.retention/],
+    ['deleted_keys:\n  keep: 1h\n', /deleted_keys\.keep/],
+  ]
+  for (const [yaml, path] of cases) {
+    assert.throws(() => parse(minimal(yaml)), (err: unknown) => err instanceof ConfigError && path.test(err.message), yaml)
+  }
+})

@@ -26,6 +26,13 @@ export interface ConfigPolicy {
   readonly form?: 'allow-deny' | 'paths'
 }
 
+/** One rule of `rotation:`; the first rule whose pattern matches a key name applies. */
+export interface RotationRule {
+  /** A policy-style glob over key names. */
+  readonly pattern: string
+  readonly everyMs: number
+}
+
 /** The settings of one API in the config's `api:` section (KES 2023 layout). */
 export interface ApiSetting {
   /** Serve the API to every client with a certificate, without a policy (only SKIP_AUTH_PATHS). */
@@ -63,6 +70,10 @@ export interface Config {
   }
   /** Key names to create at start-up when missing. */
   readonly keys: readonly string[]
+  /** Scheduled rotation (`rotation:`): keys matching a pattern get a new version every `everyMs`. */
+  readonly rotation: readonly RotationRule[]
+  /** `deleted_keys.retention`: how long a deleted key can be restored; 0 destroys it at once (as KES). */
+  readonly deletedKeys: { readonly retentionMs: number }
   readonly keystore: { readonly kind: 'fs'; readonly path: string }
   /** `seal:` — the root key that seals the master keys at rest; absent: keys are stored as they are. */
   readonly seal?: SealConfig
@@ -553,7 +564,43 @@ function sealSection(top: RawMap, r: Reader, baseDir: string): SealConfig | unde
   return result as SealConfig
 }
 
-const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore', 'api', 'version', 'proxy', 'limits', 'seal'] as const
+const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore', 'api', 'version', 'proxy', 'limits', 'rotation', 'deleted_keys', 'seal'] as const
+
+/** Default `deleted_keys.retention`: a week (168h). */
+export const DEFAULT_DELETED_RETENTION_MS = 7 * 24 * 3600_000
+
+/**
+ * OpenKES's key lifecycle settings (KES has none, so KES configs never carry them):
+ *
+ *   rotation:                 # scheduled rotation, optional
+ *     - pattern: "minio-*"    # key names (policy glob)
+ *       every: 8760h          # Go duration, > 0
+ *   deleted_keys:
+ *     retention: 168h         # default; 0 destroys deleted keys at once, as KES did
+ */
+function lifecycleSections(top: RawMap, r: Reader): Pick<Config, 'rotation' | 'deletedKeys'> {
+  const rotation: RotationRule[] = r.list(top.get('rotation'), 'rotation').map((entry, i) => {
+    const at = `rotation[${i}]`
+    const rule = r.mapping(entry, at, ['pattern', 'every'])
+    if (rule === undefined) throw new ConfigError(at, 'expected a mapping')
+    const pattern = r.nonEmptyString(rule.get('pattern'), `${at}.pattern`)
+    if (pattern === undefined) throw new ConfigError(`${at}.pattern`, 'missing')
+    try {
+      compileGlob(pattern)
+    } catch (err) {
+      if (err instanceof GlobSyntaxError) throw new ConfigError(`${at}.pattern`, `invalid pattern '${pattern}'`)
+      throw err
+    }
+    const everyMs = durationMs(r, rule.get('every'), `${at}.every`, 0)
+    if (everyMs <= 0) throw new ConfigError(`${at}.every`, 'missing: a duration greater than 0, e.g. 720h')
+    return Object.freeze({ pattern, everyMs })
+  })
+  const deleted = r.mapping(top.get('deleted_keys'), 'deleted_keys', ['retention'])
+  return {
+    rotation: Object.freeze(rotation),
+    deletedKeys: Object.freeze({ retentionMs: durationMs(r, deleted?.get('retention'), 'deleted_keys.retention', DEFAULT_DELETED_RETENTION_MS) }),
+  }
+}
 
 /** `version:` (KES 2023+): optional, and 'v1' is the only version there is. */
 function checkVersion(top: RawMap, r: Reader): void {
@@ -586,6 +633,7 @@ export function validateConfig(raw: RawValue, opts: ValidateOptions): Config {
     cache: cacheSection(top, r),
     log: logSection(top, r, baseDir),
     keys: keysSection(top, r),
+    ...lifecycleSections(top, r),
     keystore: keystoreSection(top, r, baseDir),
     api: apiSection(top, r),
     ...optionalSeal(sealSection(top, r, baseDir)),

@@ -1,6 +1,6 @@
-import { ErrKeyExists, ErrKeyNotFound } from '../api/errors.js'
-import { parseKeyFile, formatKeyFile } from '../crypto/key-version.js'
-import type { SecretKey } from '../crypto/secret-key.js'
+import { ErrKeyExists, ErrKeyNotFound, KesError } from '../api/errors.js'
+import { KeyVersions, MAX_KEY_VERSIONS, formatKeyFile, formatKeyVersions, parseKeyEntry } from '../crypto/key-version.js'
+import { NotAuthenticError, SecretKey } from '../crypto/secret-key.js'
 import { ExpiringCache } from '../keystore/cache.js'
 import { EntryExistsError } from '../keystore/keystore.js'
 import type { KeyStore } from '../keystore/keystore.js'
@@ -13,22 +13,34 @@ export interface KeyCacheOptions {
   readonly expiryUnusedMs: number
 }
 
+// A decrypt that no cached version opens reloads the key (another server may have rotated it),
+// but at most this often per key, so bad ciphertexts can't turn into a flood of store reads.
+const RELOAD_AFTER_MS = 1_000
+// Rotations retried this often against concurrent writers before giving up (503).
+const MAX_ROTATE_ATTEMPTS = 20
+
+/** A cached key: its versions and when they were read (performance.now()). */
+interface CachedKey {
+  readonly key: KeyVersions
+  readonly loadedAt: number
+}
+
 /**
  * The master keys: the key store's `keys` table behind an in-memory cache of
- * parsed keys. Every store failure is logged with its cause and answered
+ * parsed keys (all versions of each). Every store failure is logged with its cause and answered
  * with a client error that carries no detail (502, or 503 when the store is
  * unreachable and the key is not cached).
  */
 export class KeyRing {
   readonly #store: KeyStore
-  readonly #cache: ExpiringCache<SecretKey>
+  readonly #cache: ExpiringCache<CachedKey>
   readonly #errorLog: ErrorLog
   #hits = 0
   #misses = 0
 
   constructor(store: KeyStore, cache: KeyCacheOptions, errorLog: ErrorLog) {
     this.#store = store
-    this.#cache = new ExpiringCache<SecretKey>(cache)
+    this.#cache = new ExpiringCache<CachedKey>(cache)
     this.#errorLog = errorLog
   }
 
@@ -37,22 +49,85 @@ export class KeyRing {
     return { hits: this.#hits, misses: this.#misses, size: this.#cache.size }
   }
 
-  /** Returns the named key. Throws ErrKeyNotFound, 502 or 503. */
-  async get(name: string): Promise<SecretKey> {
+  /** Returns the named key (all its versions). Throws ErrKeyNotFound, 502 or 503. */
+  async get(name: string): Promise<KeyVersions> {
+    // The hit path (every request but the first in a while) awaits nothing.
     const hit = this.#cache.peek(name)
     if (hit !== undefined) {
       this.#hits++
-      return hit
+      return hit.key
     }
+    return (await this.#miss(name)).key
+  }
+
+  async #miss(name: string): Promise<CachedKey> {
     this.#misses++
-    let key: SecretKey | undefined
+    let cached: CachedKey | undefined
     try {
-      key = await this.#cache.get(name, () => this.#load(name))
+      cached = await this.#cache.get(name, () => this.#load(name))
     } catch (err) {
       throw storeFailure(err, 'failed to read key', this.#errorLog, name)
     }
-    if (key === undefined) throw ErrKeyNotFound
-    return key
+    if (cached === undefined) throw ErrKeyNotFound
+    return cached
+  }
+
+  /**
+   * Decrypts with the version the ciphertext names. When no cached version opens it and the
+   * cached key is older than RELOAD_AFTER_MS, the key is read again once (another server sharing
+   * the store may have rotated it). Throws InvalidCiphertextError, NotAuthenticError,
+   * ErrKeyNotFound, 502 or 503.
+   */
+  async decrypt(name: string, ciphertext: Uint8Array, context: Uint8Array | undefined): Promise<Buffer> {
+    let cached = this.#cache.peek(name)
+    if (cached !== undefined) this.#hits++
+    else cached = await this.#miss(name)
+    try {
+      return cached.key.decrypt(ciphertext, context)
+    } catch (err) {
+      if (!(err instanceof NotAuthenticError) || performance.now() - cached.loadedAt < RELOAD_AFTER_MS) throw err
+    }
+    this.#cache.delete(name)
+    const fresh = await this.#miss(name)
+    if (fresh.key.versions.length === cached.key.versions.length) throw new NotAuthenticError()
+    return fresh.key.decrypt(ciphertext, context)
+  }
+
+  /**
+   * Adds a new random version (same cipher as the newest) with one compare-and-swap on the
+   * store, retried while other writers change the entry. `isDue`, when given, is asked about the
+   * newest version inside the loop: scheduled rotation on several servers then adds one version,
+   * not one per server. Resolves the new versions, or undefined when `isDue` said no.
+   * Throws ErrKeyNotFound, 400 at MAX_KEY_VERSIONS, 502 or 503.
+   */
+  async rotate(name: string, createdBy: string | undefined, isDue?: (newest: SecretKey) => boolean): Promise<KeyVersions | undefined> {
+    try {
+      for (let attempt = 0; attempt < MAX_ROTATE_ATTEMPTS; attempt++) {
+        const content = await this.#store.keys.get(name)
+        if (content === undefined) throw ErrKeyNotFound
+        let next: Buffer | undefined
+        try {
+          const current = parseKeyEntry(content)
+          if (isDue !== undefined && !isDue(current.newest)) return undefined
+          if (current.versions.length >= MAX_KEY_VERSIONS) throw new KesError(400, `key has the most versions a key can have (${MAX_KEY_VERSIONS})`)
+          const added = SecretKey.generate(current.newest.cipher, { createdAt: new Date().toISOString(), createdBy })
+          const versions = new KeyVersions([...current.versions, added])
+          next = formatKeyVersions(versions.versions)
+          if (await this.#store.keys.replace(name, content, next)) {
+            // Not cached here (see create): the next use reads the new entry.
+            this.#cache.delete(name)
+            return versions
+          }
+        } finally {
+          content.fill(0)
+          next?.fill(0)
+        }
+      }
+    } catch (err) {
+      if (err instanceof KesError) throw err
+      throw storeFailure(err, 'failed to rotate key', this.#errorLog, name)
+    }
+    throw new KesError(503, 'key is changed by others too often: try again')
   }
 
   /**
@@ -61,7 +136,11 @@ export class KeyRing {
    * cache fill, leaving a key in use that is no longer on disk.
    */
   async create(name: string, key: SecretKey): Promise<void> {
-    const file = formatKeyFile(key)
+    await this.createEntry(name, formatKeyFile(key))
+  }
+
+  /** Stores a key entry as it is (a restored deleted key) and zeroes `file`. Throws like create. */
+  async createEntry(name: string, file: Buffer): Promise<void> {
     try {
       await this.#store.keys.create(name, file)
     } catch (err) {
@@ -119,11 +198,16 @@ export class KeyRing {
     this.#cache.close()
   }
 
-  async #load(name: string): Promise<SecretKey | undefined> {
+  /** Drops a key from the cache (it was deleted or changed through another path). */
+  forget(name: string): void {
+    this.#cache.delete(name)
+  }
+
+  async #load(name: string): Promise<CachedKey | undefined> {
     const content = await this.#store.keys.get(name)
     if (content === undefined) return undefined
     try {
-      return parseKeyFile(content)
+      return { key: parseKeyEntry(content), loadedAt: performance.now() }
     } finally {
       content.fill(0)
     }

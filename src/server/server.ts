@@ -26,7 +26,9 @@ import { AccessControl, GRANT_TTL_MS } from './access.js'
 import { BodyBudget } from './body-budget.js'
 import { ConnectionGate } from './connection-gate.js'
 import { findUnsafeFiles } from './file-safety.js'
+import { DeletedKeys } from './deleted-keys.js'
 import { KeyRing } from './key-ring.js'
+import { LifecycleTimers } from './lifecycle-timers.js'
 import { describeError } from '../log/describe-error.js'
 import { parseListenAddress } from './listen-address.js'
 import type { ServerState } from './state.js'
@@ -185,6 +187,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   }
   const store = instrumentStore(rawStore, (table, op, seconds) => metrics.keystoreSeconds.observe(seconds, [table, op]))
   const keys = new KeyRing(store, config.cache, errorLog)
+  const deletedKeys = new DeletedKeys(store, keys, errorLog, config.deletedKeys.retentionMs)
   metrics.setCacheStats(() => keys.cacheStats())
   // Open log streams are re-authorized after every change of who may read them, and
   // every GRANT_TTL_MS for changes made by other servers on the same store.
@@ -194,6 +197,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let state: ServerState = {
     version: VERSION,
     keys,
+    deletedKeys,
     access: newAccess(config),
     errorLog,
     auditLog,
@@ -352,6 +356,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
   const address = parseListenAddress(config.address)
   await listen(server, address.host, address.port)
+  // Started once serving, so a server that fails to start leaves no background work behind.
+  const lifecycle = new LifecycleTimers({ keys, deletedKeys, rotation: config.rotation, rotatedBy: config.adminIdentity, errorLog })
   const bound = server.address()
   const port = typeof bound === 'object' && bound !== null ? bound.port : address.port
 
@@ -383,6 +389,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       closed ??= (async () => {
         closing = true
         streams.close()
+        lifecycle.close()
         await shutdown(server, sockets, tlsSockets, sessions, auditLog, errorLog, graceMs)
         keys.close()
         state.access.close()
@@ -491,6 +498,8 @@ function restartOnlyChanges(a: Config, b: Config): Array<[string, boolean]> {
     ['keys', a.keys.join() !== b.keys.join()],
     ['seal', JSON.stringify(a.seal) !== JSON.stringify(b.seal)],
     ['limits', JSON.stringify(a.limits) !== JSON.stringify(b.limits)],
+    ['rotation', JSON.stringify(a.rotation) !== JSON.stringify(b.rotation)],
+    ['deleted_keys', a.deletedKeys.retentionMs !== b.deletedKeys.retentionMs],
   ]
 }
 

@@ -51,6 +51,10 @@ export class TestEnv {
   readonly errorLines: string[] = []
   readonly #sessions = new Map<string, http2.ClientHttp2Session>()
   readonly #agents = new Map<string, https.Agent>()
+  // Every server started and not yet stopped: a test that fails between a start
+  // and its stop must not leave a server running (it would keep the test
+  // process alive), so dispose() stops them all.
+  readonly #running = new Set<RunningServer>()
   #externalPort: number | undefined
 
   private constructor(dir: string, serverCert: IssuedCertificate) {
@@ -79,8 +83,10 @@ export class TestEnv {
   async start(yamlBody: string, opts: StartOptions = {}, tlsExtra = ''): Promise<RunningServer> {
     const file = await this.writeConfig(yamlBody, tlsExtra)
     const config = await loadConfigFile(file, {})
-    this.server = await startServer(config, { errorSink: (line) => this.errorLines.push(line), ...opts })
-    return this.server
+    const server = await startServer(config, { errorSink: (line) => this.errorLines.push(line), ...opts })
+    this.#running.add(server)
+    this.server = server
+    return server
   }
 
   /** Writes `config.yml` (address and tls section added) and returns its path. */
@@ -107,13 +113,18 @@ export class TestEnv {
   /** Stops the server and closes the client connections (the temp dir stays, for restarts). */
   async stop(): Promise<void> {
     this.resetConnections()
-    await this.server?.close(100)
+    const server = this.server
     this.server = undefined
+    if (server === undefined) return
+    this.#running.delete(server)
+    await server.close(100)
   }
 
-  /** Stops everything and removes the temp dir. */
+  /** Stops every server this env started (also those a failed test left running) and removes the temp dir. */
   async dispose(): Promise<void> {
     await this.stop()
+    for (const server of this.#running) await server.close(100)
+    this.#running.clear()
     await rm(this.dir, { recursive: true, force: true })
   }
 
@@ -196,7 +207,13 @@ export class TestEnv {
         resHeaders = h as Record<string, string | string[] | undefined>
       })
       stream.on('data', (c: Buffer) => chunks.push(c))
-      stream.on('end', () => resolve(toResponse(status, resHeaders, Buffer.concat(chunks))))
+      // A stream the server ended or reset without answering is a failure, not a response with status 0.
+      stream.on('end', () =>
+        status === 0
+          ? reject(new Error(`HTTP/2 stream ended without a response (rstCode ${stream.rstCode})`))
+          : resolve(toResponse(status, resHeaders, Buffer.concat(chunks))),
+      )
+      stream.on('close', () => reject(new Error(`HTTP/2 stream closed without a response (rstCode ${stream.rstCode})`)))
       stream.on('error', reject)
       // Node ends the request side itself for bodiless methods such as HEAD.
       if (!stream.writableEnded) stream.end(body)

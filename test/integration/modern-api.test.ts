@@ -473,6 +473,7 @@ describe('an unreachable key store', LIMIT, () => {
       keys: mem.keys,
       policies: mem.policies,
       identities: mem.identities,
+      deleted: mem.deleted,
       ping: () => new Promise<void>(() => {}),
       close: () => mem.close(),
     }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { copyFile, cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { after, afterEach, before, describe, test } from 'node:test'
 import { loadConfigFile } from '../../src/config/load.js'
 import { startServer } from '../../src/server/server.js'
 import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
@@ -25,6 +25,10 @@ describe('restart persistence', () => {
   let env: TestEnv
   before(async () => {
     env = await TestEnv.create()
+  })
+  // A failed assertion must not leave the server running (the tests restart it).
+  afterEach(async () => {
+    await env.stop()
   })
   after(async () => {
     await env.dispose()
@@ -113,6 +117,9 @@ describe('KES key directories are served as they are, from every KES config layo
   let env: TestEnv
   before(async () => {
     env = await TestEnv.create()
+  })
+  afterEach(async () => {
+    await env.stop()
   })
   after(async () => {
     await env.dispose()

@@ -20,7 +20,7 @@ testStoreConformance(
     t.after(() => store.close())
     return store
   },
-  { keys: SEALED_MAX_VALUE_BYTES },
+  { keys: SEALED_MAX_VALUE_BYTES, deleted: SEALED_MAX_VALUE_BYTES },
 )
 
 async function sealedPair(): Promise<{ raw: KeyStore; sealed: KeyStore }> {
@@ -83,23 +83,22 @@ test('opening: a wrong root key is refused at once; no seal on a sealed store, o
   await assert.rejects(openSealedStore(lostEntry, root(), "'x'"), /holds sealed entries but its seal entry '~openkes-seal' is missing/)
 })
 
-test('replace on a sealed table compares unsealed values and swaps the sealed bytes it read', async () => {
+test('replace on a sealed table compares unsealed values and swaps the sealed bytes it read; deleted is sealed too', async () => {
   const raw = createMemStore()
-  // The mem backend's compare-and-swap, as Table.replace specifies it.
-  const inner = raw.keys as Table & { replace?: (n: string, e: Uint8Array, v: Uint8Array) => Promise<boolean> }
-  inner.replace ??= async (n, e, v) => {
-    const cur = await raw.keys.get(n)
-    if (cur === undefined || !cur.equals(Buffer.from(e))) return false
-    await raw.keys.put(n, v)
-    return true
-  }
   const sealed = await openSealedStore(raw, root(), 'mem')
-  const keys = sealed.keys as Table & { replace(n: string, e: Uint8Array, v: Uint8Array): Promise<boolean> }
+  const keys = sealed.keys
   await keys.create('k', Buffer.from('v1'))
   assert.equal(await keys.replace('k', Buffer.from('other'), Buffer.from('v2')), false)
   assert.equal(await keys.replace('missing', Buffer.from('v1'), Buffer.from('v2')), false)
   assert.equal(await keys.replace('k', Buffer.from('v1'), Buffer.from('v2')), true)
   assert.deepEqual(await keys.get('k'), Buffer.from('v2'))
+  // A concurrent writer between the read and the swap makes it fail.
+  const sealedV2 = await raw.keys.get('k')
+  await keys.put('k', Buffer.from('v2'))
+  assert.notDeepEqual(await raw.keys.get('k'), sealedV2)
+  await sealed.deleted.put('gone', Buffer.from('deleted key material'))
+  assert.match((await raw.deleted.get('gone'))?.toString() ?? '', /^\{"openkes_sealed":1,/)
+  assert.deepEqual(await sealed.deleted.get('gone'), Buffer.from('deleted key material'))
 })
 
 test('root keys are read as base64 or hex of 32 bytes, and nothing else', () => {

@@ -14,8 +14,8 @@
  * root key is found at start, not at the first request.
  */
 import { randomBytes } from 'node:crypto'
-import { InvalidNameError, MAX_VALUE_BYTES, StoreError, TABLE_NAMES, operation } from '../keystore.js'
-import type { KeyStore, Table, TableName } from '../keystore.js'
+import { InvalidNameError, MAX_VALUE_BYTES, StoreError, StoreUnavailableError, TABLE_NAMES, operation } from '../keystore.js'
+import type { KeyStore, Table, TableName, TableVerb } from '../keystore.js'
 import { SEAL_IV_BYTES } from './root-key.js'
 import type { SealRoot } from './root-key.js'
 
@@ -83,15 +83,19 @@ class SealedTable implements Table {
   readonly #table: TableName
   readonly #root: SealRoot
   readonly #storeId: string
+  readonly #isClosed: () => boolean
 
-  constructor(inner: Table, table: TableName, root: SealRoot, storeId: string) {
+  constructor(inner: Table, table: TableName, root: SealRoot, storeId: string, isClosed: () => boolean) {
     this.#inner = inner
     this.#table = table
     this.#root = root
     this.#storeId = storeId
+    this.#isClosed = isClosed
   }
 
-  #checkName(name: string): void {
+  // A closed store has released its root key: fail as every closed store does, before sealing.
+  #checkName(name: string, verb: TableVerb): void {
+    if (this.#isClosed()) throw new StoreUnavailableError(operation(this.#table, verb), 'keystore: store is closed')
     if (this.#table === 'keys' && name === SEAL_CHECK_NAME) throw new InvalidNameError('keystore: invalid name: reserved for the seal')
   }
 
@@ -111,23 +115,23 @@ class SealedTable implements Table {
   }
 
   async create(name: string, value: Uint8Array): Promise<void> {
-    this.#checkName(name)
+    this.#checkName(name, 'create')
     await this.#inner.create(name, await this.#seal(name, value))
   }
 
   async put(name: string, value: Uint8Array): Promise<void> {
-    this.#checkName(name)
+    this.#checkName(name, 'write')
     await this.#inner.put(name, await this.#seal(name, value))
   }
 
   async get(name: string): Promise<Buffer | undefined> {
-    this.#checkName(name)
+    this.#checkName(name, 'read')
     const stored = await this.#inner.get(name)
     return stored === undefined ? undefined : this.#unseal(name, stored)
   }
 
   async delete(name: string): Promise<boolean> {
-    this.#checkName(name)
+    this.#checkName(name, 'delete')
     return this.#inner.delete(name)
   }
 
@@ -137,14 +141,13 @@ class SealedTable implements Table {
   }
 
   /**
-   * Compare-and-swap (Table.replace, where the backend has it): the comparison is on the
-   * unsealed values (every seal has a fresh IV), then the backend swaps the sealed bytes it
-   * read for the new seal, so a concurrent writer still makes it fail.
+   * Compare-and-swap: the comparison is on the unsealed values (every seal has a fresh IV),
+   * then the backend swaps the sealed bytes it read for the new seal, so a concurrent
+   * writer still makes it fail.
    */
   async replace(name: string, expected: Uint8Array, value: Uint8Array): Promise<boolean> {
-    this.#checkName(name)
-    const inner = this.#inner as Table & { replace?: (name: string, expected: Uint8Array, value: Uint8Array) => Promise<boolean> }
-    if (inner.replace === undefined) throw new StoreError(operation(this.#table, 'write'), 'keystore: this backend has no compare-and-swap')
+    this.#checkName(name, 'write')
+    const inner = this.#inner
     const currentSealed = await inner.get(name)
     if (currentSealed === undefined) return false
     const current = await this.#unseal(name, currentSealed)
@@ -222,9 +225,11 @@ export async function openSealedStore(inner: KeyStore, root: SealRoot, where: st
     const entry = `{"openkes_seal":1,"store":"${storeId}","root":${JSON.stringify(root.description)},"check":${check.toString('utf8')}}`
     await inner.keys.create(SEAL_CHECK_NAME, Buffer.from(entry))
   }
+  let closed = false
+  const isClosed = (): boolean => closed
   const sealed = new Map<string | symbol, Table>()
   for (const table of TABLE_NAMES) {
-    if (SEALED_TABLES.includes(table)) sealed.set(table, new SealedTable(inner[table], table, root, storeId))
+    if (SEALED_TABLES.includes(table)) sealed.set(table, new SealedTable(inner[table], table, root, storeId, isClosed))
   }
   // Everything else (ping, close, kind, whatever a backend adds) is the backend's own;
   // close also releases the root (logs out of the token).
@@ -234,6 +239,7 @@ export async function openSealedStore(inner: KeyStore, root: SealRoot, where: st
       if (table !== undefined) return table
       if (prop === 'close') {
         return async () => {
+          closed = true
           try {
             await target.close()
           } finally {
