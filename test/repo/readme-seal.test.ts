@@ -2,7 +2,7 @@
 // opensc's pkcs11-tool; skipped with the reason when they are missing, except in CI), and
 // the key it creates is sealed on disk.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import os from 'node:os'
@@ -53,13 +53,39 @@ test("the README's HSM walk-through runs as written and leaves a sealed key", as
   const dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-readme-seal-'))
   try {
     const port = await freePort()
-    // The walk-through stops its server with kill %1; the trap does it when a step fails.
-    const prelude = `set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\nnpx() { [ "$1" = openkes ] || return 127; shift; "${process.execPath}" "${MAIN}" "$@"; }\nexport KES_SERVER=https://127.0.0.1:${port}\n`
-    const { stdout } = await run('bash', ['-c', prelude + script.replaceAll('127.0.0.1:7373', `127.0.0.1:${port}`)], {
+    const prelude = `set -euo pipefail\nnpx() { [ "$1" = openkes ] || return 127; shift; "${process.execPath}" "${MAIN}" "$@"; }\nexport KES_SERVER=https://127.0.0.1:${port}\n`
+    // On a loaded machine the server may need longer than the README's `sleep 2`: wait for its port.
+    assert.match(script, /^sleep 2 .*$/m)
+    const body = script
+      .replaceAll('127.0.0.1:7373', `127.0.0.1:${port}`)
+      .replace(/^sleep 2 .*$/m, `for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null && break; sleep 0.2; done`)
+    const child = spawn('bash', ['-c', prelude + body], {
       cwd: dir,
-      timeout: 120_000,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
       env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'SOFTHSM2_CONF')),
     })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+    const closed = new Promise<void>((resolve) => child.on('close', () => resolve()))
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => resolve(-1), 90_000)
+      // 'exit', not 'close': a server left running by a failed step would hold the pipes open.
+      child.on('exit', (c) => {
+        clearTimeout(timer)
+        resolve(c)
+      })
+    })
+    // The script's process group: its background server too, if a step failed before `kill %1`.
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM')
+    } catch {
+      // Already gone.
+    }
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 10_000).unref())])
+    assert.equal(code, 0, `the walk-through failed (${code}): ${stderr}`)
     assert.match(stdout, /\{"openkes_sealed":1,"iv":"[^"]+","data":"[^"]+"\}/, 'cat keys/my-key shows a sealed key')
     assert.match(stdout, /"plaintext":"[^"]+","ciphertext":"[^"]+"/, 'generate worked')
   } finally {
