@@ -37,6 +37,13 @@ export class KeyRing {
     return { hits: this.#hits, misses: this.#misses, size: this.#cache.size }
   }
 
+  /** The named key when it is cached (a hit), else undefined: the synchronous fast path of `get`. */
+  peek(name: string): SecretKey | undefined {
+    const hit = this.#cache.peek(name)
+    if (hit !== undefined) this.#hits++
+    return hit
+  }
+
   /** Returns the named key. Throws ErrKeyNotFound, 502 or 503. */
   async get(name: string): Promise<SecretKey> {
     const hit = this.#cache.peek(name)

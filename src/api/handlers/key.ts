@@ -1,4 +1,4 @@
-import { decodeBase64Strict, encodeBase64 } from '../../crypto/base64.js'
+import { decodePublicBase64Strict, encodeBase64 } from '../../crypto/base64.js'
 import { randomPool } from '../../crypto/random-pool.js'
 import { InvalidCiphertextError, NotAuthenticError, SecretKey } from '../../crypto/secret-key.js'
 import type { Cipher } from '../../crypto/secret-key.js'
@@ -7,7 +7,7 @@ import { optionalBase64, optionalString, parseJsonObject } from '../body.js'
 import { ErrDecrypt, ErrInvalidCiphertext, ErrInvalidKey, KesError } from '../errors.js'
 import { listFilter } from '../pattern.js'
 import type { Reply } from '../reply.js'
-import { json, listing, ndjson, ok } from '../reply.js'
+import { json, jsonText, listing, ndjson, ok } from '../reply.js'
 import type { ApiRequest } from '../routes.js'
 
 const KEY_BYTES = 32
@@ -78,10 +78,11 @@ export async function generateKey(req: ApiRequest, s: ServerState): Promise<Repl
   const [name] = req.args as [string]
   const body = parseJsonObject(await req.readBody())
   const context = optionalBase64(body, 'context')
-  const key = await s.keys.get(name)
+  const key = s.keys.peek(name) ?? (await s.keys.get(name))
   const plaintext = randomPool.take(KEY_BYTES)
   const ciphertext = key.encrypt(plaintext, context)
-  const reply = json(200, { plaintext: encodeBase64(plaintext), ciphertext: encodeBase64(ciphertext) })
+  // Base64 needs no JSON escaping: the same text as JSON.stringify of {plaintext, ciphertext}.
+  const reply = jsonText(200, '{"plaintext":"' + encodeBase64(plaintext) + '","ciphertext":"' + encodeBase64(ciphertext) + '"}')
   plaintext.fill(0)
   return reply
 }
@@ -93,10 +94,10 @@ export async function encryptKey(req: ApiRequest, s: ServerState): Promise<Reply
   // KES treats a missing plaintext as empty.
   const plaintext = optionalBase64(body, 'plaintext') ?? Buffer.alloc(0)
   const context = optionalBase64(body, 'context')
-  const key = await s.keys.get(name)
+  const key = s.keys.peek(name) ?? (await s.keys.get(name))
   const ciphertext = key.encrypt(plaintext, context)
   plaintext.fill(0)
-  return json(200, { ciphertext: encodeBase64(ciphertext) })
+  return jsonText(200, '{"ciphertext":"' + encodeBase64(ciphertext) + '"}')
 }
 
 /** POST /v1/key/decrypt/:name — opens a ciphertext of any KES format; every failure is ErrDecrypt or ErrInvalidCiphertext. */
@@ -104,10 +105,11 @@ export async function decryptKey(req: ApiRequest, s: ServerState): Promise<Reply
   const [name] = req.args as [string]
   const body = parseJsonObject(await req.readBody())
   const encoded = Object.hasOwn(body, 'ciphertext') ? body['ciphertext'] : undefined
-  const ciphertext = typeof encoded === 'string' ? decodeBase64Strict(encoded) : undefined
+  // A ciphertext is not secret: it may be decoded into pooled memory.
+  const ciphertext = typeof encoded === 'string' ? decodePublicBase64Strict(encoded) : undefined
   if (ciphertext === undefined) throw ErrInvalidCiphertext
   const context = optionalBase64(body, 'context')
-  const key = await s.keys.get(name)
+  const key = s.keys.peek(name) ?? (await s.keys.get(name))
   let plaintext: Buffer
   try {
     plaintext = key.decrypt(ciphertext, context)
@@ -116,7 +118,7 @@ export async function decryptKey(req: ApiRequest, s: ServerState): Promise<Reply
     if (err instanceof InvalidCiphertextError) throw ErrInvalidCiphertext
     throw err
   }
-  const reply = json(200, { plaintext: encodeBase64(plaintext) })
+  const reply = jsonText(200, '{"plaintext":"' + encodeBase64(plaintext) + '"}')
   plaintext.fill(0)
   return reply
 }
