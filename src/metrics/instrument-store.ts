@@ -10,6 +10,7 @@ export function instrumentStore(store: KeyStore, observe: StoreObserver): KeySto
     keys: instrumentTable(store.keys, 'keys', observe),
     policies: instrumentTable(store.policies, 'policies', observe),
     identities: instrumentTable(store.identities, 'identities', observe),
+    changes: store.changes,
     ping: () => store.ping(),
     close: () => store.close(),
   }

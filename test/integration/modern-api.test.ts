@@ -473,6 +473,7 @@ describe('an unreachable key store', LIMIT, () => {
       keys: mem.keys,
       policies: mem.policies,
       identities: mem.identities,
+      changes: mem.changes,
       ping: () => new Promise<void>(() => {}),
       close: () => mem.close(),
     }
