@@ -99,8 +99,9 @@ export class TestEnv {
   /**
    * Creates the temp dir and the server certificate. `sameStoreAs`: on PostgreSQL, use that
    * environment's schema (several servers on one store); on fs the test points at its directory.
+   * `schema`: on PostgreSQL, use this existing schema.
    */
-  static async create(opts: { sameStoreAs?: TestEnv } = {}): Promise<TestEnv> {
+  static async create(opts: { sameStoreAs?: TestEnv; schema?: string } = {}): Promise<TestEnv> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-test-'))
     const serverCert = createCertificate('ecdsa-p256', {
       commonName: 'localhost',
@@ -110,7 +111,7 @@ export class TestEnv {
     })
     await writeFile(path.join(dir, 'server.key'), serverCert.keyPem, { mode: 0o600 })
     await writeFile(path.join(dir, 'server.cert'), serverCert.certPem)
-    return new TestEnv(dir, serverCert, opts.sameStoreAs?.schema ?? postgres?.newSchema())
+    return new TestEnv(dir, serverCert, opts.schema ?? opts.sameStoreAs?.schema ?? postgres?.newSchema())
   }
 
   /**
