@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import { test } from 'node:test'
-import { RequestAbortedError, optionalBase64, optionalStringList, parseJsonObject, readBody } from './body.js'
+import { RequestAbortedError, optionalBase64, optionalString, optionalStringList, parseJsonObject, readBody } from './body.js'
 import type { BodySource } from './body.js'
 import { ErrBodyTimeout, ErrBodyTooLarge, ErrInvalidJson, KesError } from './errors.js'
 
@@ -40,6 +40,21 @@ test('a body that stalls is refused with 408', async () => {
   req.emit('data', Buffer.alloc(3))
   await assert.rejects(body, (e) => e === ErrBodyTimeout)
   assert.ok(req.resumed)
+})
+
+test('a client that goes away mid-body over HTTP/1.1 (an ECONNRESET error) is an aborted request, not a server error', async () => {
+  const req = new FakeRequest()
+  const body = readBody(req, 10)
+  req.emit('data', Buffer.alloc(3))
+  req.emit('error', Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))
+  await assert.rejects(body, (e) => e instanceof RequestAbortedError && e.message === 'request aborted')
+  assert.equal(req.listenerCount('data'), 0)
+  // Any other error stays what it is.
+  const other = new FakeRequest()
+  const failed = readBody(other, 10)
+  const err = new Error('something else')
+  other.emit('error', err)
+  await assert.rejects(failed, (e) => e === err)
 })
 
 test('chunks are joined; a client that goes away rejects', async () => {
@@ -82,4 +97,83 @@ test('fields: strict base64, null is missing, wrong types are 400', () => {
   assert.throws(() => optionalStringList(body, 'm'), (e) => e instanceof KesError && e.status === 400)
   // Inherited properties are not fields.
   assert.equal(optionalBase64(body, 'toString'), undefined)
+})
+
+/** The listeners readBody leaves on a request: none, once it settled. */
+function leftListeners(req: FakeRequest): number {
+  return (['data', 'end', 'error', 'close'] as const).reduce((n, e) => n + req.listenerCount(e), 0)
+}
+
+test('the limit is inclusive: a declared or actual body of exactly maxBytes is read', async () => {
+  const declared = new FakeRequest({ 'content-length': '10' })
+  const body = readBody(declared, 10)
+  declared.emit('data', Buffer.alloc(4, 1))
+  declared.emit('data', Buffer.alloc(6, 2))
+  declared.emit('end')
+  assert.deepEqual(await body, Buffer.concat([Buffer.alloc(4, 1), Buffer.alloc(6, 2)]))
+  assert.equal(leftListeners(declared), 0)
+  const undeclared = new FakeRequest()
+  const one = readBody(undeclared, 10)
+  undeclared.emit('data', Buffer.alloc(10, 3))
+  undeclared.emit('end')
+  assert.deepEqual(await one, Buffer.alloc(10, 3))
+  assert.equal(undeclared.resumed, false)
+})
+
+test('every way a body read ends removes its listeners', async () => {
+  const ended = new FakeRequest()
+  const a = readBody(ended, 10)
+  ended.emit('end')
+  assert.deepEqual(await a, Buffer.alloc(0))
+  assert.equal(leftListeners(ended), 0)
+
+  const closed = new FakeRequest()
+  const b = readBody(closed, 10)
+  closed.emit('close')
+  await assert.rejects(b, (e) => e instanceof RequestAbortedError && e.message === 'request aborted')
+  assert.equal(leftListeners(closed), 0)
+
+  const reset = new FakeRequest()
+  const c = readBody(reset, 10)
+  const cause = Object.assign(new Error('aborted'), { code: 'ECONNRESET' })
+  reset.emit('error', cause)
+  await assert.rejects(c, (e) => e instanceof RequestAbortedError && e.cause === cause)
+  assert.equal(leftListeners(reset), 0)
+
+  const tooLarge = new FakeRequest()
+  const d = readBody(tooLarge, 2)
+  tooLarge.emit('data', Buffer.alloc(3))
+  await assert.rejects(d, (e) => e === ErrBodyTooLarge)
+  assert.equal(leftListeners(tooLarge), 0)
+
+  const stalled = new FakeRequest()
+  const e = readBody(stalled, 2, 1)
+  await assert.rejects(e, (x) => x === ErrBodyTimeout)
+  assert.equal(leftListeners(stalled), 0)
+})
+
+test('field errors say which field and what is wrong', () => {
+  const body = parseJsonObject(Buffer.from('{"n":5,"bad64":"aGk","s":"x","snull":null,"l":["x","y"],"mixed":["x",1],"lnull":null,"notlist":"x"}'))
+  const message = (f: () => unknown): string => {
+    try {
+      f()
+    } catch (e) {
+      assert.ok(e instanceof KesError)
+      assert.equal(e.status, 400)
+      return e.message
+    }
+    assert.fail('no error')
+  }
+  assert.equal(message(() => optionalBase64(body, 'n')), "invalid json: 'n' must be a base64 string")
+  assert.equal(message(() => optionalBase64(body, 'bad64')), "invalid json: 'bad64' is not valid base64")
+  assert.equal(optionalString(body, 's'), 'x')
+  assert.equal(optionalString(body, 'snull'), undefined)
+  assert.equal(optionalString(body, 'missing'), undefined)
+  assert.equal(optionalString(body, 'toString'), undefined)
+  assert.equal(message(() => optionalString(body, 'n')), "invalid json: 'n' must be a string")
+  assert.deepEqual(optionalStringList(body, 'l'), ['x', 'y'])
+  assert.equal(optionalStringList(body, 'lnull'), undefined)
+  assert.equal(optionalStringList(body, 'missing'), undefined)
+  assert.equal(message(() => optionalStringList(body, 'mixed')), "invalid json: 'mixed' must be a list of strings")
+  assert.equal(message(() => optionalStringList(body, 'notlist')), "invalid json: 'notlist' must be a list of strings")
 })

@@ -11,6 +11,7 @@ import {
   importKey,
   listKeys,
 } from './handlers/key.js'
+import { listDeletedKeys, purgeKey, restoreKey, rewrapKey, rotateKey } from './handlers/key-lifecycle.js'
 import { deletePolicy, describePolicy, listPolicies, readPolicy, writePolicy } from './handlers/policy.js'
 import { assignIdentity, describeIdentity, describeSelf, forgetIdentity, listIdentities } from './handlers/identity.js'
 import { traceAuditLog, traceErrorLog } from './handlers/log.js'
@@ -72,6 +73,7 @@ const STREAM = 0
 const WRITE = ['POST', 'PUT'] as const
 const DELETE = ['DELETE', 'POST'] as const
 const READ = ['GET'] as const
+const PURGE = ['POST', 'DELETE'] as const
 
 /** The API: the seed's and, beside it, the one current KES clients call (docs/api.md). */
 export const routes: readonly Route[] = [
@@ -89,6 +91,12 @@ export const routes: readonly Route[] = [
   { path: '/v1/key/encrypt', methods: WRITE, params: ['key'], maxBodyBytes: MiB, timeoutMs: T, auth: 'policy', handler: encryptKey },
   { path: '/v1/key/decrypt', methods: WRITE, params: ['key'], maxBodyBytes: MiB, timeoutMs: T, auth: 'policy', handler: decryptKey },
   { path: '/v1/key/hmac', methods: WRITE, params: ['key'], maxBodyBytes: MiB, timeoutMs: T, auth: 'policy', handler: hmacKey },
+  // Key lifecycle (OpenKES only): versions, rotation, rewrap, deletes that can be undone.
+  { path: '/v1/key/rotate', methods: WRITE, params: ['key'], maxBodyBytes: 0, timeoutMs: T, auth: 'policy', handler: rotateKey },
+  { path: '/v1/key/rewrap', methods: WRITE, params: ['key'], maxBodyBytes: MiB, timeoutMs: T, auth: 'policy', handler: rewrapKey },
+  { path: '/v1/key/deleted', methods: READ, params: ['pattern'], maxBodyBytes: 0, timeoutMs: T, auth: 'policy', handler: listDeletedKeys },
+  { path: '/v1/key/restore', methods: WRITE, params: ['key'], maxBodyBytes: 0, timeoutMs: T, auth: 'policy', handler: restoreKey },
+  { path: '/v1/key/purge', methods: PURGE, params: ['key'], maxBodyBytes: 0, timeoutMs: T, auth: 'policy', handler: purgeKey },
   { path: '/v1/policy/write', methods: WRITE, params: ['policy'], maxBodyBytes: MiB, timeoutMs: T, auth: 'policy', handler: writePolicy },
   { path: '/v1/policy/read', methods: READ, params: ['policy'], maxBodyBytes: 0, timeoutMs: T, auth: 'policy', handler: readPolicy },
   { path: '/v1/policy/describe', methods: READ, params: ['policy'], maxBodyBytes: 0, timeoutMs: T, auth: 'policy', handler: describePolicy },

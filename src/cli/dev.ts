@@ -2,6 +2,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { identityOfPem } from '../auth/identity.js'
 import { DEFAULT_LIMITS } from '../config/limits-section.js'
+import { DEFAULT_DELETED_RETENTION_MS } from '../config/validate.js'
 import type { Config } from '../config/validate.js'
 import { createCertificate } from '../x509/certificate.js'
 import { errorCode } from './fs-errors.js'
@@ -66,6 +67,8 @@ export function devConfig(env: DevEnvironment, address: string): Config {
     cache: Object.freeze({ expiryAnyMs: 5 * 60_000, expiryUnusedMs: 30_000 }),
     log: Object.freeze({ error: true, audit: false, auditFile: undefined }),
     keys: Object.freeze([]),
+    rotation: Object.freeze([]),
+    deletedKeys: Object.freeze({ retentionMs: DEFAULT_DELETED_RETENTION_MS }),
     keystore: Object.freeze({ kind: 'fs' as const, path: env.keysDir }),
     api: new Map(),
     limits: DEFAULT_LIMITS,

@@ -77,7 +77,8 @@ const deleteCommand: ClientCommand = {
   aliases: ['rm'],
   summary: 'delete a key',
   args: ['name'],
-  description: 'Everything encrypted with the key can no longer be decrypted.',
+  description: `Everything encrypted with the key can no longer be decrypted; on OpenKES the key
+is kept for the server's retention period ('openkes key restore', 'openkes key purge').`,
   examples: ['openkes key delete my-key'],
   async run(inv) {
     await inv.client().deleteKey(requiredArg(inv, 0))
@@ -221,10 +222,90 @@ const hmac: ClientCommand = {
   },
 }
 
+const rotate: ClientCommand = {
+  name: 'rotate',
+  summary: 'add a new version to a key (OpenKES)',
+  args: ['name'],
+  description: `New ciphertexts use the new version; ciphertexts of older versions still decrypt.
+Prints the new version's key id.`,
+  examples: ['openkes key rotate my-key'],
+  async run(inv) {
+    const id = await inv.client().rotateKey(requiredArg(inv, 0))
+    inv.print(inv.json ? jsonLine({ id }) : `${id}\n`)
+    return EXIT_OK
+  },
+}
+
+const rewrap: ClientCommand = {
+  name: 'rewrap',
+  summary: "re-seal a ciphertext (base64) under the key's newest version (OpenKES)",
+  args: ['name', 'base64 ciphertext', 'base64 context?'],
+  description: 'Prints the new ciphertext in base64 (--json: {"ciphertext":...}); the plaintext never leaves the server.',
+  examples: ['openkes key rewrap my-key "$CIPHERTEXT"'],
+  validate: (args) => checkBase64Args(args, [[1, 'ciphertext'], [2, 'context']]),
+  async run(inv) {
+    const name = requiredArg(inv, 0)
+    const ciphertext = base64Arg(requiredArg(inv, 1), 'ciphertext') ?? Buffer.alloc(0)
+    const context = base64Arg(inv.args[2], 'context')
+    const encoded = encodeBase64(await inv.client().rewrap(name, ciphertext, context))
+    inv.print(inv.json ? jsonLine({ ciphertext: encoded }) : `${encoded}\n`)
+    return EXIT_OK
+  },
+}
+
+const versions: ClientCommand = {
+  name: 'versions',
+  summary: 'list the versions of a key, oldest first (never key bytes)',
+  args: ['name'],
+  examples: ['openkes key versions my-key', 'openkes key versions my-key --json'],
+  async run(inv) {
+    const list = await inv.client().keyVersions(requiredArg(inv, 0))
+    const rows = list.map((v) => [v.id, v.createdAt ?? '', v.createdBy ?? ''])
+    inv.print(inv.json ? jsonLine(list.map((v) => ({ id: v.id, created_at: v.createdAt, created_by: v.createdBy }))) : table(['ID', 'CREATED', 'BY'], rows, inv.out))
+    return EXIT_OK
+  },
+}
+
+const deleted: ClientCommand = {
+  name: 'deleted',
+  summary: 'list deleted keys that can still be restored (OpenKES)',
+  args: ['pattern?'],
+  examples: ['openkes key deleted', "openkes key deleted 'my-*' --json"],
+  async run(inv) {
+    const list = await inv.client().listDeletedKeys(inv.args[0])
+    const rows = list.map((d) => [d.name, d.deletedAt, d.deletedBy ?? ''])
+    inv.print(inv.json ? jsonLine(list.map((d) => ({ name: d.name, deleted_at: d.deletedAt, deleted_by: d.deletedBy }))) : table(['KEY', 'DELETED', 'BY'], rows, inv.out))
+    return EXIT_OK
+  },
+}
+
+const restore: ClientCommand = {
+  name: 'restore',
+  summary: 'undo the most recent delete of a key (OpenKES)',
+  args: ['name'],
+  examples: ['openkes key restore my-key'],
+  async run(inv) {
+    await inv.client().restoreKey(requiredArg(inv, 0))
+    return EXIT_OK
+  },
+}
+
+const purge: ClientCommand = {
+  name: 'purge',
+  summary: 'destroy the kept deletions of a key now (OpenKES)',
+  args: ['name'],
+  description: 'Everything encrypted with the key can never be decrypted again.',
+  examples: ['openkes key purge my-key'],
+  async run(inv) {
+    await inv.client().purgeKey(requiredArg(inv, 0))
+    return EXIT_OK
+  },
+}
+
 /** `openkes key`: its subcommands, as data. */
 export const keyCommands: CommandGroup = {
   name: 'key',
-  summary: 'manage keys and use them: create, import, describe, delete, list, generate, encrypt, decrypt, hmac',
-  commands: [create, importCommand, describe, deleteCommand, list, generate, encrypt, decrypt, hmac],
+  summary: 'manage keys and use them: create, import, describe, delete, list, generate, encrypt, decrypt, hmac, rotate, rewrap, versions, deleted, restore, purge',
+  commands: [create, importCommand, describe, deleteCommand, list, generate, encrypt, decrypt, hmac, rotate, rewrap, versions, deleted, restore, purge],
 }
 

@@ -18,7 +18,7 @@ function options(extra: Partial<CopyOptions> = {}): CopyOptions & { results: Ent
 
 /** `store` with its keys table replaced by `keys`. */
 function withKeys(store: KeyStore, keys: Table): KeyStore {
-  return { keys, policies: store.policies, identities: store.identities, kind: store.kind, ping: () => store.ping(), close: () => store.close() }
+  return { keys, policies: store.policies, identities: store.identities, deleted: store.deleted, kind: store.kind, changes: store.changes, ping: () => store.ping(), close: () => store.close() }
 }
 
 test('a copy that reads back other bytes fails verification and is removed again', async () => {
@@ -28,6 +28,7 @@ test('a copy that reads back other bytes fails verification and is removed again
   const lying: Table = {
     create: (n, v) => dest.keys.create(n, v),
     put: (n, v) => dest.keys.put(n, v),
+    replace: (n, e, v) => dest.keys.replace(n, e, v),
     delete: (n) => dest.keys.delete(n),
     list: () => dest.keys.list(),
     // Nothing there before the copy; afterwards another key comes back.
@@ -53,6 +54,7 @@ test('a destination that fails to write counts as failed, the other entries are 
     list: () => dest.keys.list(),
     delete: (n) => dest.keys.delete(n),
     put: (n, v) => dest.keys.put(n, v),
+    replace: (n, e, v) => dest.keys.replace(n, e, v),
     create: async (n, v) => {
       if (n === 'a') throw new StoreError('failed to create key', 'keystore/test: disk full')
       await dest.keys.create(n, v)

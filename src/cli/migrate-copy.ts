@@ -17,6 +17,7 @@ export const ENTRY_NOUN: Readonly<Record<TableName, string>> = {
   keys: 'key',
   policies: 'policy',
   identities: 'assignment',
+  deleted: 'deleted key',
 }
 
 /** What became of one entry. */
@@ -90,7 +91,7 @@ function messageOf(err: unknown): string {
  */
 export async function copyStore(source: KeyStore, destination: KeyStore, opts: CopyOptions): Promise<CopyReport> {
   const entries = await sourceNames(source, opts)
-  const tallies: Record<TableName, Tally> = { keys: emptyTally(), policies: emptyTally(), identities: emptyTally() }
+  const tallies: Record<TableName, Tally> = { keys: emptyTally(), policies: emptyTally(), identities: emptyTally(), deleted: emptyTally() }
 
   if (!opts.merge) {
     const existing: EntryResult[] = []

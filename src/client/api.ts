@@ -1,3 +1,4 @@
+import type { DeletedKeyInfo, KeyVersionInfo } from './responses.js'
 // The client library's public types. The implementation is kes-client.ts;
 // the CLI and tests program against these.
 
@@ -159,6 +160,16 @@ export interface KesApi {
   generateKey(name: string, context?: Uint8Array): Promise<DataKey>
   encrypt(name: string, plaintext: Uint8Array, context?: Uint8Array): Promise<Buffer>
   decrypt(name: string, ciphertext: Uint8Array, context?: Uint8Array): Promise<Buffer>
+  /** OpenKES key lifecycle: a new version; resolves its key id. */
+  rotateKey(name: string): Promise<string>
+  /** OpenKES: the ciphertext re-sealed under the newest version. */
+  rewrap(name: string, ciphertext: Uint8Array, context?: Uint8Array): Promise<Buffer>
+  /** The versions of a key, oldest first (one for a key never rotated, or on KES). */
+  keyVersions(name: string): Promise<KeyVersionInfo[]>
+  /** OpenKES: deleted keys kept for restore. */
+  listDeletedKeys(pattern?: string): Promise<DeletedKeyInfo[]>
+  restoreKey(name: string): Promise<void>
+  purgeKey(name: string): Promise<void>
   writePolicy(name: string, rules: PolicyRules): Promise<void>
   readPolicy(name: string): Promise<PolicyRules>
   listPolicies(pattern?: string): Promise<string[]>

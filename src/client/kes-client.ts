@@ -33,9 +33,11 @@ import {
   errorFromBody,
   jsonObject,
   parseApiList,
+  parseDeletedList,
   parseIdentityDescription,
   parseIdentityList,
   parseKeyDescription,
+  parseKeyVersions,
   parseNameList,
   parsePolicyDescription,
   parseSelfDescription,
@@ -43,6 +45,7 @@ import {
   ruleList,
   stringField,
 } from './responses.js'
+import type { DeletedKeyInfo, KeyVersionInfo } from './responses.js'
 import { loadTlsMaterial } from './tls-material.js'
 import type { Credentials, TlsMaterial } from './tls-material.js'
 import { Deadline, closeEndpoint, openRequest, parseEndpoint, readBody } from './transport.js'
@@ -282,6 +285,51 @@ export class KesClient implements KesApi {
     } finally {
       raw.fill(0)
     }
+  }
+
+  /**
+   * Adds a new version to a key (`POST /v1/key/rotate/:name`, OpenKES); resolves the new
+   * version's key id. Rejects with KesError 404 `key does not exist`, 403, or a network error.
+   */
+  async rotateKey(name: string): Promise<string> {
+    const call: Call = { method: 'POST', path: `/v1/key/rotate/${enc(name)}`, idempotent: false }
+    return stringField(call, jsonObject(call, await this.#request(call)), 'id')
+  }
+
+  /**
+   * Re-seals a ciphertext under the key's newest version (`POST /v1/key/rewrap/:name`,
+   * OpenKES), with the same context. Rejects like decrypt.
+   */
+  async rewrap(name: string, ciphertext: Uint8Array, context?: Uint8Array): Promise<Buffer> {
+    const fields: Record<string, string> = { ciphertext: encodeBase64(ciphertext) }
+    if (context !== undefined) fields['context'] = encodeBase64(context)
+    const call = post(`/v1/key/rewrap/${enc(name)}`, fields)
+    return bytesField(call, jsonObject(call, await this.#request(call)), 'ciphertext')
+  }
+
+  /**
+   * The versions of a key, oldest first (`GET /v1/key/describe/:name`): a key never rotated,
+   * or one on a KES server, is its only version. Rejects with KesError 404, 403, or a network error.
+   */
+  async keyVersions(name: string): Promise<KeyVersionInfo[]> {
+    const call = get(`/v1/key/describe/${enc(name)}`)
+    return parseKeyVersions(call, jsonObject(call, await this.#request(call)))
+  }
+
+  /** Kept deletions of keys matching a pattern (`GET /v1/key/deleted/:pattern`, OpenKES). */
+  async listDeletedKeys(pattern?: string): Promise<DeletedKeyInfo[]> {
+    const call = get(`/v1/key/deleted/${listPattern(pattern)}`)
+    return parseDeletedList(call, await this.#request(call))
+  }
+
+  /** Restores the most recent deletion of a key (`POST /v1/key/restore/:name`, OpenKES): 404 none kept, 409 name taken. */
+  async restoreKey(name: string): Promise<void> {
+    await this.#request({ method: 'POST', path: `/v1/key/restore/${enc(name)}`, idempotent: false })
+  }
+
+  /** Destroys every kept deletion of a key now (`POST /v1/key/purge/:name`, OpenKES): 404 none kept. */
+  async purgeKey(name: string): Promise<void> {
+    await this.#request({ method: 'POST', path: `/v1/key/purge/${enc(name)}`, idempotent: false })
   }
 
   /**

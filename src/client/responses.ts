@@ -257,3 +257,45 @@ export function parseSelfDescription(call: Call, body: Buffer): SelfDescription 
     ...creation(call, o),
   }
 }
+
+/** One version of a key, as `describe` shows it (OpenKES). */
+export interface KeyVersionInfo {
+  readonly id: string
+  readonly createdAt: string | undefined
+  readonly createdBy: string | undefined
+}
+
+/**
+ * The versions of a key from a `describe` answer: its `versions` list (a rotated key on
+ * OpenKES), or the key itself as its only version. Throws InvalidResponseError.
+ */
+export function parseKeyVersions(call: Call, body: Record<string, unknown>): KeyVersionInfo[] {
+  const optional = (o: Record<string, unknown>, f: string): string | undefined => (typeof o[f] === 'string' ? (o[f] as string) : undefined)
+  const one = (o: Record<string, unknown>): KeyVersionInfo => ({ id: stringField(call, o, 'id'), createdAt: optional(o, 'created_at'), createdBy: optional(o, 'created_by') })
+  const list = body['versions']
+  if (list === undefined) return [one(body)]
+  if (!Array.isArray(list)) throw new InvalidResponseError(call, "'versions' is not a list")
+  return list.map((v: unknown) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidResponseError(call, 'a version is not an object')
+    return one(v as Record<string, unknown>)
+  })
+}
+
+/** One kept deletion, as `GET /v1/key/deleted/:pattern` lists it (OpenKES). */
+export interface DeletedKeyInfo {
+  readonly name: string
+  readonly deletedAt: string
+  readonly deletedBy: string | undefined
+}
+
+/** The nd-json lines of a deleted-keys listing (trailer lines skipped). Throws InvalidResponseError. */
+export function parseDeletedList(call: Call, body: Buffer): DeletedKeyInfo[] {
+  const out: DeletedKeyInfo[] = []
+  for (const doc of jsonDocuments(call, body)) {
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new InvalidResponseError(call, 'not a list of deleted keys')
+    const o = doc as Record<string, unknown>
+    if (typeof o['name'] !== 'string') continue // a trailer
+    out.push({ name: o['name'], deletedAt: stringField(call, o, 'deleted_at'), deletedBy: typeof o['deleted_by'] === 'string' ? o['deleted_by'] : undefined })
+  }
+  return out
+}

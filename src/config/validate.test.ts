@@ -109,7 +109,7 @@ test('relative paths resolve against the base directory, absolute ones stay', ()
   assert.equal(c.tls.keyFile, '/srv/kes/server.key')
   assert.equal(c.tls.certFile, '/srv/certs/s.cert')
   assert.equal(c.tls.caFile, '/abs/ca.pem')
-  assert.equal(c.keystore.path, '/srv/data/keys')
+  assert.deepEqual(c.keystore, { kind: 'fs', path: '/srv/data/keys' })
 })
 
 test('a relative base directory becomes absolute', () => {
@@ -171,7 +171,7 @@ const inert: ReadonlyArray<readonly [string, string]> = [
   ['an empty tls.password and tls.ca', minimal('').replace('tls:\n', 'tls:\n  password: ""\n  ca: ""\n  auth: ""\n')],
   ['tls.auth on with a ca', minimal('').replace('tls:\n', 'tls:\n  auth: "on"\n  ca: /ca.pem\n')],
   ['version v1', minimal('version: v1\n')],
-  ['cache.expiry.offline', minimal('cache:\n  expiry:\n    offline: 1h\n')],
+  ['cache.expiry.offline 0s', minimal('cache:\n  expiry:\n    offline: 0s\n')],
   ['a vault section with an empty endpoint', minimal('keystore:\n  fs: {path: ./keys}\n  vault: {endpoint: "", approle: {retry: 15s}, status: {ping: 10s}}\n')],
   ['empty sections of other backends', minimal('keystore:\n  fs: {path: ./keys}\n  aws: {secretsmanager: {endpoint: ""}}\n  gemalto: {}\n  entrust:\n')],
 ]
@@ -495,4 +495,35 @@ test('alias bombs are refused', () => {
     yaml += `a${i}: &a${i} [${Array(10).fill(prev).join(', ')}]\n`
   }
   assert.throws(() => parse(yaml), { message: 'config: document too large' })
+})
+
+test('key lifecycle: rotation rules and deleted-key retention, with defaults', () => {
+  const none = parse(minimal())
+  assert.deepEqual(none.rotation, [])
+  assert.equal(none.deletedKeys.retentionMs, 7 * 24 * 3600_000)
+  const c = parse(minimal('rotation:\n  - pattern: "minio-*"\n    every: 8760h\n  - pattern: app\n    every: 30m\ndeleted_keys:\n  retention: 0\n'))
+  assert.deepEqual(c.rotation, [
+    { pattern: 'minio-*', everyMs: 8760 * 3600_000 },
+    { pattern: 'app', everyMs: 30 * 60_000 },
+  ])
+  assert.equal(c.deletedKeys.retentionMs, 0)
+  assert.equal(parse(minimal('deleted_keys:\n  retention: 36h\n')).deletedKeys.retentionMs, 36 * 3600_000)
+  // KES `keys:` lists still mean keys to create, beside rotation.
+  assert.deepEqual(parse(minimal('keys:\n  - name: k1\nrotation:\n  - pattern: k*\n    every: 1h\n')).keys, ['k1'])
+})
+
+test('key lifecycle: invalid settings name their YAML path', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['rotation:\n  - pattern: "a*"\n', /rotation\[0\]\.every/],
+    ['rotation:\n  - pattern: "a*"\n    every: 0\n', /rotation\[0\]\.every/],
+    ['rotation:\n  - every: 1h\n', /rotation\[0\]\.pattern/],
+    ['rotation:\n  - pattern: "a["\n    every: 1h\n', /rotation\[0\]\.pattern/],
+    ['rotation:\n  - pattern: a\n    every: 1h\n    often: yes\n', /rotation\[0\]\.often/],
+    ['rotation:\n  pattern: a\n', /rotation/],
+    ['deleted_keys:\n  retention: 7d\n', /deleted_keys\.retention/],
+    ['deleted_keys:\n  keep: 1h\n', /deleted_keys\.keep/],
+  ]
+  for (const [yaml, path] of cases) {
+    assert.throws(() => parse(minimal(yaml)), (err: unknown) => err instanceof ConfigError && path.test(err.message), yaml)
+  }
 })

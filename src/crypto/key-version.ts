@@ -3,6 +3,8 @@ import { decodeBase64Strict } from './base64.js'
 import { ProtobufError, ProtobufReader, WireType } from './protobuf-reader.js'
 import { KEY_BYTES, SecretKey } from './secret-key.js'
 import type { Cipher } from './secret-key.js'
+import { parseCiphertext } from './ciphertext.js'
+import { NotAuthenticError } from './errors.js'
 
 /** A key file is malformed or in an unknown format. The message never contains key bytes. */
 export class KeyFileError extends Error {
@@ -42,7 +44,125 @@ function asBuffer(b: Uint8Array): Buffer {
  */
 export function parseKeyFile(content: Uint8Array): SecretKey {
   const buf = asBuffer(content)
-  return buf[0] === 0x7b ? parseJsonKeyFile(buf) : parseProtobufKeyFile(buf)
+  if (buf[0] !== 0x7b) return parseProtobufKeyFile(buf)
+  const parsed = parseJson(buf)
+  return Object.hasOwn(parsed, VERSIONS_FIELD) ? parseVersionList(parsed).newest : parseJsonKey(parsed)
+}
+
+/**
+ * Reads a key store entry: a key file in any single-version format (see parseKeyFile), or
+ * OpenKES's versioned format (see formatKeyVersions). Throws KeyFileError like parseKeyFile.
+ */
+export function parseKeyEntry(content: Uint8Array): KeyVersions {
+  const buf = asBuffer(content)
+  if (buf[0] !== 0x7b) return new KeyVersions([parseProtobufKeyFile(buf)])
+  const parsed = parseJson(buf)
+  return Object.hasOwn(parsed, VERSIONS_FIELD) ? parseVersionList(parsed) : new KeyVersions([parseJsonKey(parsed)])
+}
+
+// The versioned entry: {"format":"openkes-key-versions/v1","versions":[<key object>, ...]}, oldest first.
+const VERSIONS_FIELD = 'versions'
+const VERSIONS_FORMAT = 'openkes-key-versions/v1'
+
+/** The most versions one key keeps (about 250 bytes each, far below the store's value limit). */
+export const MAX_KEY_VERSIONS = 1000
+
+function parseVersionList(parsed: object): KeyVersions {
+  if (optionalString(parsed, 'format') !== VERSIONS_FORMAT) throw new KeyFileError('unsupported versions format')
+  const list: unknown = (parsed as Record<string, unknown>)[VERSIONS_FIELD]
+  if (!Array.isArray(list) || list.length === 0) throw new KeyFileError(`'versions' is not a non-empty list`)
+  if (list.length > MAX_KEY_VERSIONS) throw new KeyFileError(`more than ${MAX_KEY_VERSIONS} versions`)
+  const versions = list.map((item: unknown) => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new KeyFileError('a version is not a json object')
+    return parseJsonKey(item)
+  })
+  return new KeyVersions(versions)
+}
+
+/**
+ * Writes a key with all its versions (oldest first) in OpenKES's versioned format, compact JSON:
+ * `{"format":"openkes-key-versions/v1","versions":[<v1>,<v2>,...]}` where each version is the
+ * object formatKeyFile writes. The result holds key material: zero it once it is written.
+ * Throws KeyFileError as formatKeyFile, and for an empty or too long list.
+ */
+export function formatKeyVersions(versions: readonly SecretKey[]): Buffer {
+  if (versions.length === 0 || versions.length > MAX_KEY_VERSIONS) throw new KeyFileError('invalid number of versions')
+  const files = versions.map((v) => formatKeyFile(v))
+  try {
+    const parts: Buffer[] = [Buffer.from(`{"format":"${VERSIONS_FORMAT}","versions":[`, 'latin1')]
+    files.forEach((file, i) => {
+      if (i > 0) parts.push(Buffer.from(',', 'latin1'))
+      parts.push(file)
+    })
+    parts.push(Buffer.from(']}', 'latin1'))
+    // Buffer.concat of more than the pool size allocates its own memory, but small results come
+    // from the shared pool; copy into an unpooled buffer the caller can zero.
+    const total = parts.reduce((n, p) => n + p.length, 0)
+    const out = Buffer.alloc(total)
+    let at = 0
+    for (const p of parts) at += p.copy(out, at)
+    return out
+  } finally {
+    for (const f of files) f.fill(0)
+  }
+}
+
+/** At most this many versions are tried for a ciphertext that names no key id (the raw format). */
+export const MAX_RAW_TRIES = 16
+
+/**
+ * All versions of one key, oldest first. The newest seals (generate, encrypt); decrypt picks the
+ * version by the key id the ciphertext carries, or, for the raw format that carries none, tries
+ * the newest MAX_RAW_TRIES versions, newest first. A key with one version (every key never
+ * rotated) decrypts exactly as a SecretKey does.
+ */
+export class KeyVersions {
+  readonly versions: readonly SecretKey[]
+  /** The version that seals new ciphertexts; its id is the key's id in describe. */
+  readonly newest: SecretKey
+  readonly #byId: ReadonlyMap<string, SecretKey> | undefined
+
+  /** Throws RangeError for an empty list. */
+  constructor(versions: readonly SecretKey[]) {
+    const newest = versions[versions.length - 1]
+    if (newest === undefined) throw new RangeError('a key needs at least one version')
+    this.versions = Object.freeze([...versions])
+    this.newest = newest
+    this.#byId = versions.length === 1 ? undefined : new Map(versions.map((v) => [v.id, v]))
+  }
+
+  /**
+   * Decrypts like SecretKey.decrypt with the version the ciphertext names. Throws
+   * InvalidCiphertextError for bytes in no format, NotAuthenticError when no version opens it.
+   */
+  decrypt(ciphertext: Uint8Array, context?: Uint8Array): Buffer {
+    const byId = this.#byId
+    if (byId === undefined) return this.newest.decrypt(ciphertext, context)
+    const id = parseCiphertext(asBuffer(ciphertext), 'AES-256-GCM-HMAC-SHA-256').id
+    if (id !== '') {
+      const version = byId.get(id)
+      if (version === undefined) throw new NotAuthenticError()
+      return version.decrypt(ciphertext, context)
+    }
+    const versions = this.versions
+    const last = Math.max(0, versions.length - MAX_RAW_TRIES)
+    for (let i = versions.length - 1; i >= last; i--) {
+      try {
+        return (versions[i] as SecretKey).decrypt(ciphertext, context)
+      } catch (err) {
+        if (!(err instanceof NotAuthenticError)) throw err
+      }
+    }
+    throw new NotAuthenticError()
+  }
+
+  /**
+   * HMAC under the key's first version, so MACs clients stored stay valid after a rotation
+   * (a MAC names no version, so verifying could not pick one).
+   */
+  hmac(message: Uint8Array): Buffer {
+    return (this.versions[0] as SecretKey).hmac(message)
+  }
 }
 
 /**
@@ -93,7 +213,7 @@ function decodeKeyField(b64: string, name: string): Buffer {
   return decoded
 }
 
-function parseJsonKeyFile(buf: Buffer): SecretKey {
+function parseJson(buf: Buffer): object {
   let parsed: unknown
   try {
     parsed = JSON.parse(buf.toString('utf8'))
@@ -101,7 +221,15 @@ function parseJsonKeyFile(buf: Buffer): SecretKey {
     throw new KeyFileError('malformed json')
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new KeyFileError('not a json object')
+  return parsed
+}
 
+function parseJsonKeyFile(buf: Buffer): SecretKey {
+  return parseJsonKey(parseJson(buf))
+}
+
+// One key in the JSON layout (a whole key file, or one element of a versioned entry).
+function parseJsonKey(parsed: object): SecretKey {
   const version = optionalString(parsed, 'version')
   if (version !== undefined && version !== 'v1') throw new KeyFileError('unsupported version')
   const algorithm = optionalString(parsed, 'algorithm') ?? ''

@@ -1,3 +1,5 @@
+import type { ChangeFeed } from './change-feed.js'
+
 /**
  * The key store contract every backend implements (fs, mem, later PostgreSQL).
  * Stores keep opaque bytes: what a key file contains is decided by crypto/, and
@@ -18,13 +20,21 @@ export interface Table {
   put(name: string, value: Uint8Array): Promise<void>
   /** Returns a fresh copy of the value, or undefined when the name does not exist. */
   get(name: string): Promise<Buffer | undefined>
+  /**
+   * Compare-and-swap: atomically replaces the value stored under `name` with `value` only if the
+   * current value equals `expected` byte for byte. Resolves false (and changes nothing) when the
+   * name is missing or holds another value. Atomic against every other `replace` and `delete` of
+   * the same name, also by other processes or servers sharing the store (a rotation racing on
+   * several servers, or racing a delete, loses cleanly instead of losing a write).
+   */
+  replace(name: string, expected: Uint8Array, value: Uint8Array): Promise<boolean>
   /** Removes the name; returns false when it did not exist. */
   delete(name: string): Promise<boolean>
   /** Returns every name, sorted in UTF-8 byte order. */
   list(): Promise<string[]>
 }
 
-/** A key store: three tables that live in one backend. */
+/** A key store: the tables of TABLE_NAMES, in one backend. */
 export interface KeyStore {
   /** Master keys, one entry per key. */
   readonly keys: Table
@@ -32,8 +42,18 @@ export interface KeyStore {
   readonly policies: Table
   /** Identity → policy assignments written through the API. */
   readonly identities: Table
-  /** The backend, for logs and metrics: 'fs' | 'mem' | ... */
+  /**
+   * Deleted keys kept for their retention period (so a delete can be undone), one entry per
+   * deletion; the entries are written and read by server/deleted-keys.ts.
+   */
+  readonly deleted: Table
+  /** The backend, for logs and metrics: 'fs' | 'mem' | 'postgres' | ... */
   readonly kind: string
+  /**
+   * Changes made by other processes sharing this store (see change-feed.ts), so that caches
+   * drop what they hear about. A store with no other writer never emits.
+   */
+  readonly changes: ChangeFeed
   /**
    * Checks that the backend can be reached now (readiness probes, `/v1/status`), without
    * reading any entry. Throws StoreUnavailableError (op PING_OP) when it can't, or was closed.
@@ -80,10 +100,10 @@ export class StoreError extends Error {
 export class StoreUnavailableError extends StoreError {}
 
 /** The tables of a key store, as backends name them in paths, ops and messages. */
-export type TableName = 'keys' | 'policies' | 'identities'
+export type TableName = 'keys' | 'policies' | 'identities' | 'deleted'
 
 /** Every table of a key store, in the order backends create and tools copy them. */
-export const TABLE_NAMES: readonly TableName[] = ['keys', 'policies', 'identities']
+export const TABLE_NAMES: readonly TableName[] = ['keys', 'policies', 'identities', 'deleted']
 
 /** What a table operation does, as used in `StoreError.op`. */
 export type TableVerb = 'create' | 'write' | 'read' | 'delete' | 'list'
@@ -92,6 +112,7 @@ const nouns: Readonly<Record<TableName, { one: string; many: string }>> = {
   keys: { one: 'key', many: 'keys' },
   policies: { one: 'policy', many: 'policies' },
   identities: { one: 'identity', many: 'identities' },
+  deleted: { one: 'deleted key', many: 'deleted keys' },
 }
 
 /**

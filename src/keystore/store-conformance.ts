@@ -38,6 +38,7 @@ function bytes(text: string): Buffer {
  * Backends must not reorder or alter values, and must sort names in UTF-8 byte order.
  */
 export function testStoreConformance(backend: string, open: OpenStore): void {
+  const table = (s: KeyStore, name: TableName): Table => s[name]
   describe(`${backend} store conformance`, () => {
     for (const tableName of tableNames) {
       const table = (s: KeyStore): Table => s[tableName]
@@ -150,11 +151,87 @@ export function testStoreConformance(backend: string, open: OpenStore): void {
       })
     }
 
-    test('the three tables are separate namespaces', async (t) => {
+    test('replace is a compare-and-swap on every table', async (t) => {
+      const s = await open(t)
+      for (const tableName of tableNames) {
+        const tb = table(s, tableName)
+        // missing: false, and still missing
+        assert.equal(await tb.replace('k', bytes('a'), bytes('b')), false, tableName)
+        assert.equal(await tb.get('k'), undefined, tableName)
+        await tb.create('k', bytes('first'))
+        // another value: false, unchanged (also a prefix and a longer value)
+        assert.equal(await tb.replace('k', bytes('firs'), bytes('x')), false, tableName)
+        assert.equal(await tb.replace('k', bytes('first!'), bytes('x')), false, tableName)
+        assert.deepEqual(await tb.get('k'), bytes('first'), tableName)
+        // the current value: true, swapped
+        assert.equal(await tb.replace('k', bytes('first'), bytes('a longer second value')), true, tableName)
+        assert.deepEqual(await tb.get('k'), bytes('a longer second value'), tableName)
+        // the value it had: false now
+        assert.equal(await tb.replace('k', bytes('first'), bytes('third')), false, tableName)
+        assert.equal(await tb.replace('k', bytes('a longer second value'), new Uint8Array(0)), true, tableName)
+        assert.deepEqual(await tb.get('k'), Buffer.alloc(0), tableName)
+        assert.equal(await tb.replace('k', new Uint8Array(0), bytes('4')), true, tableName)
+        assert.deepEqual(await tb.list(), ['k'], tableName)
+        // a deleted entry is not brought back
+        assert.equal(await tb.delete('k'), true)
+        assert.equal(await tb.replace('k', bytes('4'), bytes('5')), false, tableName)
+        assert.equal(await tb.get('k'), undefined, tableName)
+      }
+    })
+
+    test('replace refuses invalid names and oversized values, and copies the value in', async (t) => {
+      const s = await open(t)
+      for (const [label, name] of invalidNames) {
+        await assert.rejects(s.keys.replace(name, bytes('a'), bytes('b')), InvalidNameError, label)
+      }
+      await s.keys.create('k', bytes('v'))
+      await assert.rejects(s.keys.replace('k', bytes('v'), new Uint8Array(MAX_VALUE_BYTES + 1)), (err) => err instanceof StoreError)
+      assert.deepEqual(await s.keys.get('k'), bytes('v'))
+      const input = Buffer.from('new')
+      assert.equal(await s.keys.replace('k', bytes('v'), input), true)
+      input.fill(0)
+      assert.deepEqual(await s.keys.get('k'), bytes('new'))
+    })
+
+    test('20 concurrent replaces from one value: exactly one wins', async (t) => {
+      const s = await open(t)
+      await s.keys.create('race', bytes('start'))
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => s.keys.replace('race', bytes('start'), bytes(`value-${i}`))))
+      const won = results.flatMap((ok, i) => (ok ? [i] : []))
+      assert.equal(won.length, 1)
+      assert.deepEqual(await s.keys.get('race'), bytes(`value-${won[0]}`))
+    })
+
+    test('concurrent read-modify-replace loops lose no update', async (t) => {
+      const s = await open(t)
+      await s.keys.create('counter', bytes('0'))
+      const increment = async (): Promise<void> => {
+        for (;;) {
+          const current = await s.keys.get('counter')
+          assert.ok(current !== undefined)
+          if (await s.keys.replace('counter', current, bytes(String(Number(current.toString()) + 1)))) return
+        }
+      }
+      await Promise.all(Array.from({ length: 10 }, () => Promise.all([increment(), increment(), increment()])))
+      assert.deepEqual(await s.keys.get('counter'), bytes('30'))
+    })
+
+    test('a replace racing a delete never brings the entry back', async (t) => {
+      const s = await open(t)
+      for (let i = 0; i < 10; i++) {
+        await s.keys.put('k', bytes('v'))
+        const [replaced, deleted] = await Promise.all([s.keys.replace('k', bytes('v'), bytes('w')), s.keys.delete('k')])
+        assert.equal(deleted, true)
+        assert.equal(await s.keys.get('k'), undefined, `round ${i}: replaced=${replaced}`)
+      }
+    })
+
+    test('the tables are separate namespaces', async (t) => {
       const s = await open(t)
       await s.keys.create('same', bytes('key'))
       await s.policies.create('same', bytes('policy'))
       await s.identities.create('same', bytes('identity'))
+      await s.deleted.create('same', bytes('deleted'))
       await s.policies.put('only-policy', bytes('p'))
       await s.identities.put('a'.repeat(64), bytes('only-identity'))
       assert.deepEqual(await s.keys.list(), ['same'])
@@ -163,6 +240,7 @@ export function testStoreConformance(backend: string, open: OpenStore): void {
       assert.deepEqual(await s.keys.get('same'), bytes('key'))
       assert.deepEqual(await s.policies.get('same'), bytes('policy'))
       assert.deepEqual(await s.identities.get('same'), bytes('identity'))
+      assert.deepEqual(await s.deleted.get('same'), bytes('deleted'))
       assert.equal(await s.keys.delete('same'), true)
       assert.deepEqual(await s.policies.get('same'), bytes('policy'))
     })
@@ -175,6 +253,8 @@ export function testStoreConformance(backend: string, open: OpenStore): void {
       const isUnavailable = (op: string) => (err: unknown) => err instanceof StoreUnavailableError && err.op === op
       await assert.rejects(s.keys.create('k2', bytes('v')), isUnavailable('failed to create key'))
       await assert.rejects(s.keys.put('k1', bytes('v')), isUnavailable('failed to write key'))
+      await assert.rejects(s.keys.replace('k1', bytes('v'), bytes('w')), isUnavailable('failed to write key'))
+      await assert.rejects(s.deleted.list(), isUnavailable('failed to list deleted keys'))
       await assert.rejects(s.keys.get('k1'), isUnavailable('failed to read key'))
       await assert.rejects(s.keys.delete('k1'), isUnavailable('failed to delete key'))
       await assert.rejects(s.keys.list(), isUnavailable('failed to list keys'))

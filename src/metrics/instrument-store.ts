@@ -10,6 +10,8 @@ export function instrumentStore(store: KeyStore, observe: StoreObserver): KeySto
     keys: instrumentTable(store.keys, 'keys', observe),
     policies: instrumentTable(store.policies, 'policies', observe),
     identities: instrumentTable(store.identities, 'identities', observe),
+    deleted: instrumentTable(store.deleted, 'deleted', observe),
+    changes: store.changes,
     ping: () => store.ping(),
     close: () => store.close(),
   }
@@ -24,6 +26,7 @@ function instrumentTable(table: Table, name: string, observe: StoreObserver): Ta
     create: (n, v) => timed('create', () => table.create(n, v)),
     put: (n, v) => timed('put', () => table.put(n, v)),
     get: (n) => timed('get', () => table.get(n)),
+    replace: (n, e, v) => timed('replace', () => table.replace(n, e, v)),
     delete: (n) => timed('delete', () => table.delete(n)),
     list: () => timed('list', () => table.list()),
   }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { ErrIdentityIsRoot, ErrPolicyNotFound, ErrSelfAssign, KesError } from '../api/errors.js'
+import { ErrIdentityIsRoot, ErrPolicyNotFound, ErrSelfAssign, ErrStoreUnavailable, KesError } from '../api/errors.js'
+import { StoreError, StoreUnavailableError } from '../keystore/keystore.js'
+import type { KeyStore } from '../keystore/keystore.js'
 import { createMemStore } from '../keystore/mem/mem-store.js'
 import { ErrorLog } from '../log/error-log.js'
 import { AccessControl } from './access.js'
@@ -10,11 +12,11 @@ const APP = 'b'.repeat(64)
 const OPS = 'c'.repeat(64)
 const GEN = '/v1/key/generate/k'
 
-function setup(): { access: AccessControl; store: ReturnType<typeof createMemStore>; errors: string[] } {
+function setup(opts: { adminIdentity?: string | undefined } = { adminIdentity: ADMIN }): { access: AccessControl; store: ReturnType<typeof createMemStore>; errors: string[] } {
   const store = createMemStore()
   const errors: string[] = []
   const access = new AccessControl({
-    adminIdentity: ADMIN,
+    adminIdentity: opts.adminIdentity,
     policies: new Map([['fixed', { allow: ['/v1/key/list/*'], deny: [], identities: [OPS] }]]),
     store,
     errorLog: new ErrorLog({ enabled: true, sink: (l) => errors.push(l) }),
@@ -71,3 +73,81 @@ test('a corrupt stored policy grants nothing and is a 502 to read', async (t) =>
   await assert.rejects(access.readPolicy('p'), (e) => e instanceof KesError && e.status === 502 && e.message === 'bad gateway: failed to read policy')
   assert.ok(errors.some((l) => l.includes("policy 'p' is corrupt")))
 })
+
+test('a disabled admin (undefined) makes nobody admin, whoever asks', async (t) => {
+  const { access } = setup({ adminIdentity: undefined })
+  t.after(() => access.close())
+  assert.equal(access.adminIdentity, undefined)
+  for (const id of [ADMIN, APP, OPS, '', 'undefined']) assert.equal(access.isAdmin(id), false, id)
+  // Without an admin, nobody is refused as "root" and nobody is left out of the listing.
+  await access.writePolicy('p', { allow: [GEN], deny: [] }, OPS)
+  await access.assign('p', ADMIN, OPS)
+  assert.deepEqual(await access.listIdentities(), [[ADMIN, 'p'], [OPS, 'fixed']])
+  assert.equal(await access.allows(ADMIN, GEN), true)
+  assert.equal(await access.allows(ADMIN, '/v1/policy/list/*'), false)
+})
+
+test('the configured admin is admin, and only it', (t) => {
+  const { access } = setup()
+  t.after(() => access.close())
+  assert.equal(access.isAdmin(ADMIN), true)
+  assert.equal(access.isAdmin(APP), false)
+  assert.equal(access.isAdmin(''), false)
+})
+
+/** The store with its identities or policies table failing on get. */
+function failingOn(store: KeyStore, table: 'identities' | 'policies', err: () => Error): KeyStore {
+  const t = store[table]
+  const failing = {
+    create: t.create.bind(t),
+    put: t.put.bind(t),
+    delete: t.delete.bind(t),
+    list: t.list.bind(t),
+    replace: t.replace.bind(t),
+    get: async (): Promise<Buffer | undefined> => Promise.reject(err()),
+  }
+  return {
+    kind: store.kind,
+    keys: store.keys,
+    policies: table === 'policies' ? failing : store.policies,
+    identities: table === 'identities' ? failing : store.identities,
+    deleted: store.deleted,
+    changes: store.changes,
+    ping: () => store.ping(),
+    close: () => store.close(),
+  }
+}
+
+for (const table of ['identities', 'policies'] as const) {
+  for (const [kind, err, status] of [
+    ['unreachable', () => new StoreUnavailableError('x', 'down'), 503],
+    ['failing', () => new StoreError('x', 'broken'), 502],
+    ['throwing a plain error', () => new Error('bug'), 502],
+  ] as const) {
+    test(`allows() rejects with ${status} when the ${table} table is ${kind}, never answers yes`, async (t) => {
+      const { access: writer, store } = setup()
+      t.after(() => writer.close())
+      await writer.writePolicy('p', { allow: [GEN], deny: [] }, ADMIN)
+      await writer.assign('p', APP, ADMIN)
+      assert.equal(await writer.allows(APP, GEN), true)
+      const errors: string[] = []
+      const access = new AccessControl({
+        adminIdentity: ADMIN,
+        policies: new Map(),
+        store: failingOn(store, table, err),
+        errorLog: new ErrorLog({ enabled: true, sink: (l) => errors.push(l) }),
+      })
+      t.after(() => access.close())
+      const what = table === 'identities' ? 'failed to read identity' : 'failed to read policy'
+      await assert.rejects(access.allows(APP, GEN), (e) => {
+        assert.ok(e instanceof KesError)
+        assert.equal(e.status, status)
+        if (status === 503) assert.equal(e, ErrStoreUnavailable)
+        else assert.equal(e.message, `bad gateway: ${what}`)
+        return true
+      })
+      assert.equal(errors.length, 1, errors.join(''))
+      assert.match(errors[0] ?? '', new RegExp(`keystore: ${what}`))
+    })
+  }
+}

@@ -12,6 +12,7 @@ import { identityOfCertificate } from '../auth/identity.js'
 import { SecretKey } from '../crypto/secret-key.js'
 import type { Config } from '../config/validate.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
+import { openPostgresStore } from '../keystore/postgres/pg-store.js'
 import type { KeyStore } from '../keystore/keystore.js'
 import { AuditLog } from '../log/audit-log.js'
 import type { AuditOutputs } from '../log/audit-log.js'
@@ -26,7 +27,9 @@ import { AccessControl, GRANT_TTL_MS } from './access.js'
 import { BodyBudget } from './body-budget.js'
 import { ConnectionGate } from './connection-gate.js'
 import { findUnsafeFiles } from './file-safety.js'
+import { DeletedKeys } from './deleted-keys.js'
 import { KeyRing } from './key-ring.js'
+import { LifecycleTimers } from './lifecycle-timers.js'
 import { describeError } from '../log/describe-error.js'
 import { parseListenAddress } from './listen-address.js'
 import type { ServerState } from './state.js'
@@ -179,7 +182,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   await auditLog.configure(auditOutputs(config))
 
   const tls = await readTls(config)
-  const rawStore = opts.store ?? (await openConfiguredStore(config))
+  const rawStore = opts.store ?? (await openConfiguredStore(config, errorLog))
   if (opts.store === undefined) {
     const unsafe = await findUnsafeFiles(config)
     if (unsafe.length > 0 && opts.strictFiles === true) {
@@ -190,15 +193,24 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   }
   const store = instrumentStore(rawStore, (table, op, seconds) => metrics.keystoreSeconds.observe(seconds, [table, op]))
   const keys = new KeyRing(store, config.cache, errorLog)
+  const deletedKeys = new DeletedKeys(store, keys, errorLog, config.deletedKeys.retentionMs)
   metrics.setCacheStats(() => keys.cacheStats())
   // Open log streams are re-authorized after every change of who may read them, and
   // every GRANT_TTL_MS for changes made by other servers on the same store.
   const streams = new StreamGuard([auditLog.hub, errorLog.hub])
   const newAccess = (c: Config): AccessControl =>
-    new AccessControl({ adminIdentity: c.adminIdentity, policies: c.policies, store, errorLog, onChange: () => streams.recheck() })
+    new AccessControl({
+      adminIdentity: c.adminIdentity,
+      policies: c.policies,
+      store,
+      errorLog,
+      onChange: () => streams.recheck(),
+      offlineMs: config.cache.expiryOfflineMs ?? 0,
+    })
   let state: ServerState = {
     version: VERSION,
     keys,
+    deletedKeys,
     access: newAccess(config),
     errorLog,
     auditLog,
@@ -363,6 +375,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
   const address = parseListenAddress(config.address)
   await listen(server, address.host, address.port)
+  // Started once serving, so a server that fails to start leaves no background work behind.
+  const lifecycle = new LifecycleTimers({ keys, deletedKeys, rotation: config.rotation, rotatedBy: config.adminIdentity, errorLog })
   const bound = server.address()
   const port = typeof bound === 'object' && bound !== null ? bound.port : address.port
 
@@ -399,6 +413,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       closed ??= (async () => {
         closing = true
         streams.close()
+        lifecycle.close()
         await shutdown(server, sockets, tlsSockets, sessions, auditLog, errorLog, graceMs)
         keys.close()
         state.access.close()
@@ -450,13 +465,28 @@ class StreamGuard {
   }
 }
 
-/** Opens the fs store of the config; its errors name the setting. */
-async function openConfiguredStore(config: Config): Promise<KeyStore> {
-  try {
-    return await openFsStore(config.keystore.path)
-  } catch (err) {
-    throw new Error(`keystore.fs.path: ${(err as Error).message}`, { cause: err })
+/** Opens the store of the config; its errors name the setting. */
+async function openConfiguredStore(config: Config, errorLog: ErrorLog): Promise<KeyStore> {
+  const keystore = config.keystore
+  switch (keystore.kind) {
+    case 'fs':
+      try {
+        return await openFsStore(keystore.path)
+      } catch (err) {
+        throw new Error(`keystore.fs.path: ${(err as Error).message}`, { cause: err })
+      }
+    case 'postgres':
+      try {
+        return await openPostgresStore(keystore, { log: (line) => errorLog.error(line) })
+      } catch (err) {
+        throw new Error(`keystore.postgres: ${(err as Error).message}`, { cause: err })
+      }
   }
+}
+
+/** The store settings as compared on reload (no password). */
+function storeIdentity(keystore: Config['keystore']): string {
+  return JSON.stringify(keystore)
 }
 
 function auditOutputs(c: Config): AuditOutputs {
@@ -498,10 +528,17 @@ function tlsMaterialChanged(a: TlsMaterial, b: TlsMaterial): boolean {
 function restartOnlyChanges(a: Config, b: Config): Array<[string, boolean]> {
   return [
     ['address', a.address !== b.address],
-    ['keystore', a.keystore.path !== b.keystore.path],
-    ['cache', a.cache.expiryAnyMs !== b.cache.expiryAnyMs || a.cache.expiryUnusedMs !== b.cache.expiryUnusedMs],
+    ['keystore', storeIdentity(a.keystore) !== storeIdentity(b.keystore)],
+    [
+      'cache',
+      a.cache.expiryAnyMs !== b.cache.expiryAnyMs ||
+        a.cache.expiryUnusedMs !== b.cache.expiryUnusedMs ||
+        a.cache.expiryOfflineMs !== b.cache.expiryOfflineMs,
+    ],
     ['keys', a.keys.join() !== b.keys.join()],
     ['limits', JSON.stringify(a.limits) !== JSON.stringify(b.limits)],
+    ['rotation', JSON.stringify(a.rotation) !== JSON.stringify(b.rotation)],
+    ['deleted_keys', a.deletedKeys.retentionMs !== b.deletedKeys.retentionMs],
   ]
 }
 

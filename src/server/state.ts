@@ -3,6 +3,7 @@ import type { AuditLog } from '../log/audit-log.js'
 import type { ErrorLog } from '../log/error-log.js'
 import type { ServerMetrics } from '../metrics/server-metrics.js'
 import type { AccessControl } from './access.js'
+import type { DeletedKeys } from './deleted-keys.js'
 import type { KeyRing } from './key-ring.js'
 
 /**
@@ -12,6 +13,8 @@ import type { KeyRing } from './key-ring.js'
 export interface ServerState {
   readonly version: string
   readonly keys: KeyRing
+  /** Deleted keys kept for restore until their retention period ends. */
+  readonly deletedKeys: DeletedKeys
   readonly access: AccessControl
   readonly errorLog: ErrorLog
   readonly auditLog: AuditLog

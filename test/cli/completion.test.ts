@@ -42,7 +42,7 @@ describe('openkes completion', () => {
   test('bash: completes commands, subcommands, flags and flag values', async () => {
     const script = (await run(['completion', 'bash'], env)).stdout
     assert.deepEqual(await complete(script, ['openkes', 'po']), ['policy'])
-    assert.deepEqual(await complete(script, ['openkes', 'key', 'de']), ['describe', 'delete', 'derive', 'dek', 'decrypt'])
+    assert.deepEqual(await complete(script, ['openkes', 'key', 'de']), ['describe', 'delete', 'derive', 'dek', 'decrypt', 'deleted'])
     assert.deepEqual(await complete(script, ['openkes', 'identity', '']), ['new', 'of', 'assign', 'describe', 'info', 'self', 'list', 'ls', 'forget', 'rm'])
     assert.deepEqual(await complete(script, ['openkes', 'tool', 'identity', 'n']), ['new'])
     assert.deepEqual(await complete(script, ['openkes', 'log', 'trace', '--type', 'e']), ['error'])

@@ -19,6 +19,7 @@ function get(port: number, target: string, cert: string, key: string, ca: string
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
     })
     req.on('error', reject)
+    req.setTimeout(20_000, () => req.destroy(new Error(`no answer to ${target} in 20 s`)))
     req.end()
   })
 }
@@ -34,26 +35,36 @@ describe('openkes server --dev', () => {
 
   test('creates certificates once, serves as root, reuses them on restart', async () => {
     const first = startCli(['server', '--dev', '--addr', '127.0.0.1:0'], { cwd: dir })
-    const [, port] = await first.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/)
-    await first.waitFor(/curl -k --cert (\S+) --key (\S+) https:\/\/127\.0\.0\.1:\d+\/version/)
+    let identity: string
+    let cert: string, key: string, ca: string
     const dev = path.join(dir, 'openkes-dev')
-    const [cert, key, ca] = await Promise.all(['root.cert', 'root.key', 'server.cert'].map((f) => readFile(path.join(dev, f), 'utf8')))
-    const identity = identityOfPem(cert as string)
-    assert.match(first.stdout(), new RegExp(`root identity: +${identity}`))
-    assert.equal((await stat(path.join(dev, 'root.key'))).mode & 0o777, 0o600)
-    assert.equal((await stat(path.join(dev, 'server.key'))).mode & 0o777, 0o600)
-    const version = await get(Number(port), '/version', cert as string, key as string, ca as string)
-    assert.equal(version.status, 200)
-    assert.equal((await get(Number(port), '/v1/key/create/dev-key', cert as string, key as string, ca as string)).status, 200)
-    assert.equal(await first.stop('SIGTERM'), 0)
+    try {
+      const [, port] = await first.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/)
+      await first.waitFor(/curl -k --cert (\S+) --key (\S+) https:\/\/127\.0\.0\.1:\d+\/version/)
+      ;[cert, key, ca] = (await Promise.all(['root.cert', 'root.key', 'server.cert'].map((f) => readFile(path.join(dev, f), 'utf8')))) as [string, string, string]
+      identity = identityOfPem(cert)
+      assert.match(first.stdout(), new RegExp(`root identity: +${identity}`))
+      assert.equal((await stat(path.join(dev, 'root.key'))).mode & 0o777, 0o600)
+      assert.equal((await stat(path.join(dev, 'server.key'))).mode & 0o777, 0o600)
+      const version = await get(Number(port), '/version', cert, key, ca)
+      assert.equal(version.status, 200)
+      assert.equal((await get(Number(port), '/v1/key/create/dev-key', cert, key, ca)).status, 200)
+      assert.equal(await first.stop('SIGTERM'), 0)
+    } finally {
+      await first.stop('SIGKILL') // a no-op once it exited
+    }
 
     const second = startCli(['server', '--dev', '--addr', '127.0.0.1:0'], { cwd: dir })
-    const [, port2] = await second.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/)
-    await second.waitFor(/reused/)
-    assert.equal(identityOfPem(await readFile(path.join(dev, 'root.cert'))), identity)
-    const list = await get(Number(port2), '/v1/key/list/*', cert as string, key as string, ca as string)
-    assert.equal(list.body, '{"name":"dev-key"}\n')
-    assert.equal(await second.stop('SIGINT'), 0)
+    try {
+      const [, port2] = await second.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/)
+      await second.waitFor(/reused/)
+      assert.equal(identityOfPem(await readFile(path.join(dev, 'root.cert'))), identity)
+      const list = await get(Number(port2), '/v1/key/list/*', cert, key, ca)
+      assert.equal(list.body, '{"name":"dev-key"}\n')
+      assert.equal(await second.stop('SIGINT'), 0)
+    } finally {
+      await second.stop('SIGKILL')
+    }
   })
 })
 

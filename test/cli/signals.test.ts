@@ -44,10 +44,12 @@ describe('SIGHUP reloads the configuration', () => {
     await env.dispose()
   })
 
-  test('a new certificate and policy apply; established connections stay; a bad config is refused', async () => {
+  test('a new certificate and policy apply; established connections stay; a bad config is refused', async (t) => {
     const oldFingerprint = await peerFingerprint(env.port)
     // An established HTTP/2 connection, which must survive the reload.
     const established = http2.connect(`https://localhost:${env.port}`, { cert: root.cert.certPem, key: root.cert.keyPem, ca: env.serverCert.certPem, host: '127.0.0.1' })
+    established.on('error', () => {})
+    t.after(() => established.destroy())
     const get = (path: string): Promise<number> =>
       new Promise((resolve, reject) => {
         const s = established.request({ ':path': path })
@@ -80,13 +82,9 @@ describe('SIGHUP reloads the configuration', () => {
     // A broken config is refused; the previous one stays in force.
     await writeFile(path.join(env.dir, 'config.yml'), 'address: [oops\n')
     server.child.kill('SIGHUP')
-    await new Promise<void>((resolve) => {
-      const check = (): void => (server.stderr().includes('reload refused') ? resolve() : void setImmediate(check))
-      check()
-    })
+    await server.waitForStderr(/reload refused/)
     assert.equal((await env.request(app, '/v1/key/list/*')).status, 200)
     assert.equal(await get('/version'), 200)
-    established.destroy()
   })
 })
 
@@ -99,9 +97,11 @@ describe('SIGTERM during a burst', () => {
     await env.dispose()
   })
 
-  test('exits 0 and loses no acknowledged write', async () => {
+  test('exits 0 and loses no acknowledged write', async (t) => {
     const file = await env.writeConfig(`admin:\n  identity: ${root.identity}\nkeystore:\n  fs:\n    path: ./keys\nlog:\n  audit_file: ./audit.log\n`)
     const server = startCli(['server', '--config', file])
+    // Stopped whatever happens (a no-op once it exited by itself).
+    t.after(() => server.stop('SIGKILL'))
     const [, port] = await server.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/)
     env.useExternalPort(Number(port))
     const acknowledged: string[] = []

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
+import { EXAMPLES_DIR } from '../support/fixtures.js'
 import { TestEnv, makeClient } from './harness.js'
 
 const root = makeClient('root')
@@ -27,7 +28,7 @@ function collectExprs(node: unknown, out: string[]): string[] {
 }
 
 test('every metric the dashboard queries exists in a live scrape', async () => {
-  const dashboard: unknown = JSON.parse(await readFile(path.resolve(process.cwd(), 'examples/grafana-dashboard.json'), 'utf8'))
+  const dashboard: unknown = JSON.parse(await readFile(path.join(EXAMPLES_DIR, 'grafana-dashboard.json'), 'utf8'))
   const exprs = collectExprs(dashboard, [])
   assert.ok(exprs.length >= 10)
   const queried = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:kes|process)_[a-z0-9_]+)\b/g)].map((m) => m[1] as string)))

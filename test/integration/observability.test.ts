@@ -75,6 +75,8 @@ describe('audit, error log and metrics', () => {
   })
 
   test('N requests of mixed outcomes give exactly N audit events with the right codes', async () => {
+    // The trace's own request comes first (see above); wait for it, so it is not counted as one of these.
+    await auditTrace.waitForLines(1)
     const before = auditTrace.lines.length
     const context = randomBytes(24)
     const imported = randomBytes(32)
@@ -168,10 +170,12 @@ describe('audit, error log and metrics', () => {
       assert.equal(errors.headers['content-type'], 'application/x-ndjson')
       assert.equal(errors.lines.length, 0)
       const s1 = await scrape()
-      assert.equal((await env.request(root, '/v1/key/decrypt/obs-broken', { method: 'POST', body: { ciphertext: 'AAAA' } })).status, 502)
+      // A key store failure of its own: a directory where the key file should be.
+      await mkdir(path.join(env.dir, 'keys', 'obs-broken-trace'))
+      assert.equal((await env.request(root, '/v1/key/decrypt/obs-broken-trace', { method: 'POST', body: { ciphertext: 'AAAA' } })).status, 502)
       const [storeError] = await errors.waitForLines(1)
       const message = (JSON.parse(storeError as string) as { message: string }).message
-      assert.match(message, /keystore: failed to read key 'obs-broken'/)
+      assert.match(message, /keystore: failed to read key 'obs-broken-trace'/)
       // A client without a certificate.
       await env.connectTls({ ALPNProtocols: ['http/1.1'] }).then(
         (s) => new Promise((resolve) => s.on('close', resolve).on('error', () => {})),
@@ -207,6 +211,22 @@ describe('audit, error log and metrics', () => {
   })
 
   test('the audit file holds exactly the events the trace saw, and nothing secret is anywhere', async () => {
+    // Secrets of its own, so that the search below has something to find even
+    // when this test runs alone (the other tests add theirs when they ran).
+    const imported = randomBytes(32)
+    const context = randomBytes(16)
+    const plaintext = randomBytes(48)
+    remember(imported, context, plaintext)
+    assert.equal((await env.request(root, '/v1/key/import/obs-secret', { method: 'POST', body: { bytes: imported.toString('base64') } })).status, 200)
+    const enc = await env.request(app, '/v1/key/encrypt/obs-secret', {
+      method: 'POST',
+      body: { plaintext: plaintext.toString('base64'), context: context.toString('base64') },
+    })
+    assert.equal(enc.status, 200, enc.text)
+    const gen = await env.request(app, '/v1/key/generate/obs-secret', { method: 'POST', body: { context: context.toString('base64') } })
+    assert.equal(gen.status, 200, gen.text)
+    remember(Buffer.from((gen.json as { plaintext: string }).plaintext, 'base64'))
+    await scrape()
     const seen = [...auditTrace.lines]
     auditTrace.close()
     await env.stop() // flushes and closes the audit file

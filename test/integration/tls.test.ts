@@ -24,6 +24,12 @@ function closedWithoutAnswer(socket: TLSSocket): Promise<void> {
   })
 }
 
+/** Waits (up to 10 s, then fails with `describe()`) until `done()` holds: for log lines written as a connection fails. */
+async function until(done: () => boolean, describe: () => string): Promise<void> {
+  for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setTimeout(r, 10))
+  assert.ok(done(), `not seen within 10 s; got: ${describe()}`)
+}
+
 describe('TLS', () => {
   let env: TestEnv
   before(async () => {
@@ -34,21 +40,40 @@ describe('TLS', () => {
     await env.dispose()
   })
 
-  test('a client without a certificate gets no answer', async () => {
-    let socket: TLSSocket
-    try {
-      socket = await env.connectTls({ ALPNProtocols: ['http/1.1'] })
-    } catch {
-      return // refused during the handshake: also fine
-    }
-    await closedWithoutAnswer(socket)
-    assert.ok(env.errorLines.some((l) => l.includes('no client certificate')))
-  })
+  for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+    test(`a client without a certificate gets no answer (${version})`, async () => {
+      const from = env.errorLines.length
+      // Depending on the version the client sees the handshake complete and then
+      // the connection closed, or the connection reset before it completes.
+      const outcome = await env.connectTls({ ALPNProtocols: ['http/1.1'], minVersion: version, maxVersion: version }).then(
+        async (socket) => {
+          await closedWithoutAnswer(socket)
+          return 'closed'
+        },
+        (err: unknown) => {
+          assert.equal((err as { code?: unknown }).code, 'ECONNRESET', String(err))
+          return 'reset'
+        },
+      )
+      assert.ok(outcome === 'closed' || outcome === 'reset')
+      // Whichever the client saw, the server refused it for the missing certificate.
+      await until(() => env.errorLines.slice(from).some((l) => l.includes('no client certificate')), () => env.errorLines.slice(from).join(''))
+      // The request did not get through over HTTP/2 either.
+      const h2 = await env.connectTls({ ALPNProtocols: ['h2'], minVersion: version, maxVersion: version }).then(
+        (socket) => closedWithoutAnswer(socket).then(() => 'closed'),
+        (err: unknown) => String((err as { code?: unknown }).code),
+      )
+      assert.ok(h2 === 'closed' || h2 === 'ECONNRESET', h2)
+    })
+  }
 
   test('TLS 1.1 is refused', async () => {
+    const from = env.errorLines.length
     await assert.rejects(
       env.connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }),
+      { code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' },
     )
+    await until(() => env.errorLines.slice(from).some((l) => /tls: handshake with .* failed: .*unsupported protocol/.test(l)), () => env.errorLines.slice(from).join(''))
   })
 
   test('TLS 1.2 with an ECDHE AEAD suite works, CBC suites are refused', async () => {
@@ -56,9 +81,12 @@ describe('TLS', () => {
     assert.equal(ok.getProtocol(), 'TLSv1.2')
     assert.match(ok.getCipher().name, /GCM|CHACHA20/)
     ok.destroy()
+    const from = env.errorLines.length
     await assert.rejects(
       env.connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA' }),
+      { code: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' },
     )
+    await until(() => env.errorLines.slice(from).some((l) => /tls: handshake with .* failed: .*no shared cipher/.test(l)), () => env.errorLines.slice(from).join(''))
   })
 
   test('TLS 1.0 is refused, and so are TLS 1.2 suites without forward secrecy (RSA key exchange)', async () => {
@@ -119,7 +147,16 @@ describe('TLS with tls.ca: client certificates must chain to the CA', () => {
 
   test('a CA-issued certificate is served, a self-signed one is refused', async () => {
     assert.equal((await env.request(issuedClient, '/v1/key/list/*')).status, 200)
-    await assert.rejects(env.request(root, '/version'))
+    assert.equal((await env.request(issuedClient, '/v1/key/list/*', { http2: true })).status, 200)
+    // The server ends the handshake of a certificate it can't verify: HTTP/1.1 sees
+    // the connection reset, HTTP/2 a session that ends before any answer.
+    await assert.rejects(env.request(root, '/version'), (err: unknown) => {
+      assert.equal((err as { code?: unknown }).code, 'ECONNRESET', String(err))
+      return true
+    })
+    await assert.rejects(env.request(root, '/version', { http2: true }), /HTTP\/2 stream (ended|closed) without a response|ECONNRESET|ERR_HTTP2/)
+    const self = createCertificate('ed25519', { commonName: 'self-signed', extKeyUsage: ['clientAuth'] })
+    await assert.rejects(env.request({ name: 'self', cert: self, identity: self.identity }, '/version'), { code: 'ECONNRESET' })
   })
 
   test('a certificate issued by an unrelated CA is refused, over HTTP/1.1 and HTTP/2', async () => {

@@ -74,12 +74,15 @@ export class TraceReader {
     for (const w of this.#waiters.splice(0)) w()
   }
 
-  /** Resolves once at least `n` lines arrived. */
-  waitForLines(n: number): Promise<string[]> {
-    return new Promise((resolve) => {
+  /** Resolves once at least `n` lines arrived; rejects after `timeoutMs` so a missing line fails the test instead of hanging it. */
+  waitForLines(n: number, timeoutMs = 20_000): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${n} trace lines; got ${this.lines.length}: ${this.lines.join('\n')}`)), timeoutMs)
       const check = (): void => {
-        if (this.lines.length >= n) resolve(this.lines.slice(0, n))
-        else this.#waiters.push(check)
+        if (this.lines.length >= n) {
+          clearTimeout(timer)
+          resolve(this.lines.slice(0, n))
+        } else this.#waiters.push(check)
       }
       check()
     })

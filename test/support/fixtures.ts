@@ -3,6 +3,9 @@
 import path from 'node:path'
 import { REPO_ROOT } from './repo-root.js'
 
+/** The repository's examples/ directory (the sources, not the build). */
+export const EXAMPLES_DIR = path.join(REPO_ROOT, 'examples')
+
 /** The golden KES ciphertexts and key directories (test/fixtures/kes-vectors, see its README). */
 export const KES_VECTORS = path.join(REPO_ROOT, 'test', 'fixtures', 'kes-vectors')
 

@@ -4,6 +4,7 @@ import { InvalidCiphertextError, NotAuthenticError, SecretKey } from '../../cryp
 import type { Cipher } from '../../crypto/secret-key.js'
 import type { ServerState } from '../../server/state.js'
 import { optionalBase64, optionalString, parseJsonObject } from '../body.js'
+import type { JsonObject } from '../body.js'
 import { ErrDecrypt, ErrInvalidCiphertext, ErrInvalidKey, KesError } from '../errors.js'
 import { listFilter } from '../pattern.js'
 import type { Reply } from '../reply.js'
@@ -62,7 +63,8 @@ function parseCipher(name: string | undefined): Cipher {
  */
 export async function deleteKey(req: ApiRequest, s: ServerState): Promise<Reply> {
   const [name] = req.args as [string]
-  await s.keys.delete(name)
+  // With a retention period the key is kept in the deleted-keys table (restore, purge).
+  await s.deletedKeys.delete(name, req.identity)
   return ok()
 }
 
@@ -80,7 +82,7 @@ export async function generateKey(req: ApiRequest, s: ServerState): Promise<Repl
   const context = optionalBase64(body, 'context')
   const key = s.keys.peek(name) ?? (await s.keys.get(name))
   const plaintext = randomPool.take(KEY_BYTES)
-  const ciphertext = key.encrypt(plaintext, context)
+  const ciphertext = key.newest.encrypt(plaintext, context)
   // Base64 needs no JSON escaping: the same text as JSON.stringify of {plaintext, ciphertext}.
   const reply = jsonText(200, '{"plaintext":"' + encodeBase64(plaintext) + '","ciphertext":"' + encodeBase64(ciphertext) + '"}')
   plaintext.fill(0)
@@ -95,7 +97,7 @@ export async function encryptKey(req: ApiRequest, s: ServerState): Promise<Reply
   const plaintext = optionalBase64(body, 'plaintext') ?? Buffer.alloc(0)
   const context = optionalBase64(body, 'context')
   const key = s.keys.peek(name) ?? (await s.keys.get(name))
-  const ciphertext = key.encrypt(plaintext, context)
+  const ciphertext = key.newest.encrypt(plaintext, context)
   plaintext.fill(0)
   return jsonText(200, '{"ciphertext":"' + encodeBase64(ciphertext) + '"}')
 }
@@ -109,18 +111,39 @@ export async function decryptKey(req: ApiRequest, s: ServerState): Promise<Reply
   const ciphertext = typeof encoded === 'string' ? decodePublicBase64Strict(encoded) : undefined
   if (ciphertext === undefined) throw ErrInvalidCiphertext
   const context = optionalBase64(body, 'context')
-  const key = s.keys.peek(name) ?? (await s.keys.get(name))
-  let plaintext: Buffer
+  const plaintext = await decryptWith(s, name, ciphertext, context)
+  const reply = jsonText(200, '{"plaintext":"' + encodeBase64(plaintext) + '"}')
+  plaintext.fill(0)
+  return reply
+}
+
+/**
+ * Reads `{"ciphertext":b64,"context":b64}` (decrypt's and rewrap's body). Throws
+ * ErrInvalidCiphertext, or 400 for malformed JSON.
+ */
+export function parseCiphertextBody(body: JsonObject): { ciphertext: Buffer; context: Buffer | undefined } {
+  const encoded = Object.hasOwn(body, 'ciphertext') ? body['ciphertext'] : undefined
+  const ciphertext = typeof encoded === 'string' ? decodePublicBase64Strict(encoded) : undefined
+  if (ciphertext === undefined) throw ErrInvalidCiphertext
+  return { ciphertext, context: optionalBase64(body, 'context') }
+}
+
+/** Opens a ciphertext with the named key's versions; every crypto failure is ErrDecrypt or ErrInvalidCiphertext. */
+export async function decryptWith(s: ServerState, name: string, ciphertext: Buffer, context: Buffer | undefined): Promise<Buffer> {
   try {
-    plaintext = key.decrypt(ciphertext, context)
+    return await s.keys.decrypt(name, ciphertext, context)
   } catch (err) {
     if (err instanceof NotAuthenticError) throw ErrDecrypt
     if (err instanceof InvalidCiphertextError) throw ErrInvalidCiphertext
     throw err
   }
-  const reply = jsonText(200, '{"plaintext":"' + encodeBase64(plaintext) + '"}')
-  plaintext.fill(0)
-  return reply
+}
+
+/** One version in the `/v1/key/describe` answer of a rotated key (never bytes). */
+export interface KeyVersionInfo {
+  readonly id: string
+  readonly created_at?: string
+  readonly created_by?: string
 }
 
 /** The `/v1/key/describe` answer; `created_*` are left out when the key file has none. */
@@ -132,6 +155,10 @@ export interface DescribeKeyResponse {
   readonly algorithm: Cipher
   readonly created_at?: string
   readonly created_by?: string
+  /** Only for a key with more than one version: the id of the newest (= `id`). */
+  readonly current_version?: string
+  /** Only for a key with more than one version: every version, oldest first. */
+  readonly versions?: readonly KeyVersionInfo[]
 }
 
 /**
@@ -141,14 +168,26 @@ export interface DescribeKeyResponse {
 export async function describeKey(req: ApiRequest, s: ServerState): Promise<Reply> {
   const [name] = req.args as [string]
   const key = await s.keys.get(name)
+  // created_* say when the key was made (its first version); id is the version that seals now.
+  const first = key.versions[0] as SecretKey
   const body: DescribeKeyResponse = {
     name,
-    id: key.id,
-    algorithm: key.cipher,
-    ...(key.createdAt === undefined ? {} : { created_at: key.createdAt }),
-    ...(key.createdBy === undefined ? {} : { created_by: key.createdBy }),
+    id: key.newest.id,
+    algorithm: key.newest.cipher,
+    ...(first.createdAt === undefined ? {} : { created_at: first.createdAt }),
+    ...(first.createdBy === undefined ? {} : { created_by: first.createdBy }),
+    // A key never rotated is described exactly as before versions existed.
+    ...(key.versions.length === 1 ? {} : { current_version: key.newest.id, versions: key.versions.map(versionInfo) }),
   }
   return json(200, body)
+}
+
+function versionInfo(v: SecretKey): KeyVersionInfo {
+  return {
+    id: v.id,
+    ...(v.createdAt === undefined ? {} : { created_at: v.createdAt }),
+    ...(v.createdBy === undefined ? {} : { created_by: v.createdBy }),
+  }
 }
 
 /**

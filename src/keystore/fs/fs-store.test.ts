@@ -322,3 +322,64 @@ async function expectedNames(version: string): Promise<string[]> {
   }
   return names
 }
+
+describe('fs store: replace across processes', () => {
+  // Each child opens the same directory and increments a counter 25 times with a
+  // read-compare-replace loop; a replace that was not atomic across processes loses increments.
+  const child = `
+    const { openFsStore } = await import(process.argv[1]);
+    const store = await openFsStore(process.argv[2]);
+    for (let i = 0; i < 25; i++) {
+      for (;;) {
+        const current = await store.keys.get('counter');
+        const next = Buffer.from(String(Number(current.toString()) + 1));
+        if (await store.keys.replace('counter', current, next)) break;
+      }
+    }
+    await store.close();
+  `
+
+  test('three processes incrementing one entry by compare-and-swap lose no update, and leave no lock held', { timeout: 60_000 }, async (t) => {
+    const { dir, store } = await openTemp(t)
+    await store.keys.create('counter', Buffer.from('0'))
+    const moduleUrl = new URL('./fs-store.js', import.meta.url).href
+    const run = (): Promise<unknown> =>
+      promisify(execFile)(process.execPath, ['--input-type=module', '-e', child, moduleUrl, dir], { timeout: 50_000 })
+    await Promise.all([run(), run(), run(), (async () => {
+      // and this process at the same time, through its own queue
+      for (let i = 0; i < 25; i++) {
+        for (;;) {
+          const current = await store.keys.get('counter')
+          assert.ok(current !== undefined)
+          if (await store.keys.replace('counter', current, Buffer.from(String(Number(current.toString()) + 1)))) break
+        }
+      }
+    })()])
+    assert.equal((await store.keys.get('counter'))?.toString(), '100')
+    assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('.')), [])
+  })
+
+  test('a lock left by a crashed process is broken; a fresh one of a live process is waited for', async (t) => {
+    const { dir, store } = await openTemp(t)
+    await store.keys.create('k', Buffer.from('v'))
+    const locks = dir
+    const { lockFileOf } = await import('./entry-lock.js')
+    // pid 2^22+1 is above Linux's pid_max default: no such process.
+    const deadOwner = `.tmp-${WRITER_TAGS.host}-${WRITER_TAGS.boot}-4194305-00`
+    await writeFile(lockFileOf(locks, 'k'), deadOwner)
+    assert.equal(await store.keys.replace('k', Buffer.from('v'), Buffer.from('w')), true)
+    assert.deepEqual(await readdir(locks), ['k'])
+    // A live owner (pid 1) with a fresh lock: the delete waits until it is released.
+    const liveOwner = `.tmp-${WRITER_TAGS.host}-${WRITER_TAGS.boot}-1-00`
+    await writeFile(lockFileOf(locks, 'k'), liveOwner)
+    let settled = false
+    const deleting = store.keys.delete('k').finally(() => {
+      settled = true
+    })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.equal(settled, false, 'the delete did not wait for the lock')
+    await rm(lockFileOf(locks, 'k'))
+    assert.equal(await deleting, true)
+    assert.equal(await store.keys.get('k'), undefined)
+  })
+})

@@ -2,12 +2,13 @@
  * The filesystem key store. Keys are files directly in the store directory (file
  * name = key name, mode 0600, directory 0700), exactly as KES wrote them, so an
  * existing KES key directory is served as it is. Policies and identities live in
- * `.openkes/policies/` and `.openkes/identities/`: a leading dot is never a valid
- * name, so they can't collide with keys or show up in the key list.
+ * `.openkes/policies/` and `.openkes/identities/`, deleted keys kept for their retention
+ * period in `.openkes/deleted/`. A leading dot is never a valid name, so they can't collide with keys or show up in the key list.
  */
 import { constants } from 'node:fs'
 import { access, chmod, lstat, mkdir, readdir, stat, statfs, unlink } from 'node:fs/promises'
 import path from 'node:path'
+import { LocalChangeFeed } from '../change-feed.js'
 import { PING_OP, StoreUnavailableError } from '../keystore.js'
 import type { KeyStore, Table } from '../keystore.js'
 import { DIR_MODE, TEMP_PREFIX, errorCode } from './atomic-file.js'
@@ -56,7 +57,7 @@ export async function openFsStore(dir: string): Promise<KeyStore> {
     const detail = code === 'EEXIST' || code === 'ENOTDIR' ? 'not a directory' : (code ?? String(err))
     throw new StoreUnavailableError(openOp, `keystore/fs: cannot open '${root}': ${detail}`, { cause: err })
   }
-  await removeStaleTempFiles([root, path.join(root, OPENKES_DIR, 'policies'), path.join(root, OPENKES_DIR, 'identities')])
+  await removeStaleTempFiles([root, ...['policies', 'identities', 'deleted'].map((d) => path.join(root, OPENKES_DIR, d))])
   return new FsStore(root)
 }
 
@@ -114,22 +115,27 @@ class FsStore implements KeyStore {
   readonly keys: Table
   readonly policies: Table
   readonly identities: Table
+  readonly deleted: Table
+  // Writers in other processes (`--workers`) are relayed into this feed (see announceWrites).
+  readonly changes = new LocalChangeFeed()
   readonly #dir: string
   #closed = false
 
   constructor(dir: string) {
     this.#dir = dir
+    const openkes = path.join(dir, OPENKES_DIR)
     const root: FsRoot = {
       dir,
       isClosed: () => this.#closed,
       isUsable: () => isUsableDirectory(dir),
     }
-    const openkes = path.join(dir, OPENKES_DIR)
     const policies = path.join(openkes, 'policies')
     const identities = path.join(openkes, 'identities')
+    const deleted = path.join(openkes, 'deleted')
     this.keys = new FsTable('keys', dir, [], root)
     this.policies = new FsTable('policies', policies, [openkes, policies], root)
     this.identities = new FsTable('identities', identities, [openkes, identities], root)
+    this.deleted = new FsTable('deleted', deleted, [openkes, deleted], root)
   }
 
   /** The store directory must still exist, be a directory and be readable. */

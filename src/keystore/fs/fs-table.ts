@@ -26,6 +26,7 @@ import {
   syncDirectory,
   writeTempFile,
 } from './atomic-file.js'
+import { lockFileOf, withEntryLock } from './entry-lock.js'
 
 /** What the tables of one store share: the store directory and its state. */
 export interface FsRoot {
@@ -79,16 +80,56 @@ export class FsTable implements Table {
     return value
   }
 
-  /** See `Table.delete`. Throws InvalidNameError, StoreError. */
+  /**
+   * See `Table.replace`: under the entry's lock (entry-lock.ts), reads the file, compares, and
+   * renames a fully written temp file over it. Throws InvalidNameError, StoreError.
+   */
+  async replace(name: string, expected: Uint8Array, value: Uint8Array): Promise<boolean> {
+    const target = this.#entryPath(name, 'write')
+    if (value.length > MAX_VALUE_BYTES) {
+      throw new StoreError(operation(this.#table, 'write'), `keystore/fs: cannot store '${name}': larger than ${MAX_VALUE_BYTES} bytes`)
+    }
+    try {
+      return await this.#locked(name, true, async () => {
+        const current = await readRegularFile(target, MAX_VALUE_BYTES)
+        const same = current !== undefined && current.equals(expected)
+        current?.fill(0)
+        if (!same) return false
+        const tmp = await this.#writeTemp(value)
+        await publishTempFile(tmp, target, 'replace')
+        await syncDirectory(this.#dir)
+        return true
+      })
+    } catch (err) {
+      throw await this.#failure('write', name, err)
+    }
+  }
+
+  /** See `Table.delete`. Under the entry's lock, so a `replace` can't bring the entry back. Throws InvalidNameError, StoreError. */
   async delete(name: string): Promise<boolean> {
     const file = this.#entryPath(name, 'delete')
     try {
-      await this.#removeSecondNames(file)
-      await unlink(file)
+      // No directories are created for a delete: a missing directory (ENOENT taking the lock) holds no entry.
+      const existed = await this.#locked(name, false, async () => {
+        try {
+          await this.#removeSecondNames(file)
+          await unlink(file)
+          return true
+        } catch (err) {
+          if (errorCode(err) !== 'ENOENT') throw err
+          return false
+        }
+      }).catch((err: unknown) => {
+        if (errorCode(err) === 'ENOENT') return false
+        throw err
+      })
+      if (!existed) {
+        if (await this.#root.isUsable()) return false
+        throw this.#unavailable('delete', name)
+      }
     } catch (err) {
-      if (errorCode(err) !== 'ENOENT') throw await this.#failure('delete', name, err)
-      if (await this.#root.isUsable()) return false
-      throw this.#unavailable('delete', name, err)
+      if (err instanceof StoreUnavailableError) throw err
+      throw await this.#failure('delete', name, err)
     }
     try {
       await syncDirectory(this.#dir)
@@ -142,6 +183,10 @@ export class FsTable implements Table {
         // Gone meanwhile: nothing to remove.
       }
     }
+  }
+
+  #locked<T>(name: string, createDirs: boolean, run: () => Promise<T>): Promise<T> {
+    return withEntryLock(lockFileOf(this.#dir, name), createDirs ? this.#lazyDirs : [], run)
   }
 
   async #write(name: string, value: Uint8Array, mode: 'create' | 'replace'): Promise<void> {

@@ -14,6 +14,7 @@ import {
   operation,
 } from '../keystore.js'
 import type { KeyStore, Table, TableName, TableVerb } from '../keystore.js'
+import { LocalChangeFeed } from '../change-feed.js'
 
 /** Creates an empty in-memory store (kind 'mem'). It never fails except after `close()`. */
 export function createMemStore(): KeyStore {
@@ -25,6 +26,9 @@ class MemStore implements KeyStore {
   readonly keys: Table
   readonly policies: Table
   readonly identities: Table
+  readonly deleted: Table
+  // One process owns a mem store, so nobody else ever writes to it.
+  readonly changes = new LocalChangeFeed()
   #closed = false
 
   constructor() {
@@ -32,6 +36,7 @@ class MemStore implements KeyStore {
     this.keys = new MemTable('keys', isClosed)
     this.policies = new MemTable('policies', isClosed)
     this.identities = new MemTable('identities', isClosed)
+    this.deleted = new MemTable('deleted', isClosed)
   }
 
   async ping(): Promise<void> {
@@ -73,6 +78,20 @@ class MemTable implements Table {
     const copy = Buffer.alloc(value.length)
     value.copy(copy)
     return copy
+  }
+
+  // Nothing else runs between the comparison and the swap: JavaScript runs one callback at a time.
+  async replace(name: string, expected: Uint8Array, value: Uint8Array): Promise<boolean> {
+    this.#check(name, 'write')
+    const copy = this.#copyIn(value, 'write')
+    const current = this.#entries.get(name)
+    if (current === undefined || !current.equals(expected)) {
+      copy.fill(0)
+      return false
+    }
+    current.fill(0)
+    this.#entries.set(name, copy)
+    return true
   }
 
   async delete(name: string): Promise<boolean> {
