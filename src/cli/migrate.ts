@@ -8,8 +8,10 @@ import { ConfigError, loadConfigFile } from '../config/load.js'
 import type { Config, SealConfig } from '../config/validate.js'
 import type { KeyStore, TableName } from '../keystore/keystore.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
+import { openPostgresStore } from '../keystore/postgres/pg-store.js'
+import { describeLocation as describePostgres } from '../keystore/postgres/pg-options.js'
 import { createMemStore } from '../keystore/mem/mem-store.js'
-import { applySeal } from '../keystore/seal/open-seal.js'
+import { applySeal, describeStore } from '../keystore/seal/open-seal.js'
 import { errorCode } from './fs-errors.js'
 import { UsageError } from './command-spec.js'
 import type { LocalCommand } from './command-spec.js'
@@ -66,6 +68,8 @@ function locationOf(keystore: Config['keystore']): string {
   switch (keystore.kind) {
     case 'fs':
       return `fs:${keystore.path}`
+    case 'postgres':
+      return describePostgres(keystore)
   }
 }
 
@@ -85,12 +89,22 @@ async function openConfigured(keystore: Config['keystore'], seal: SealConfig | u
       } catch (err) {
         throw new StoreOpenError((err as Error).message)
       }
+      break
     }
+    case 'postgres':
+      // A dry run still connects (and creates the schema when missing, as a server start
+      // would): the point of a dry run is to find out whether the copy can work.
+      try {
+        store = await openPostgresStore(keystore)
+      } catch (err) {
+        throw new StoreOpenError((err as Error).message)
+      }
+      break
   }
   // The config's seal: keys are unsealed when read from a sealed source and sealed when
   // written to a sealed destination, so migrate moves keys into and out of sealed stores.
   try {
-    return await applySeal(store, seal, `'${keystore.path}'`)
+    return await applySeal(store, seal, describeStore(keystore))
   } catch (err) {
     await store.close()
     throw new StoreOpenError((err as Error).message)

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createSecureServer } from 'node:http2'
 import type { Http2SecureServer, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
@@ -11,7 +12,8 @@ import { identityOfCertificate } from '../auth/identity.js'
 import { SecretKey } from '../crypto/secret-key.js'
 import type { Config } from '../config/validate.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
-import { applySeal } from '../keystore/seal/open-seal.js'
+import { applySeal, describeStore } from '../keystore/seal/open-seal.js'
+import { openPostgresStore } from '../keystore/postgres/pg-store.js'
 import type { KeyStore } from '../keystore/keystore.js'
 import { AuditLog } from '../log/audit-log.js'
 import type { AuditOutputs } from '../log/audit-log.js'
@@ -90,6 +92,11 @@ const CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':')
 const TLS_OPTIONS = { minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder: true } as const
+
+// Node's ticket key block: 16 bytes name, 16 bytes HMAC secret, 16 bytes AES key.
+const TICKET_KEYS_BYTES = 48
+// How long a session ticket can be resumed (Node's default, stated).
+const SESSION_TICKET_LIFETIME_S = 300
 
 // Concurrent requests on one HTTP/2 connection (Node's default is unlimited).
 const MAX_STREAMS_PER_SESSION = 256
@@ -176,7 +183,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   await auditLog.configure(auditOutputs(config))
 
   const tls = await readTls(config)
-  const rawStore = await sealConfiguredStore(opts.store ?? (await openConfiguredStore(config)), config, opts.store === undefined)
+  const rawStore = await sealConfiguredStore(opts.store ?? (await openConfiguredStore(config, errorLog)), config, opts.store === undefined)
   if (opts.store === undefined) {
     const unsafe = await findUnsafeFiles(config)
     if (unsafe.length > 0 && opts.strictFiles === true) {
@@ -193,7 +200,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // every GRANT_TTL_MS for changes made by other servers on the same store.
   const streams = new StreamGuard([auditLog.hub, errorLog.hub])
   const newAccess = (c: Config): AccessControl =>
-    new AccessControl({ adminIdentity: c.adminIdentity, policies: c.policies, store, errorLog, onChange: () => streams.recheck() })
+    new AccessControl({
+      adminIdentity: c.adminIdentity,
+      policies: c.policies,
+      store,
+      errorLog,
+      onChange: () => streams.recheck(),
+      offlineMs: config.cache.expiryOfflineMs ?? 0,
+    })
   let state: ServerState = {
     version: VERSION,
     keys,
@@ -225,6 +239,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ...TLS_OPTIONS,
     // Bounds what one HTTP/2 connection can hold open at once.
     settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION },
+    // Session resumption by tickets (stateless: the server keeps no session cache): a client
+    // that reconnects skips the full handshake. A resumed session carries the client
+    // certificate it was first authenticated with, so its identity is that certificate's;
+    // the ticket keys are replaced whenever the TLS material changes (reload, below).
+    ticketKeys: randomBytes(TICKET_KEYS_BYTES),
+    sessionTimeout: SESSION_TICKET_LIFETIME_S,
   })
   // An HTTP/1.1 request's headers must arrive within the idle timeout, however slowly they trickle in.
   // (Node's HTTP/1.1 fallback of an HTTP/2 server reads these, untyped, fields when it starts listening.)
@@ -362,6 +382,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const port = typeof bound === 'object' && bound !== null ? bound.port : address.port
 
   let closed: Promise<void> | undefined
+  let tlsNow = tls
   return {
     host: address.host,
     port,
@@ -375,6 +396,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       // Nothing below can fail: the new config is applied whole or not at all.
       server.setSecureContext({ key: nextTls.key, cert: nextTls.cert, ca: nextTls.ca, passphrase: nextTls.passphrase, ...TLS_OPTIONS })
       ;(server as unknown as { rejectUnauthorized: boolean }).rejectUnauthorized = nextTls.ca !== undefined
+      // setSecureContext keeps the old ticket keys: a session authenticated under the old CA
+      // (or certificate) must not be resumed under the new one, so its tickets stop opening.
+      if (tlsMaterialChanged(tlsNow, nextTls)) server.setTicketKeys(randomBytes(TICKET_KEYS_BYTES))
+      tlsNow = nextTls
       errorLog.setEnabled(next.log.error)
       const old = state.access
       state = { ...state, access, api: next.api }
@@ -441,23 +466,38 @@ class StreamGuard {
   }
 }
 
-/** Opens the fs store of the config; its errors name the setting. */
-async function openConfiguredStore(config: Config): Promise<KeyStore> {
-  try {
-    return await openFsStore(config.keystore.path)
-  } catch (err) {
-    throw new Error(`keystore.fs.path: ${(err as Error).message}`, { cause: err })
+/** Opens the store of the config; its errors name the setting. */
+async function openConfiguredStore(config: Config, errorLog: ErrorLog): Promise<KeyStore> {
+  const keystore = config.keystore
+  switch (keystore.kind) {
+    case 'fs':
+      try {
+        return await openFsStore(keystore.path)
+      } catch (err) {
+        throw new Error(`keystore.fs.path: ${(err as Error).message}`, { cause: err })
+      }
+    case 'postgres':
+      try {
+        return await openPostgresStore(keystore, { log: (line) => errorLog.error(line) })
+      } catch (err) {
+        throw new Error(`keystore.postgres: ${(err as Error).message}`, { cause: err })
+      }
   }
 }
 
 /** Applies the config's seal (or refuses a sealed store without one); closes a store it opened when that fails. */
 async function sealConfiguredStore(store: KeyStore, config: Config, opened: boolean): Promise<KeyStore> {
   try {
-    return await applySeal(store, config.seal, `'${config.keystore.path}'`)
+    return await applySeal(store, config.seal, describeStore(config.keystore))
   } catch (err) {
     if (opened) await store.close()
     throw err
   }
+}
+
+/** The store settings as compared on reload (no password). */
+function storeIdentity(keystore: Config['keystore']): string {
+  return JSON.stringify(keystore)
 }
 
 function auditOutputs(c: Config): AuditOutputs {
@@ -490,11 +530,22 @@ function http1Socket(req: RouterRequest): ServerSocket | undefined {
   return r.httpVersionMajor === 1 ? (r.socket as ServerSocket) : undefined
 }
 
+/** Whether a reload changes what authenticates a TLS session: the client CA (or its absence), the server key or certificate. */
+function tlsMaterialChanged(a: TlsMaterial, b: TlsMaterial): boolean {
+  const same = (x: Buffer | undefined, y: Buffer | undefined): boolean => (x === undefined ? y === undefined : y !== undefined && x.equals(y))
+  return !same(a.ca, b.ca) || !same(a.cert, b.cert) || !same(a.key, b.key)
+}
+
 function restartOnlyChanges(a: Config, b: Config): Array<[string, boolean]> {
   return [
     ['address', a.address !== b.address],
-    ['keystore', a.keystore.path !== b.keystore.path],
-    ['cache', a.cache.expiryAnyMs !== b.cache.expiryAnyMs || a.cache.expiryUnusedMs !== b.cache.expiryUnusedMs],
+    ['keystore', storeIdentity(a.keystore) !== storeIdentity(b.keystore)],
+    [
+      'cache',
+      a.cache.expiryAnyMs !== b.cache.expiryAnyMs ||
+        a.cache.expiryUnusedMs !== b.cache.expiryUnusedMs ||
+        a.cache.expiryOfflineMs !== b.cache.expiryOfflineMs,
+    ],
     ['keys', a.keys.join() !== b.keys.join()],
     ['seal', JSON.stringify(a.seal) !== JSON.stringify(b.seal)],
     ['limits', JSON.stringify(a.limits) !== JSON.stringify(b.limits)],

@@ -1,11 +1,17 @@
 // The one place a configured seal is applied to an opened key store (server and migrate).
 import { readFile } from 'node:fs/promises'
-import type { SealConfig } from '../../config/validate.js'
+import type { Config, SealConfig } from '../../config/validate.js'
+import { describeLocation } from '../postgres/pg-options.js'
 import type { KeyStore } from '../keystore.js'
 import { openPkcs11Root } from './pkcs11-root.js'
 import { MemoryRoot, decodeRootKey } from './root-key.js'
 import type { SealRoot } from './root-key.js'
 import { SealError, openSealedStore, refuseIfSealed } from './sealed-store.js'
+
+/** The store a config names, for seal messages: `'/var/lib/openkes/keys'` or `postgres://...`. */
+export function describeStore(keystore: Config['keystore']): string {
+  return keystore.kind === 'fs' ? `'${keystore.path}'` : describeLocation(keystore)
+}
 
 /** Opens the root key a `seal:` section names. Errors name the setting. */
 export async function openSealRoot(seal: SealConfig): Promise<SealRoot> {
