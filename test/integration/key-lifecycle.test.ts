@@ -368,6 +368,51 @@ describe('two servers sharing one store', () => {
     for (const id of newIds) assert.ok(listed.includes(id), `rotation ${id} lost`)
   })
 
+  test('deletes racing rotations on the other server: every kept deletion holds every version, none is lost', async () => {
+    // A delete with retention copies the key, then removes it; a rotation landing in between
+    // must end up in the kept copy (or be refused with 404 because the key is gone), never lost.
+    const names = Array.from({ length: 24 }, (_, i) => `race-${i}`)
+    const firstIds = new Map<string, string>()
+    for (const name of names) {
+      jsonOf(await a.request(root, `/v1/key/create/${name}`, { method: 'POST' }))
+      firstIds.set(name, jsonOf<Described>(await a.request(root, `/v1/key/describe/${name}`)).id)
+    }
+    const rotatedIds = new Map<string, string[]>(names.map((n) => [n, []]))
+    await Promise.all(
+      names.flatMap((name, i) => {
+        const [rotator, deleter] = i % 2 === 0 ? [a, b] : [b, a]
+        const rotate = async (): Promise<void> => {
+          const res = await rotator.request(root, `/v1/key/rotate/${name}`, { method: 'POST' })
+          // After the delete won, a rotation finds no key; anything else must have been kept.
+          if (res.status === 404) return assertError(res, 404, 'key does not exist')
+          rotatedIds.get(name)?.push(jsonOf<{ id: string }>(res).id)
+        }
+        const remove = async (): Promise<void> => {
+          assert.equal((await deleter.request(root, `/v1/key/delete/${name}`, { method: 'DELETE' })).status, 200)
+        }
+        return [rotate(), remove(), rotate(), rotate()]
+      }),
+    )
+    let keptRotations = 0
+    for (const name of names) {
+      for (const env of [a, b]) assertError(await env.request(root, `/v1/key/describe/${name}`), 404, 'key does not exist')
+      // One deletion kept per delete: a copy that lost the race was dropped again.
+      // (The pattern is a prefix, as for /v1/key/list: race-1 also lists race-10...)
+      const listed = ndjsonLines((await b.request(root, `/v1/key/deleted/${name}`)).text).filter((l) => l['name'] === name)
+      assert.equal(listed.length, 1, `${name}: ${listed.length} kept deletions`)
+      jsonOf(await b.request(root, `/v1/key/restore/${name}`, { method: 'POST' }))
+      const d = jsonOf<Described>(await a.request(root, `/v1/key/describe/${name}`))
+      const kept = d.versions === undefined ? [d.id] : d.versions.map((v) => v.id)
+      const expected = [firstIds.get(name), ...(rotatedIds.get(name) ?? [])]
+      assert.deepEqual([...kept].sort(), [...expected].sort(), `${name}: kept versions differ from the rotations that succeeded`)
+      assert.equal(kept[0], firstIds.get(name), `${name}: the first version comes first`)
+      keptRotations += kept.length - 1
+    }
+    // Not every rotation lost to its delete (else the race was never run).
+    assert.ok(keptRotations > 0, 'no rotation succeeded before its delete')
+    assert.deepEqual(await readdir(path.join(store, '.openkes', 'deleted')), [], 'restore leaves no kept copy behind')
+  })
+
   test('scheduled rotation by both servers adds one version per period, not one per server', async () => {
     jsonOf(await a.request(root, '/v1/key/create/sched-a', { method: 'POST' }))
     const versions = async (): Promise<Array<{ created_at?: string }>> => {
