@@ -2,6 +2,7 @@
 // server. The store is chosen in one place (`storeSection`), so the same tests can run on
 // another backend.
 import assert from 'node:assert/strict'
+import { createHmac, hkdfSync } from 'node:crypto'
 import { cp, readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -161,6 +162,26 @@ describe('key versions and rotation', () => {
     assertError(await env.request(root, '/v1/key/rewrap/wrap', { method: 'POST', body: { ciphertext: 'AAAA' } }), 400, 'invalid ciphertext')
     assertError(await env.request(root, '/v1/key/rewrap/missing', { method: 'POST', body: { ciphertext: v.ciphertext } }), 404, 'key does not exist')
     assertError(await env.request(root, '/v1/key/rotate/missing', { method: 'POST' }), 404, 'key does not exist')
+  })
+
+  test('hmac uses the first version: MACs stay the same after rotations, and after delete → restore', async () => {
+    jsonOf(await env.request(root, '/v1/key/import/mac', { method: 'POST', body: { key: KEY, cipher: 'AES256' } }))
+    const message = Buffer.from('bucket/object').toString('base64')
+    const mac = async (): Promise<string> => jsonOf<{ hmac: string }>(await env.request(root, '/v1/key/hmac/mac', { method: 'PUT', body: { message } })).hmac
+    // The imported key has no HMAC key of its own: the MAC key is derived from its bytes (docs/api.md).
+    const derived = Buffer.from(hkdfSync('sha256', Buffer.from(KEY, 'base64'), Buffer.alloc(0), Buffer.from('OpenKES HMAC-SHA256 key v1'), 32))
+    const expected = createHmac('sha256', derived).update('bucket/object').digest('base64')
+    assert.equal(await mac(), expected)
+    for (let i = 0; i < 3; i++) jsonOf(await env.request(root, '/v1/key/rotate/mac', { method: 'POST' }))
+    assert.equal(jsonOf<Described>(await env.request(root, '/v1/key/describe/mac')).versions?.length, 4)
+    assert.equal(await mac(), expected, 'a rotation changed the MAC')
+    jsonOf(await env.request(root, '/v1/key/delete/mac', { method: 'DELETE' }))
+    jsonOf(await env.request(root, '/v1/key/restore/mac', { method: 'POST' }))
+    assert.equal(await mac(), expected, 'a restore changed the MAC')
+    // A new key under the same name MACs differently: the MAC follows the key, not the name.
+    jsonOf(await env.request(root, '/v1/key/delete/mac', { method: 'DELETE' }))
+    jsonOf(await env.request(root, '/v1/key/create/mac', { method: 'POST' }))
+    assert.notEqual(await mac(), expected)
   })
 
   test('policies govern the lifecycle paths like every other path', async () => {
