@@ -24,35 +24,40 @@ interface Setup {
 
 /**
  * A memory store whose `keys.deleteIf` first runs `beforeDeleteIf` (what another server does
- * between our copy and our removal), and whose `deleted.delete` fails while `failDrop` is set.
+ * between our copy and our removal), and whose table operations named in `failing`
+ * ('deleted.delete', 'keys.replace', ...) throw a StoreError, or report a lost race for
+ * 'keys.replace:false'.
  */
-function setup(hooks: { beforeDeleteIf?: (inner: KeyStore) => Promise<void>; failDrop?: () => boolean }): Setup {
+function setup(hooks: { beforeDeleteIf?: (inner: KeyStore) => Promise<void>; failDrop?: () => boolean; failing?: Set<string> }): Setup {
   const inner = createMemStore()
-  const keysTable: Table = {
-    create: (n, v) => inner.keys.create(n, v),
-    put: (n, v) => inner.keys.put(n, v),
-    get: (n) => inner.keys.get(n),
-    replace: (n, e, v) => inner.keys.replace(n, e, v),
-    delete: (n) => inner.keys.delete(n),
-    list: () => inner.keys.list(),
-    deleteIf: async (n, e) => {
-      await hooks.beforeDeleteIf?.(inner)
-      return inner.keys.deleteIf(n, e)
-    },
+  const failing = hooks.failing ?? new Set<string>()
+  const wrap = (name: 'keys' | 'deleted'): Table => {
+    const t = inner[name]
+    const check = (op: string): void => {
+      if (failing.has(`${name}.${op}`) || (name === 'deleted' && op === 'delete' && hooks.failDrop?.() === true)) {
+        throw new StoreError(`failed to ${op} ${name}`, 'keystore/test: disk gone bad')
+      }
+    }
+    return {
+      create: async (n, v) => (check('create'), t.create(n, v)),
+      put: async (n, v) => (check('put'), t.put(n, v)),
+      get: async (n) => (check('get'), t.get(n)),
+      replace: async (n, e, v) => (check('replace'), failing.has(`${name}.replace:false`) ? false : t.replace(n, e, v)),
+      delete: async (n) => (check('delete'), t.delete(n)),
+      list: async () => (check('list'), t.list()),
+      deleteIf: async (n, e) => {
+        check('deleteIf')
+        await hooks.beforeDeleteIf?.(inner)
+        return t.deleteIf(n, e)
+      },
+    }
   }
-  const deletedTable: Table = {
-    ...Object.fromEntries((['create', 'put', 'get', 'replace', 'deleteIf', 'list'] as const).map((op) => [op, inner.deleted[op].bind(inner.deleted)])),
-    delete: async (n: string) => {
-      if (hooks.failDrop?.() === true) throw new StoreError('failed to delete deleted key', 'keystore/test: disk gone bad')
-      return inner.deleted.delete(n)
-    },
-  } as Table
   const store: KeyStore = {
     kind: 'mem',
-    keys: keysTable,
+    keys: wrap('keys'),
     policies: inner.policies,
     identities: inner.identities,
-    deleted: deletedTable,
+    deleted: wrap('deleted'),
     ping: () => inner.ping(),
     close: () => inner.close(),
   }
@@ -131,4 +136,95 @@ test('dropping the stale copy fails: 502, logged, and the key is still there', a
   assert.equal((await s.keys.get('k')).versions.length, 2)
   assert.equal(s.errors.length, 1)
   assert.match(s.errors[0] ?? '', /keystore: failed to delete key 'k': .*disk gone bad/)
+})
+
+const isStatus = (status: number, message: string) => (err: unknown) => err instanceof KesError && err.status === status && err.message === message
+
+test('the copy to deleted fails: 502, logged, the key stays', async (t) => {
+  const s = setup({ failing: new Set(['deleted.create']) })
+  t.after(() => s.keys.close())
+  await s.keys.create('k', SecretKey.generate('AES256'))
+  await assert.rejects(s.deletedKeys.delete('k', 'me'), isStatus(502, 'bad gateway: failed to delete key'))
+  assert.deepEqual(await s.store.keys.list(), ['k'])
+  assert.equal(s.errors.length, 1)
+})
+
+test('the removal fails after the copy: 502 and both kept (never neither)', async (t) => {
+  const s = setup({ failing: new Set(['keys.deleteIf']) })
+  t.after(() => s.keys.close())
+  await s.keys.create('k', SecretKey.generate('AES256'))
+  await assert.rejects(s.deletedKeys.delete('k', 'me'), isStatus(502, 'bad gateway: failed to delete key'))
+  assert.deepEqual(await s.store.keys.list(), ['k'])
+  assert.equal((await s.store.deleted.list()).length, 1)
+})
+
+test('failures of the deleted table: list, restore, purge and the retention purge answer 502 and log the cause', async (t) => {
+  const failing = new Set<string>()
+  const s = setup({ failing })
+  t.after(() => s.keys.close())
+  await s.keys.create('k', SecretKey.generate('AES256'))
+  assert.equal(await s.deletedKeys.delete('k', 'me'), true)
+  const cases: Array<[string, () => Promise<unknown>, string]> = [
+    ['deleted.list', () => s.deletedKeys.list(() => true), 'failed to list deleted keys'],
+    ['deleted.get', () => s.deletedKeys.restore('k'), 'failed to read deleted key'],
+    ['deleted.delete', () => s.deletedKeys.purge('k'), 'failed to purge deleted key'],
+    ['deleted.list', () => s.deletedKeys.purgeExpired(), 'failed to list deleted keys'],
+  ]
+  for (const [op, call, what] of cases) {
+    failing.clear()
+    failing.add(op)
+    const before = s.errors.length
+    await assert.rejects(call(), isStatus(502, `bad gateway: ${what}`), op)
+    assert.equal(s.errors.length, before + 1, op)
+    assert.match(s.errors.at(-1) ?? '', /disk gone bad/)
+  }
+  failing.clear()
+  assert.equal((await s.deletedKeys.list(() => true)).length, 1, 'nothing was lost by the failures')
+})
+
+test('the retention purge removes only expired entries and reports a failing removal', async (t) => {
+  const failing = new Set<string>()
+  const s = setup({ failing })
+  t.after(() => s.keys.close())
+  const old = `${String(Date.now() - 2 * WEEK_MS).padStart(13, '0')}-0123456789abcdef`
+  await s.store.deleted.create(old, Buffer.from('{"name":"old","deleted_at":"x","entry":""}'))
+  await s.store.deleted.create('not-ours', Buffer.from('{}'))
+  await s.keys.create('k', SecretKey.generate('AES256'))
+  await s.deletedKeys.delete('k', 'me')
+  failing.add('deleted.delete')
+  await assert.rejects(s.deletedKeys.purgeExpired(), isStatus(502, 'bad gateway: failed to purge deleted key'))
+  failing.clear()
+  assert.equal(await s.deletedKeys.purgeExpired(), 1)
+  assert.equal(await s.deletedKeys.purgeExpired(), 0)
+  const left = await s.store.deleted.list()
+  assert.ok(left.includes('not-ours') && !left.includes(old) && left.length === 2, left.join(' '))
+})
+
+test('a malformed deleted record is logged and skipped, never parsed as a key', async (t) => {
+  const s = setup({})
+  t.after(() => s.keys.close())
+  const id = `${String(Date.now()).padStart(13, '0')}-00000000000000aa`
+  for (const bad of ['not json', '[]', 'null', '{"name":"k"}', '{"name":"k","deleted_at":"x","entry":7}']) {
+    await s.store.deleted.put(id, Buffer.from(bad))
+    const before = s.errors.length
+    assert.deepEqual(await s.deletedKeys.list(() => true), [], bad)
+    await assert.rejects(s.deletedKeys.restore('k'), isStatus(404, 'deleted key does not exist'), bad)
+    assert.equal(s.errors.length, before + 2, bad)
+    assert.ok(s.errors.at(-1)?.endsWith(` keystore: deleted key entry '${id}' is malformed; left as it is\n`), s.errors.at(-1))
+  }
+  assert.deepEqual(await s.store.deleted.list(), [id], 'left as it is')
+})
+
+test('rotation: a store failure is 502; a key changed by others on every attempt is 503', async (t) => {
+  const failing = new Set<string>()
+  const s = setup({ failing })
+  t.after(() => s.keys.close())
+  await s.keys.create('k', SecretKey.generate('AES256'))
+  failing.add('keys.replace')
+  await assert.rejects(s.keys.rotate('k', 'me'), isStatus(502, 'bad gateway: failed to rotate key'))
+  failing.clear()
+  failing.add('keys.replace:false')
+  await assert.rejects(s.keys.rotate('k', 'me'), isStatus(503, 'key is changed by others too often: try again'))
+  failing.clear()
+  assert.equal((await s.keys.rotate('k', 'me'))?.versions.length, 2)
 })
