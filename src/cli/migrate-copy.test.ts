@@ -18,7 +18,7 @@ function options(extra: Partial<CopyOptions> = {}): CopyOptions & { results: Ent
 
 /** `store` with its keys table replaced by `keys`. */
 function withKeys(store: KeyStore, keys: Table): KeyStore {
-  return { keys, policies: store.policies, identities: store.identities, deleted: store.deleted, kind: store.kind, ping: () => store.ping(), close: () => store.close() }
+  return { keys, policies: store.policies, identities: store.identities, deleted: store.deleted, kind: store.kind, changes: store.changes, ping: () => store.ping(), close: () => store.close() }
 }
 
 test('a copy that reads back other bytes fails verification and is removed again', async () => {

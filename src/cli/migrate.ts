@@ -8,6 +8,8 @@ import { ConfigError, loadConfigFile } from '../config/load.js'
 import type { Config } from '../config/validate.js'
 import type { KeyStore, TableName } from '../keystore/keystore.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
+import { openPostgresStore } from '../keystore/postgres/pg-store.js'
+import { describeLocation as describePostgres } from '../keystore/postgres/pg-options.js'
 import { createMemStore } from '../keystore/mem/mem-store.js'
 import { errorCode } from './fs-errors.js'
 import { UsageError } from './command-spec.js'
@@ -65,6 +67,8 @@ function locationOf(keystore: Config['keystore']): string {
   switch (keystore.kind) {
     case 'fs':
       return `fs:${keystore.path}`
+    case 'postgres':
+      return describePostgres(keystore)
   }
 }
 
@@ -86,6 +90,14 @@ async function openConfigured(keystore: Config['keystore'], mustExist: boolean, 
         throw new StoreOpenError((err as Error).message)
       }
     }
+    case 'postgres':
+      // A dry run still connects (and creates the schema when missing, as a server start
+      // would): the point of a dry run is to find out whether the copy can work.
+      try {
+        return await openPostgresStore(keystore)
+      } catch (err) {
+        throw new StoreOpenError((err as Error).message)
+      }
   }
 }
 

@@ -22,7 +22,7 @@ test('loadConfigFile resolves relative paths against the directory of the file',
   assert.equal(config.adminIdentity, ROOT)
   assert.equal(config.tls.keyFile, path.join(dir, 'etc', 'server.key'))
   assert.equal(config.tls.certFile, path.join(dir, 'certs', 'server.cert'))
-  assert.equal(config.keystore.path, path.join(dir, 'etc', 'keys'))
+  assert.deepEqual(config.keystore, { kind: 'fs', path: path.join(dir, 'etc', 'keys') })
   assert.equal(config.sourceFile, file)
   assert.equal(Object.isFrozen(config), true)
 })

@@ -109,7 +109,7 @@ test('relative paths resolve against the base directory, absolute ones stay', ()
   assert.equal(c.tls.keyFile, '/srv/kes/server.key')
   assert.equal(c.tls.certFile, '/srv/certs/s.cert')
   assert.equal(c.tls.caFile, '/abs/ca.pem')
-  assert.equal(c.keystore.path, '/srv/data/keys')
+  assert.deepEqual(c.keystore, { kind: 'fs', path: '/srv/data/keys' })
 })
 
 test('a relative base directory becomes absolute', () => {
@@ -171,7 +171,7 @@ const inert: ReadonlyArray<readonly [string, string]> = [
   ['an empty tls.password and tls.ca', minimal('').replace('tls:\n', 'tls:\n  password: ""\n  ca: ""\n  auth: ""\n')],
   ['tls.auth on with a ca', minimal('').replace('tls:\n', 'tls:\n  auth: "on"\n  ca: /ca.pem\n')],
   ['version v1', minimal('version: v1\n')],
-  ['cache.expiry.offline', minimal('cache:\n  expiry:\n    offline: 1h\n')],
+  ['cache.expiry.offline 0s', minimal('cache:\n  expiry:\n    offline: 0s\n')],
   ['a vault section with an empty endpoint', minimal('keystore:\n  fs: {path: ./keys}\n  vault: {endpoint: "", approle: {retry: 15s}, status: {ping: 10s}}\n')],
   ['empty sections of other backends', minimal('keystore:\n  fs: {path: ./keys}\n  aws: {secretsmanager: {endpoint: ""}}\n  gemalto: {}\n  entrust:\n')],
 ]

@@ -10,6 +10,8 @@ import { FrozenMap } from './frozen-map.js'
 import { MIGRATE_HINT, backendInUse, isBlank } from './kes-backends.js'
 import { limitsSection } from './limits-section.js'
 import type { Limits } from './limits-section.js'
+import { SSL_MODES } from '../keystore/postgres/pg-options.js'
+import type { PostgresSettings, SslMode } from '../keystore/postgres/pg-options.js'
 
 export { ConfigError } from './config-error.js'
 
@@ -56,8 +58,11 @@ export interface Config {
     readonly caFile: string | undefined
   }
   readonly policies: ReadonlyMap<string, ConfigPolicy>
-  /** 0 disables that expiry. */
-  readonly cache: { readonly expiryAnyMs: number; readonly expiryUnusedMs: number }
+  /**
+   * 0 disables that expiry. `expiryOfflineMs` (present when > 0): while the key store is
+   * unreachable, a key read from it up to this long ago is still served (KES `cache.expiry.offline`).
+   */
+  readonly cache: { readonly expiryAnyMs: number; readonly expiryUnusedMs: number; readonly expiryOfflineMs?: number }
   /** error: error log to stderr; audit: audit log to stdout; auditFile: also append it to this file. */
   readonly log: {
     readonly error: boolean
@@ -72,7 +77,7 @@ export interface Config {
   readonly rotation: readonly RotationRule[]
   /** `deleted_keys.retention`: how long a deleted key can be restored; 0 destroys it at once (as KES). */
   readonly deletedKeys: { readonly retentionMs: number }
-  readonly keystore: { readonly kind: 'fs'; readonly path: string }
+  readonly keystore: { readonly kind: 'fs'; readonly path: string } | PostgresSettings
   /** Per-API settings by route path (`/v1/status`, `/v1/key/create`: no trailing slash). */
   readonly api: ReadonlyMap<string, ApiSetting>
   /** Connection, body and timeout limits (`limits:`, an OpenKES extension). */
@@ -338,10 +343,9 @@ function durationMs(r: Reader, v: RawValue | undefined, path: string, fallbackMs
 function cacheSection(top: RawMap, r: Reader): Config['cache'] {
   const cache = r.mapping(top.get('cache'), 'cache', ['expiry'])
   const expiry = r.mapping(cache?.get('expiry'), 'cache.expiry', ['any', 'all', 'unused', 'offline'])
-  // KES's offline cache kept serving cached keys while a remote key store was unreachable. The
-  // value is checked but has no effect: OpenKES keeps serving cached keys while the store fails
-  // until `any` expires, and a filesystem store has no network to be cut off from.
-  durationMs(r, expiry?.get('offline'), 'cache.expiry.offline', 0)
+  // As in KES: while the key store is unreachable, cached keys are served up to this long after
+  // they were read, even when `any`/`unused` dropped them (0: no longer than those allow).
+  const offline = durationMs(r, expiry?.get('offline'), 'cache.expiry.offline', 0)
   // `all` is the spelling of KES v0.7 for `any`.
   const any = expiry?.get('any')
   const all = expiry?.get('all')
@@ -354,6 +358,7 @@ function cacheSection(top: RawMap, r: Reader): Config['cache'] {
       ? durationMs(r, any, 'cache.expiry.any', DEFAULT_EXPIRY_ANY_MS)
       : durationMs(r, all, 'cache.expiry.all', DEFAULT_EXPIRY_ANY_MS),
     expiryUnusedMs: durationMs(r, expiry?.get('unused'), 'cache.expiry.unused', DEFAULT_EXPIRY_UNUSED_MS),
+    ...(offline > 0 ? { expiryOfflineMs: offline } : {}),
   }
 }
 
@@ -424,7 +429,11 @@ function keystoreSection(top: RawMap, r: Reader, baseDir: string): Config['keyst
     // Every KES backend but fs (vault, aws, gcp, azure, gemalto, fortanix, ...) is refused by name,
     // unless its section is an unused leftover of KES's config template (see kes-backends.ts).
     for (const [kind, value] of section) {
-      if (kind !== 'fs' && backendInUse(kind, value)) throw new ConfigError(`${at}.${kind}`, `not supported; ${MIGRATE_HINT}`)
+      if (kind !== 'fs' && kind !== 'postgres' && backendInUse(kind, value)) throw new ConfigError(`${at}.${kind}`, `not supported; ${MIGRATE_HINT}`)
+    }
+    if (!isBlank(section.get('postgres'))) {
+      if (!isBlank(section.get('fs'))) throw new ConfigError(`${at}.postgres`, `cannot be used together with ${at}.fs`)
+      return postgresSection(section.get('postgres'), `${at}.postgres`, r, baseDir)
     }
     fs = r.mapping(section.get('fs'), `${at}.fs`, ['path'])
     if (section.has('fs')) {
@@ -435,6 +444,112 @@ function keystoreSection(top: RawMap, r: Reader, baseDir: string): Config['keyst
   }
   // No keystore section: the filesystem store in ./keys next to the config file (as in KES).
   return { kind: 'fs', path: path.resolve(baseDir, 'keys') }
+}
+
+const DEFAULT_PG_PORT = 5432
+const DEFAULT_PG_SCHEMA = 'openkes'
+const DEFAULT_PG_POOL_SIZE = 10
+const DEFAULT_PG_CONNECT_TIMEOUT_MS = 5_000
+const DEFAULT_PG_QUERY_TIMEOUT_MS = 10_000
+// An unquoted PostgreSQL identifier, lowercase (what `CREATE SCHEMA name` makes).
+const PG_SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
+
+function portNumber(text: string, path: string): number {
+  if (!/^[0-9]{1,5}$/.test(text) || Number(text) === 0 || Number(text) > 65535) throw new ConfigError(path, `invalid port '${text}'`)
+  return Number(text)
+}
+
+function positiveInt(r: Reader, v: RawValue | undefined, path: string, fallback: number, max: number): number {
+  const s = r.nonEmptyString(v, path)
+  if (s === undefined) return fallback
+  if (!/^[0-9]+$/.test(s) || Number(s) < 1 || Number(s) > max) throw new ConfigError(path, `expected a whole number from 1 to ${max}`)
+  return Number(s)
+}
+
+/**
+ * `keystore.postgres`: a connection `url` or `host`/`port`/`user`/`database` (not both), the
+ * password inline (`${VAR}`), in the url, or in `password_file` (never required inline), and
+ * TLS as libpq's sslmode/sslrootcert/sslcert/sslkey. The default sslmode is verify-full: key
+ * material never crosses a network in plaintext unless the config says `sslmode: disable`.
+ */
+function postgresSection(v: RawValue | undefined, at: string, r: Reader, baseDir: string): PostgresSettings {
+  const pgm = r.mapping(v, at, [
+    'url', 'host', 'port', 'user', 'password', 'password_file', 'database', 'schema',
+    'pool_size', 'connect_timeout', 'query_timeout', 'sslmode', 'sslrootcert', 'sslcert', 'sslkey',
+  ])
+  const get = (key: string): string | undefined => r.nonEmptyString(pgm?.get(key), `${at}.${key}`)
+  const url = get('url')
+  let host = get('host')
+  let port = get('port')
+  let user = get('user')
+  let password = get('password')
+  let database = get('database')
+  let sslmodeText = get('sslmode')
+  if (url !== undefined) {
+    for (const key of ['host', 'port', 'user', 'database'] as const) {
+      if (get(key) !== undefined) throw new ConfigError(`${at}.${key}`, `cannot be used together with ${at}.url`)
+    }
+    let parsed: URL
+    try {
+      parsed = new URL(url)
+    } catch {
+      throw new ConfigError(`${at}.url`, 'expected a URL postgres://user@host:port/database')
+    }
+    if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+      throw new ConfigError(`${at}.url`, 'expected a URL postgres://user@host:port/database')
+    }
+    host = decodeURIComponent(parsed.hostname).replace(/^\[(.*)\]$/, '$1') || undefined
+    port = parsed.port || undefined
+    user = decodeURIComponent(parsed.username) || undefined
+    database = decodeURIComponent(parsed.pathname.replace(/^\//, '')) || undefined
+    if (parsed.password !== '') {
+      if (password !== undefined) throw new ConfigError(`${at}.password`, `cannot be used together with a password in ${at}.url`)
+      password = decodeURIComponent(parsed.password)
+    }
+    for (const [key, value] of parsed.searchParams) {
+      if (key !== 'sslmode') throw new ConfigError(`${at}.url`, `the URL parameter '${key}' is not supported; use the setting ${at}.${key} where there is one`)
+      if (sslmodeText !== undefined) throw new ConfigError(`${at}.sslmode`, `cannot be used together with sslmode in ${at}.url`)
+      sslmodeText = value
+    }
+  }
+  if (host === undefined) throw new ConfigError(`${at}.host`, 'missing')
+  if (user === undefined) throw new ConfigError(`${at}.user`, 'missing')
+  const passwordFile = get('password_file')
+  if (password !== undefined && passwordFile !== undefined) throw new ConfigError(`${at}.password_file`, `cannot be used together with ${at}.password`)
+  const schema = get('schema') ?? DEFAULT_PG_SCHEMA
+  if (!PG_SCHEMA_NAME.test(schema)) throw new ConfigError(`${at}.schema`, `invalid schema name '${schema}': lowercase letters, digits and _, at most 63`)
+  const sslMode = (sslmodeText ?? 'verify-full').toLowerCase()
+  if (!(SSL_MODES as readonly string[]).includes(sslMode)) {
+    throw new ConfigError(`${at}.sslmode`, `expected ${SSL_MODES.join(', ')} (allow and prefer may fall back to plaintext and are not supported)`)
+  }
+  const file = (key: string): string | undefined => {
+    const f = get(key)
+    return f === undefined ? undefined : path.resolve(baseDir, f)
+  }
+  const sslRootCert = file('sslrootcert')
+  const sslCert = file('sslcert')
+  const sslKey = file('sslkey')
+  if ((sslCert === undefined) !== (sslKey === undefined)) throw new ConfigError(`${at}.${sslCert === undefined ? 'sslcert' : 'sslkey'}`, 'missing: sslcert and sslkey go together')
+  if (sslMode === 'disable' && (sslRootCert ?? sslCert) !== undefined) throw new ConfigError(`${at}.sslmode`, 'disable cannot be used together with sslrootcert, sslcert or sslkey')
+  const settings = {
+    kind: 'postgres' as const,
+    host,
+    port: port === undefined ? DEFAULT_PG_PORT : portNumber(port, `${at}.${url === undefined ? 'port' : 'url'}`),
+    user,
+    passwordFile: passwordFile === undefined ? undefined : path.resolve(baseDir, passwordFile),
+    database: database ?? user,
+    schema,
+    poolSize: positiveInt(r, pgm?.get('pool_size'), `${at}.pool_size`, DEFAULT_PG_POOL_SIZE, 1000),
+    connectTimeoutMs: durationMs(r, pgm?.get('connect_timeout'), `${at}.connect_timeout`, DEFAULT_PG_CONNECT_TIMEOUT_MS) || DEFAULT_PG_CONNECT_TIMEOUT_MS,
+    queryTimeoutMs: durationMs(r, pgm?.get('query_timeout'), `${at}.query_timeout`, DEFAULT_PG_QUERY_TIMEOUT_MS) || DEFAULT_PG_QUERY_TIMEOUT_MS,
+    sslMode: sslMode as SslMode,
+    sslRootCert,
+    sslCert,
+    sslKey,
+  }
+  // Not enumerable: JSON.stringify and util.inspect of the config skip the password.
+  Object.defineProperty(settings, 'password', { value: password, enumerable: false })
+  return settings
 }
 
 function trueOrFalse(r: Reader, v: RawValue | undefined, path: string): boolean {

@@ -1,3 +1,5 @@
+import type { ChangeFeed } from './change-feed.js'
+
 /**
  * The key store contract every backend implements (fs, mem, later PostgreSQL).
  * Stores keep opaque bytes: what a key file contains is decided by crypto/, and
@@ -53,8 +55,13 @@ export interface KeyStore {
    * deletion; the entries are written and read by server/deleted-keys.ts.
    */
   readonly deleted: Table
-  /** The backend, for logs and metrics: 'fs' | 'mem' | ... */
+  /** The backend, for logs and metrics: 'fs' | 'mem' | 'postgres' | ... */
   readonly kind: string
+  /**
+   * Changes made by other processes sharing this store (see change-feed.ts), so that caches
+   * drop what they hear about. A store with no other writer never emits.
+   */
+  readonly changes: ChangeFeed
   /**
    * Checks that the backend can be reached now (readiness probes, `/v1/status`), without
    * reading any entry. Throws StoreUnavailableError (op PING_OP) when it can't, or was closed.

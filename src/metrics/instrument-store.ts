@@ -11,6 +11,7 @@ export function instrumentStore(store: KeyStore, observe: StoreObserver): KeySto
     policies: instrumentTable(store.policies, 'policies', observe),
     identities: instrumentTable(store.identities, 'identities', observe),
     deleted: instrumentTable(store.deleted, 'deleted', observe),
+    changes: store.changes,
     ping: () => store.ping(),
     close: () => store.close(),
   }

@@ -56,6 +56,7 @@ function setup(t: TestContext): Setup {
     policies: wrap('policies'),
     identities: wrap('identities'),
     deleted: inner.deleted,
+    changes: inner.changes,
     ping: () => inner.ping(),
     close: () => inner.close(),
   }

@@ -113,6 +113,7 @@ function failingOn(store: KeyStore, table: 'identities' | 'policies', err: () =>
     policies: table === 'policies' ? failing : store.policies,
     identities: table === 'identities' ? failing : store.identities,
     deleted: store.deleted,
+    changes: store.changes,
     ping: () => store.ping(),
     close: () => store.close(),
   }

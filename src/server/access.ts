@@ -3,6 +3,7 @@ import {
   ErrIdentityNotFound,
   ErrPolicyNotFound,
   ErrSelfAssign,
+  ErrStoreUnavailable,
   badGateway,
   definedInConfig,
 } from '../api/errors.js'
@@ -11,6 +12,7 @@ import type { PolicyRules } from '../auth/policy.js'
 import type { ConfigPolicy } from '../config/validate.js'
 import { ExpiringCache } from '../keystore/cache.js'
 import type { KeyStore } from '../keystore/keystore.js'
+import type { ChangeEvent } from '../keystore/change-feed.js'
 import type { ErrorLog } from '../log/error-log.js'
 import { storeFailure } from './store-failure.js'
 
@@ -67,7 +69,12 @@ export class AccessControl {
   readonly #store: KeyStore
   readonly #errorLog: ErrorLog
   readonly #grants = new ExpiringCache<Grant>({ expiryAnyMs: GRANT_TTL_MS, expiryUnusedMs: 0 })
+  // The last grant read per identity, kept `offlineMs`: used only while the store is unreachable,
+  // so a database outage neither locks everyone out nor grants anything new.
+  readonly #offlineGrants: ExpiringCache<Grant> | undefined
+  readonly #unsubscribe: () => void
   readonly #onChange: () => void
+  #generation = 0
 
   constructor(opts: {
     adminIdentity: string | undefined
@@ -76,8 +83,13 @@ export class AccessControl {
     errorLog: ErrorLog
     /** Called after every policy or assignment change made through this server (open log streams are re-checked). */
     onChange?: () => void
+    /** `cache.expiry.offline`: how long a grant read from the store may be used while the store is unreachable. */
+    offlineMs?: number
   }) {
     this.#onChange = opts.onChange ?? (() => {})
+    const offlineMs = opts.offlineMs ?? 0
+    this.#offlineGrants = offlineMs > 0 ? new ExpiringCache<Grant>({ expiryAnyMs: offlineMs, expiryUnusedMs: 0 }) : undefined
+    this.#unsubscribe = opts.store.changes.subscribe((event) => this.#heard(event))
     this.#admin = opts.adminIdentity
     const policies = new Map<string, Policy>()
     const forms = new Map<string, PolicyForm>()
@@ -117,10 +129,35 @@ export class AccessControl {
   async #grant(identity: string): Promise<Grant> {
     const cached = this.#grants.peek(identity)
     if (cached !== undefined) return cached
-    const grant = await this.#guard('failed to read identity', () =>
-      this.#grants.get(identity, () => this.#loadGrant(identity)),
-    )
+    const generation = this.#generation
+    let grant: Grant | undefined
+    try {
+      grant = await this.#guard('failed to read identity', () => this.#grants.get(identity, () => this.#loadGrant(identity)))
+    } catch (err) {
+      // Only "unreachable" falls back, and only to what the store itself said before.
+      const held = err === ErrStoreUnavailable ? this.#offlineGrants?.peek(identity) : undefined
+      if (held !== undefined) return held
+      throw err
+    }
+    // Not when a change was heard meanwhile: the grant may be from before it.
+    if (grant !== undefined && generation === this.#generation) this.#offlineGrants?.set(identity, grant)
     return grant ?? { policy: undefined }
+  }
+
+  // Another server (or worker) changed a policy or assignment.
+  #heard(event: ChangeEvent): void {
+    this.#generation++
+    if (event.kind === 'change' && event.table === 'identities') {
+      this.#grants.delete(event.name)
+      this.#offlineGrants?.delete(event.name)
+    } else if (event.kind === 'reset' || event.table === 'policies') {
+      // A policy may be assigned to any number of identities.
+      this.#grants.clear()
+      this.#offlineGrants?.clear()
+    } else {
+      return
+    }
+    this.#onChange()
   }
 
   async #loadGrant(identity: string): Promise<Grant> {
@@ -273,7 +310,9 @@ export class AccessControl {
 
   // Grants read before a change are stale now, and so may be open log streams.
   #changed(): void {
+    this.#generation++
     this.#grants.clear()
+    this.#offlineGrants?.clear()
     this.#onChange()
   }
 
@@ -284,6 +323,8 @@ export class AccessControl {
 
   /** Stops the grant cache's timer. */
   close(): void {
+    this.#unsubscribe()
+    this.#offlineGrants?.close()
     this.#grants.close()
   }
 

@@ -36,6 +36,15 @@ export async function findUnsafeFiles(config: Config): Promise<string[]> {
   if (keyFile !== undefined && keyProblem !== undefined) {
     found.push(`tls.key '${config.tls.keyFile}' is ${keyProblem} (mode ${octal(keyFile.mode)}); chmod 600 it`)
   }
+  if (config.keystore.kind === 'postgres') {
+    const file = config.keystore.passwordFile
+    const stats = file === undefined ? undefined : await statQuietly(file)
+    const problem = stats === undefined ? undefined : problemOf(stats.mode, false)
+    if (stats !== undefined && problem !== undefined) {
+      found.push(`keystore.postgres.password_file '${file}' is ${problem} (mode ${octal(stats.mode)}); chmod 600 it`)
+    }
+    return found
+  }
   const dir = config.keystore.path
   const dirStats = await statQuietly(dir)
   if (dirStats === undefined || !dirStats.isDirectory()) return found

@@ -2,15 +2,19 @@ import { ErrKeyExists, ErrKeyNotFound, KesError } from '../api/errors.js'
 import { KeyVersions, MAX_KEY_VERSIONS, formatKeyFile, formatKeyVersions, parseKeyEntry } from '../crypto/key-version.js'
 import { NotAuthenticError, SecretKey } from '../crypto/secret-key.js'
 import { ExpiringCache } from '../keystore/cache.js'
-import { EntryExistsError } from '../keystore/keystore.js'
+import { EntryExistsError, StoreUnavailableError } from '../keystore/keystore.js'
+import type { ChangeEvent } from '../keystore/change-feed.js'
 import type { KeyStore } from '../keystore/keystore.js'
 import type { ErrorLog } from '../log/error-log.js'
 import { storeFailure } from './store-failure.js'
+import { describeError } from '../log/describe-error.js'
 
 /** Cache expiry of master keys (KES `cache.expiry`). */
 export interface KeyCacheOptions {
   readonly expiryAnyMs: number
   readonly expiryUnusedMs: number
+  /** While the store is unreachable, serve a key read up to this long ago (0/absent: don't). */
+  readonly expiryOfflineMs?: number
 }
 
 // A decrypt that no cached version opens reloads the key (another server may have rotated it),
@@ -24,6 +28,9 @@ interface CachedKey {
   readonly key: KeyVersions
   readonly loadedAt: number
 }
+// After the store was found unreachable, requests for keys held offline go straight to the
+// offline copy for this long instead of waiting for the store again.
+const OFFLINE_RETRY_MS = 1_000
 
 /**
  * The master keys: the key store's `keys` table behind an in-memory cache of
@@ -35,6 +42,14 @@ export class KeyRing {
   readonly #store: KeyStore
   readonly #cache: ExpiringCache<CachedKey>
   readonly #errorLog: ErrorLog
+  // The last key read from the store, per name, kept for `expiryOfflineMs` after the read: only
+  // served while the store is unreachable (undefined when offline serving is off).
+  readonly #offline: ExpiringCache<CachedKey> | undefined
+  readonly #unsubscribe: () => void
+  // Bumped by every drop, so that a load that started before a drop does not refill the offline copy.
+  #generation = 0
+  #unreachableUntil = 0
+  #servingOffline = false
   #hits = 0
   #misses = 0
 
@@ -42,6 +57,26 @@ export class KeyRing {
     this.#store = store
     this.#cache = new ExpiringCache<CachedKey>(cache)
     this.#errorLog = errorLog
+    const offlineMs = cache.expiryOfflineMs ?? 0
+    this.#offline = offlineMs > 0 ? new ExpiringCache<CachedKey>({ expiryAnyMs: offlineMs, expiryUnusedMs: 0 }) : undefined
+    // Another server (or worker) changed a key: drop it, so the next use reads the store.
+    this.#unsubscribe = store.changes.subscribe((event) => this.#heard(event))
+  }
+
+  #heard(event: ChangeEvent): void {
+    if (event.kind === 'reset') {
+      this.#generation++
+      this.#cache.clear()
+      this.#offline?.clear()
+    } else if (event.table === 'keys') {
+      this.#drop(event.name)
+    }
+  }
+
+  #drop(name: string): void {
+    this.#generation++
+    this.#cache.delete(name)
+    this.#offline?.delete(name)
   }
 
   /** Cache statistics, for metrics. */
@@ -62,14 +97,37 @@ export class KeyRing {
 
   async #miss(name: string): Promise<CachedKey> {
     this.#misses++
+    if (this.#offline !== undefined && performance.now() < this.#unreachableUntil) {
+      const held = this.#offline.peek(name)
+      if (held !== undefined) return held
+    }
+    const generation = this.#generation
     let cached: CachedKey | undefined
     try {
       cached = await this.#cache.get(name, () => this.#load(name))
     } catch (err) {
+      const held = err instanceof StoreUnavailableError ? this.#offline?.peek(name) : undefined
+      if (held !== undefined) return this.#serveOffline(held, err)
       throw storeFailure(err, 'failed to read key', this.#errorLog, name)
     }
+    if (this.#servingOffline) {
+      this.#servingOffline = false
+      this.#errorLog.error('keystore: reachable again; no longer serving keys from the offline cache')
+    }
+    this.#unreachableUntil = 0
+    // A database answer "no such key" is the only way to ErrKeyNotFound: never an error.
     if (cached === undefined) throw ErrKeyNotFound
+    if (this.#offline !== undefined && generation === this.#generation) this.#offline.set(name, cached)
     return cached
+  }
+
+  #serveOffline(key: CachedKey, err: unknown): CachedKey {
+    this.#unreachableUntil = performance.now() + OFFLINE_RETRY_MS
+    if (!this.#servingOffline) {
+      this.#servingOffline = true
+      this.#errorLog.error(`keystore: unreachable, serving cached keys (cache.expiry.offline): ${describeError(err)}`)
+    }
+    return key
   }
 
   /**
@@ -115,7 +173,7 @@ export class KeyRing {
           next = formatKeyVersions(versions.versions)
           if (await this.#store.keys.replace(name, content, next)) {
             // Not cached here (see create): the next use reads the new entry.
-            this.#cache.delete(name)
+            this.#drop(name)
             return versions
           }
         } finally {
@@ -157,7 +215,7 @@ export class KeyRing {
    * Resolves to whether a key was there. Throws 502 or 503.
    */
   async delete(name: string): Promise<boolean> {
-    this.#cache.delete(name)
+    this.#drop(name)
     let deleted: boolean
     try {
       deleted = await this.#store.keys.delete(name)
@@ -165,7 +223,7 @@ export class KeyRing {
       throw storeFailure(err, 'failed to delete key', this.#errorLog, name)
     }
     // Drop it again: a concurrent get may have cached it while we deleted.
-    this.#cache.delete(name)
+    this.#drop(name)
     return deleted
   }
 
@@ -212,12 +270,14 @@ export class KeyRing {
 
   /** Stops the cache's timer. */
   close(): void {
+    this.#unsubscribe()
+    this.#offline?.close()
     this.#cache.close()
   }
 
   /** Drops a key from the cache (it was deleted or changed through another path). */
   forget(name: string): void {
-    this.#cache.delete(name)
+    this.#drop(name)
   }
 
   async #load(name: string): Promise<CachedKey | undefined> {

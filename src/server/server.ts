@@ -11,6 +11,7 @@ import { identityOfCertificate } from '../auth/identity.js'
 import { SecretKey } from '../crypto/secret-key.js'
 import type { Config } from '../config/validate.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
+import { openPostgresStore } from '../keystore/postgres/pg-store.js'
 import type { KeyStore } from '../keystore/keystore.js'
 import { AuditLog } from '../log/audit-log.js'
 import type { AuditOutputs } from '../log/audit-log.js'
@@ -175,7 +176,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   await auditLog.configure(auditOutputs(config))
 
   const tls = await readTls(config)
-  const rawStore = opts.store ?? (await openConfiguredStore(config))
+  const rawStore = opts.store ?? (await openConfiguredStore(config, errorLog))
   if (opts.store === undefined) {
     const unsafe = await findUnsafeFiles(config)
     if (unsafe.length > 0 && opts.strictFiles === true) {
@@ -192,7 +193,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // every GRANT_TTL_MS for changes made by other servers on the same store.
   const streams = new StreamGuard([auditLog.hub, errorLog.hub])
   const newAccess = (c: Config): AccessControl =>
-    new AccessControl({ adminIdentity: c.adminIdentity, policies: c.policies, store, errorLog, onChange: () => streams.recheck() })
+    new AccessControl({
+      adminIdentity: c.adminIdentity,
+      policies: c.policies,
+      store,
+      errorLog,
+      onChange: () => streams.recheck(),
+      offlineMs: config.cache.expiryOfflineMs ?? 0,
+    })
   let state: ServerState = {
     version: VERSION,
     keys,
@@ -440,13 +448,28 @@ class StreamGuard {
   }
 }
 
-/** Opens the fs store of the config; its errors name the setting. */
-async function openConfiguredStore(config: Config): Promise<KeyStore> {
-  try {
-    return await openFsStore(config.keystore.path)
-  } catch (err) {
-    throw new Error(`keystore.fs.path: ${(err as Error).message}`, { cause: err })
+/** Opens the store of the config; its errors name the setting. */
+async function openConfiguredStore(config: Config, errorLog: ErrorLog): Promise<KeyStore> {
+  const keystore = config.keystore
+  switch (keystore.kind) {
+    case 'fs':
+      try {
+        return await openFsStore(keystore.path)
+      } catch (err) {
+        throw new Error(`keystore.fs.path: ${(err as Error).message}`, { cause: err })
+      }
+    case 'postgres':
+      try {
+        return await openPostgresStore(keystore, { log: (line) => errorLog.error(line) })
+      } catch (err) {
+        throw new Error(`keystore.postgres: ${(err as Error).message}`, { cause: err })
+      }
   }
+}
+
+/** The store settings as compared on reload (no password). */
+function storeIdentity(keystore: Config['keystore']): string {
+  return JSON.stringify(keystore)
 }
 
 function auditOutputs(c: Config): AuditOutputs {
@@ -482,8 +505,13 @@ function http1Socket(req: RouterRequest): ServerSocket | undefined {
 function restartOnlyChanges(a: Config, b: Config): Array<[string, boolean]> {
   return [
     ['address', a.address !== b.address],
-    ['keystore', a.keystore.path !== b.keystore.path],
-    ['cache', a.cache.expiryAnyMs !== b.cache.expiryAnyMs || a.cache.expiryUnusedMs !== b.cache.expiryUnusedMs],
+    ['keystore', storeIdentity(a.keystore) !== storeIdentity(b.keystore)],
+    [
+      'cache',
+      a.cache.expiryAnyMs !== b.cache.expiryAnyMs ||
+        a.cache.expiryUnusedMs !== b.cache.expiryUnusedMs ||
+        a.cache.expiryOfflineMs !== b.cache.expiryOfflineMs,
+    ],
     ['keys', a.keys.join() !== b.keys.join()],
     ['limits', JSON.stringify(a.limits) !== JSON.stringify(b.limits)],
     ['rotation', JSON.stringify(a.rotation) !== JSON.stringify(b.rotation)],

@@ -60,6 +60,7 @@ export async function openFailingStore(dir: string): Promise<FailingStore> {
     policies: wrap('policies', inner.policies),
     identities: wrap('identities', inner.identities),
     deleted: wrap('deleted', inner.deleted),
+    changes: inner.changes,
     ping: () => inner.ping(),
     close: () => inner.close(),
     fail(table, op, makeError) {

@@ -1,17 +1,50 @@
 // Test harness: a real OpenKES server on 127.0.0.1:0 with real certificates
 // made by the project's own certificate code, and a small mTLS client that
 // speaks HTTP/1.1 or HTTP/2.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import http2 from 'node:http2'
 import https from 'node:https'
 import os from 'node:os'
 import path from 'node:path'
 import tls from 'node:tls'
+import YAML from 'yaml'
 import { loadConfigFile } from '../../src/config/load.js'
 import { startServer } from '../../src/server/server.js'
 import type { RunningServer, StartOptions } from '../../src/server/server.js'
 import { createCertificate } from '../../src/x509/certificate.js'
 import type { IssuedCertificate } from '../../src/x509/certificate.js'
+import type { TestPostgres } from '../support/postgres.js'
+
+/** The key store the servers of this test process use: 'fs' (default) or a test PostgreSQL. */
+export type StoreKind = 'fs' | 'postgres'
+
+let postgres: TestPostgres | undefined
+
+/**
+ * Makes every TestEnv created afterwards in this process run its server on `db` (a schema of
+ * its own per TestEnv) instead of ./keys: the config-level switch that runs one suite against
+ * both stores. The test/integration/postgres/ files call it, then import the suite.
+ */
+export function usePostgres(db: TestPostgres): void {
+  postgres = db
+}
+
+/** Which store this process's servers use. */
+export function storeKind(): StoreKind {
+  return postgres === undefined ? 'fs' : 'postgres'
+}
+
+/**
+ * The config with its key store replaced by this TestEnv's PostgreSQL schema (the YAML is
+ * re-written; a test's fs `keystore:` or KES v0.13 `keys:` store section is dropped).
+ */
+function withPostgres(yaml: string, db: TestPostgres, schema: string): string {
+  const doc = YAML.parseDocument(yaml)
+  if (doc.errors.length > 0) return yaml
+  doc.delete('keystore')
+  if (YAML.isMap(doc.get('keys'))) doc.delete('keys')
+  return `${String(doc)}${db.keystoreYaml(schema)}`
+}
 
 /** A client identity: its certificate, key and identity hex. */
 export interface Client {
@@ -49,6 +82,10 @@ export class TestEnv {
   serverCert: IssuedCertificate
   server: RunningServer | undefined
   readonly errorLines: string[] = []
+  /** The store kind of this environment's server, and its PostgreSQL schema (when 'postgres'). */
+  readonly store: StoreKind = storeKind()
+  readonly #postgres = postgres
+  readonly schema: string | undefined
   readonly #sessions = new Map<string, http2.ClientHttp2Session>()
   readonly #agents = new Map<string, https.Agent>()
   // Every server started and not yet stopped: a test that fails between a start
@@ -57,13 +94,18 @@ export class TestEnv {
   readonly #running = new Set<RunningServer>()
   #externalPort: number | undefined
 
-  private constructor(dir: string, serverCert: IssuedCertificate) {
+  private constructor(dir: string, serverCert: IssuedCertificate, schema: string | undefined) {
     this.dir = dir
     this.serverCert = serverCert
+    this.schema = schema
   }
 
-  /** Creates the temp dir and the server certificate. */
-  static async create(): Promise<TestEnv> {
+  /**
+   * Creates the temp dir and the server certificate. `sameStoreAs`: on PostgreSQL, use that
+   * environment's schema (several servers on one store); on fs the test points at its directory.
+   * `schema`: on PostgreSQL, use this existing schema.
+   */
+  static async create(opts: { sameStoreAs?: TestEnv; schema?: string } = {}): Promise<TestEnv> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-test-'))
     const serverCert = createCertificate('ecdsa-p256', {
       commonName: 'localhost',
@@ -73,7 +115,57 @@ export class TestEnv {
     })
     await writeFile(path.join(dir, 'server.key'), serverCert.keyPem, { mode: 0o600 })
     await writeFile(path.join(dir, 'server.cert'), serverCert.certPem)
-    return new TestEnv(dir, serverCert)
+    return new TestEnv(dir, serverCert, opts.schema ?? opts.sameStoreAs?.schema ?? postgres?.newSchema())
+  }
+
+  /**
+   * Stores a raw key entry (e.g. a KES key file) under `name` as the server's store keeps it:
+   * a file in ./keys, or a row of this environment's schema.
+   */
+  async putKeyEntry(name: string, bytes: Buffer): Promise<void> {
+    if (this.#postgres !== undefined && this.schema !== undefined) {
+      const q = `"${this.schema}".keys`
+      await this.#postgres.admin((c) => c.query(`INSERT INTO ${q} (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value`, [name, bytes]))
+      return
+    }
+    await mkdir(path.join(this.dir, 'keys'), { recursive: true, mode: 0o700 })
+    await writeFile(path.join(this.dir, 'keys', name), bytes, { mode: 0o600 })
+  }
+
+  /** The raw bytes the store keeps for `name` in `table` (a file, or a row), undefined when missing. */
+  async readEntry(table: 'keys' | 'policies' | 'identities', name: string): Promise<Buffer | undefined> {
+    if (this.#postgres !== undefined && this.schema !== undefined) {
+      const r = await this.#postgres.admin((c) => c.query(`SELECT value FROM "${this.schema}".${table} WHERE name = $1`, [name]))
+      return (r.rows[0] as { value?: Buffer } | undefined)?.value
+    }
+    const file = table === 'keys' ? path.join(this.dir, 'keys', name) : path.join(this.dir, 'keys', '.openkes', table, name)
+    return readFile(file).catch(() => undefined)
+  }
+
+  /** Overwrites an existing entry with raw bytes (e.g. to corrupt it). */
+  async writeEntry(table: 'keys' | 'policies' | 'identities', name: string, bytes: Buffer): Promise<void> {
+    if (this.#postgres !== undefined && this.schema !== undefined) {
+      await this.#postgres.admin((c) => c.query(`UPDATE "${this.schema}".${table} SET value = $2 WHERE name = $1`, [name, bytes]))
+      return
+    }
+    await writeFile(table === 'keys' ? path.join(this.dir, 'keys', name) : path.join(this.dir, 'keys', '.openkes', table, name), bytes)
+  }
+
+  /**
+   * Makes the server's key store unreachable (fs: its directory removed; PostgreSQL: the
+   * database stopped) and returns the function that brings it back.
+   */
+  async breakStore(): Promise<() => Promise<void>> {
+    const db = this.#postgres
+    if (db !== undefined) {
+      await db.halt()
+      return () => db.resume()
+    }
+    const keys = path.join(this.dir, 'keys')
+    await rm(keys, { recursive: true })
+    return async () => {
+      await mkdir(keys, { mode: 0o700 })
+    }
   }
 
   /**
@@ -82,7 +174,7 @@ export class TestEnv {
    */
   async start(yamlBody: string, opts: StartOptions = {}, tlsExtra = ''): Promise<RunningServer> {
     const file = await this.writeConfig(yamlBody, tlsExtra)
-    const config = await loadConfigFile(file, {})
+    const config = await loadConfigFile(file, this.configEnv)
     const server = await startServer(config, { errorSink: (line) => this.errorLines.push(line), ...opts })
     this.#running.add(server)
     this.server = server
@@ -91,10 +183,16 @@ export class TestEnv {
 
   /** Writes `config.yml` (address and tls section added) and returns its path. */
   async writeConfig(yamlBody: string, tlsExtra = '', address = '127.0.0.1:0'): Promise<string> {
-    const yaml = `address: ${address}\ntls:\n  key: ./server.key\n  cert: ./server.cert\n${tlsExtra}${yamlBody}`
+    let yaml = `address: ${address}\ntls:\n  key: ./server.key\n  cert: ./server.cert\n${tlsExtra}${yamlBody}`
+    if (this.#postgres !== undefined && this.schema !== undefined) yaml = withPostgres(yaml, this.#postgres, this.schema)
     const file = path.join(this.dir, 'config.yml')
     await writeFile(file, yaml)
     return file
+  }
+
+  /** The environment configs are loaded with (the PostgreSQL password, when on PostgreSQL). */
+  get configEnv(): NodeJS.ProcessEnv {
+    return this.#postgres?.env ?? {}
   }
 
   /** Points the client at a server this test did not start in-process (a child process). */

@@ -3,7 +3,7 @@
 // an unreachable key store.
 import assert from 'node:assert/strict'
 import { createHash, createHmac, hkdfSync } from 'node:crypto'
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { goArch, goOs } from '../../src/api/go-platform.js'
@@ -201,7 +201,7 @@ for (const http2 of [false, true]) {
     })
 
     test('a KES key file without creation data is described without created_at / created_by', async () => {
-      await copyFile(path.join(KES_VECTORS, 'keystore-fs', 'v0.17.6', 'ks-imported'), path.join(env.dir, 'keys', 'old-key'))
+      await env.putKeyEntry('old-key', await readFile(path.join(KES_VECTORS, 'keystore-fs', 'v0.17.6', 'ks-imported')))
       const v = (await expectedKeys()).find((e) => e.file === 'v0.17.6/ks-imported')
       const id = createHash('sha256').update(Buffer.from(v?.key ?? '', 'base64')).digest().toString('hex', 0, 16)
       assertJson(await call(root, 'GET', '/v1/key/describe/old-key'), { name: 'old-key', id, algorithm: 'AES256' })
@@ -448,8 +448,7 @@ describe('an unreachable key store', LIMIT, () => {
   })
 
   test('/v1/status reports it with 200, /v1/ready answers 503 until the store is back', async () => {
-    const keys = path.join(env.dir, 'keys')
-    await rm(keys, { recursive: true })
+    const restore = await env.breakStore()
     for (const http2 of [false, true]) {
       const status = await env.request(ops, '/v1/status', { http2 })
       assert.equal(status.status, 200)
@@ -460,7 +459,8 @@ describe('an unreachable key store', LIMIT, () => {
       assert.deepEqual(Object.keys(s).slice(0, 8), ['version', 'os', 'arch', 'uptime', 'num_cpu', 'num_cpu_used', 'mem_heap_used', 'mem_stack_used'])
       assertError(await env.request(ops, '/v1/ready', { http2 }), 503, 'key store is unavailable')
     }
-    await mkdir(keys, { mode: 0o700 })
+    await restore()
+    // PostgreSQL: the pool reconnects on the next query.
     assert.equal((await env.request(ops, '/v1/ready')).status, 200)
     const latency = ((await env.request(ops, '/v1/status')).json as Record<string, number>)['keystore_latency']
     assert.ok(latency !== undefined && latency >= 1)
@@ -474,6 +474,7 @@ describe('an unreachable key store', LIMIT, () => {
       policies: mem.policies,
       identities: mem.identities,
       deleted: mem.deleted,
+      changes: mem.changes,
       ping: () => new Promise<void>(() => {}),
       close: () => mem.close(),
     }
@@ -500,7 +501,7 @@ describe('hmac is the same on every server and for KES 2024 key files', LIMIT, (
     envs.push(first)
     const keysDir = path.join(first.dir, 'keys')
     await first.start(CONFIG)
-    const second = await TestEnv.create()
+    const second = await TestEnv.create({ sameStoreAs: first })
     envs.push(second)
     await second.start(CONFIG.replace('path: ./keys', `path: ${keysDir}`))
 
@@ -514,7 +515,7 @@ describe('hmac is the same on every server and for KES 2024 key files', LIMIT, (
 
     const v = (await expectedKeys()).find((e) => e.file === 'kes-unit-test/protobuf-base64')
     assert.ok(v?.hmac_key !== undefined)
-    await copyFile(path.join(KES_VECTORS, 'keystore-fs', 'kes-unit-test', 'protobuf-base64'), path.join(keysDir, 'pb-key'))
+    await first.putKeyEntry('pb-key', await readFile(path.join(KES_VECTORS, 'keystore-fs', 'kes-unit-test', 'protobuf-base64')))
     const want = { hmac: hmacB64(Buffer.from(v.hmac_key, 'base64'), 'hello') }
     for (const e of [first, second]) {
       assertJson(await e.request(root, '/v1/key/hmac/pb-key', { method: 'PUT', body: { message: b64('hello') } }), want)

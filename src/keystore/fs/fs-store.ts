@@ -8,6 +8,7 @@
 import { constants } from 'node:fs'
 import { access, chmod, lstat, mkdir, readdir, stat, statfs, unlink } from 'node:fs/promises'
 import path from 'node:path'
+import { LocalChangeFeed } from '../change-feed.js'
 import { PING_OP, StoreUnavailableError } from '../keystore.js'
 import type { KeyStore, Table } from '../keystore.js'
 import { DIR_MODE, TEMP_PREFIX, errorCode } from './atomic-file.js'
@@ -115,6 +116,8 @@ class FsStore implements KeyStore {
   readonly policies: Table
   readonly identities: Table
   readonly deleted: Table
+  // Writers in other processes (`--workers`) are relayed into this feed (see announceWrites).
+  readonly changes = new LocalChangeFeed()
   readonly #dir: string
   #closed = false
 

@@ -14,6 +14,7 @@ import {
   operation,
 } from '../keystore.js'
 import type { KeyStore, Table, TableName, TableVerb } from '../keystore.js'
+import { LocalChangeFeed } from '../change-feed.js'
 
 /** Creates an empty in-memory store (kind 'mem'). It never fails except after `close()`. */
 export function createMemStore(): KeyStore {
@@ -26,6 +27,8 @@ class MemStore implements KeyStore {
   readonly policies: Table
   readonly identities: Table
   readonly deleted: Table
+  // One process owns a mem store, so nobody else ever writes to it.
+  readonly changes = new LocalChangeFeed()
   #closed = false
 
   constructor() {
