@@ -58,6 +58,7 @@ function setup(hooks: { beforeDeleteIf?: (inner: KeyStore) => Promise<void>; fai
     policies: inner.policies,
     identities: inner.identities,
     deleted: wrap('deleted'),
+    changes: inner.changes,
     ping: () => inner.ping(),
     close: () => inner.close(),
   }
