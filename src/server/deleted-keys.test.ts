@@ -28,7 +28,7 @@ interface Setup {
  * ('deleted.delete', 'keys.replace', ...) throw a StoreError, or report a lost race for
  * 'keys.replace:false'.
  */
-function setup(hooks: { beforeDeleteIf?: (inner: KeyStore) => Promise<void>; failDrop?: () => boolean; failing?: Set<string> }): Setup {
+function setup(hooks: { beforeDeleteIf?: (inner: KeyStore) => Promise<void>; failDrop?: () => boolean; failing?: Set<string>; retentionMs?: number }): Setup {
   const inner = createMemStore()
   const failing = hooks.failing ?? new Set<string>()
   const wrap = (name: 'keys' | 'deleted'): Table => {
@@ -65,7 +65,7 @@ function setup(hooks: { beforeDeleteIf?: (inner: KeyStore) => Promise<void>; fai
   const errors: string[] = []
   const errorLog = new ErrorLog({ enabled: true, sink: (l) => errors.push(l) })
   const keys = new KeyRing(store, { expiryAnyMs: 0, expiryUnusedMs: 0 }, errorLog)
-  return { store, keys, deletedKeys: new DeletedKeys(store, keys, errorLog, WEEK_MS), errors }
+  return { store, keys, deletedKeys: new DeletedKeys(store, keys, errorLog, hooks.retentionMs ?? WEEK_MS), errors }
 }
 
 /** Rotates `name` directly in the store, as another server would. */
@@ -228,4 +228,36 @@ test('rotation: a store failure is 502; a key changed by others on every attempt
   await assert.rejects(s.keys.rotate('k', 'me'), isStatus(503, 'key is changed by others too often: try again'))
   failing.clear()
   assert.equal((await s.keys.rotate('k', 'me'))?.versions.length, 2)
+})
+
+test('retention 0: a delete destroys the key at once, keeps nothing, and a store failure is 502', async (t) => {
+  const failing = new Set<string>()
+  const s = setup({ failing, retentionMs: 0 })
+  t.after(() => s.keys.close())
+  await s.keys.create('k', SecretKey.generate('AES256'))
+  failing.add('keys.delete')
+  await assert.rejects(s.deletedKeys.delete('k', 'me'), isStatus(502, 'bad gateway: failed to delete key'))
+  assert.deepEqual(await s.store.keys.list(), ['k'])
+  failing.clear()
+  assert.equal(await s.deletedKeys.delete('k', 'me'), true)
+  assert.equal(await s.deletedKeys.delete('k', 'me'), false)
+  assert.deepEqual(await s.store.keys.list(), [])
+  assert.deepEqual(await s.store.deleted.list(), [])
+  assert.equal(await s.deletedKeys.purgeExpired(), 0)
+})
+
+test('KeyRing.forget drops a cached key: the next use reads the store again', async (t) => {
+  const inner = createMemStore()
+  const keys = new KeyRing(inner, { expiryAnyMs: 60_000, expiryUnusedMs: 60_000 }, new ErrorLog({ enabled: false }))
+  t.after(() => keys.close())
+  const first = SecretKey.generate('AES256')
+  await keys.create('k', first)
+  const cachedId = (await keys.get('k')).newest.id
+  // Changed behind the ring's back (another path into the store).
+  const second = SecretKey.generate('AES256')
+  await inner.keys.put('k', formatKeyFile(second))
+  assert.equal((await keys.get('k')).newest.id, cachedId, 'still the cached key')
+  keys.forget('k')
+  assert.equal((await keys.get('k')).newest.id, second.id)
+  assert.notEqual(second.id, cachedId)
 })

@@ -217,6 +217,7 @@ describe('fs store', () => {
     await assert.rejects(store.keys.put('k1', Buffer.from('v')), isStoreError('failed to write key'))
     await assert.rejects(store.keys.delete('k1'), isStoreError('failed to delete key'))
     await assert.rejects(store.keys.deleteIf('k1', Buffer.from('v')), isStoreError('failed to delete key'))
+    await assert.rejects(store.keys.replace('k1', Buffer.from('v'), Buffer.from('w')), isStoreError('failed to write key'))
     // The name is taken, so create reports it like any other existing entry.
     await assert.rejects(store.keys.create('k1', Buffer.from('v')), EntryExistsError)
     await assert.rejects(store.keys.get('k1'), /keystore\/fs: failed to read key 'k1': not a regular file/)
