@@ -35,7 +35,8 @@ export type BodyCharge = (bytes: number) => boolean
  * `charge` finds no room for the bytes in memory. On refusal the rest of the
  * body is discarded, not paused (a paused HTTP/2 stream holds up the whole
  * connection's flow control) nor destroyed (that would destroy the
- * connection before the answer could be sent).
+ * connection before the answer could be sent). A `timeoutMs` of 0 sets no
+ * timer: the caller bounds the read by a deadline of its own.
  */
 export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS, charge?: BodyCharge): Promise<Buffer> {
   const chunks: Buffer[] = []
@@ -90,7 +91,8 @@ function consumeBody(req: BodySource, maxBytes: number, timeoutMs: number, take:
       done()
       reject(new RequestAbortedError('request aborted'))
     }
-    const timer = setTimeout(() => refuse(ErrBodyTimeout), timeoutMs)
+    // 0: the caller enforces a deadline of its own (the router's per-request deadline).
+    const timer = timeoutMs > 0 ? setTimeout(() => refuse(ErrBodyTimeout), timeoutMs) : undefined
     const done = (): void => {
       clearTimeout(timer)
       req.off('data', onData)

@@ -47,7 +47,7 @@ function gatedState(hub: EventHub): { state: ServerState; release: () => void } 
   const state = {
     version: '0.0.0',
     api: new Map(),
-    access: { isAdmin: () => false, allows: async () => (await gate, true) },
+    access: { isAdmin: () => false, allowsCached: () => undefined, allows: async () => (await gate, true) },
     auditLog: { hub },
     errorLog: { error: () => {}, hub: new EventHub({ maxBufferedBytes: 1 }) },
   } as unknown as ServerState

@@ -20,6 +20,7 @@ import {
   ErrNotFound,
   KesError,
 } from './errors.js'
+import { Deadlines } from './deadlines.js'
 import { parsePath } from './paths.js'
 import { checkListPattern } from './pattern.js'
 import { isBodyParts, isStream } from './reply.js'
@@ -128,7 +129,10 @@ export function createRouter(
   for (const r of table) byPath.set(r.path, r)
   const allowHeader = new Map<Route, string>()
   for (const r of byPath.values()) allowHeader.set(r, r.methods.join(', '))
+  const tree = routeTree(byPath)
   const hooks = opts.hooks ?? {}
+  // Every request's deadline, on one timer.
+  const deadlines = new Deadlines()
 
   async function serve(req: RouterRequest, res: RouterResponse, identity: string, gone: ClientGone): Promise<void> {
     const time = new Date()
@@ -143,7 +147,9 @@ export function createRouter(
     try {
       const { segments, malformed } = parsePath(path)
       if (!malformed) path = '/' + segments.join('/')
-      const found = findRoute(byPath, segments)
+      // A malformed path (an encoded slash in a segment) is looked up by its joined text, as
+      // it always was, so it gets the same 404/405/400 decisions.
+      const found = malformed ? findRouteByText(byPath, segments) : findRoute(tree, segments)
       if (found === undefined) throw ErrNotFound
       const { route, rest } = found
       api = route.path
@@ -153,9 +159,8 @@ export function createRouter(
       if (malformed) throw ErrInvalidPath
       const args = parseArgs(route.params, rest)
       const timeoutMs = timeoutOf(route, state.api)
-      const deadline = Date.now() + timeoutMs
-      // The body may take what is left of the route's time (the log streams take none of it).
-      const bodyMs = (): number => (timeoutMs > 0 ? Math.max(1, deadline - Date.now()) : BODY_TIMEOUT_MS)
+      // With a deadline, that deadline also ends a body still arriving (408): no timer of the body's own.
+      const bodyMs = (): number => (timeoutMs > 0 ? 0 : BODY_TIMEOUT_MS)
       let readingBody = false
       const timedRead = async (maxBytes: number): Promise<Buffer> => {
         readingBody = true
@@ -171,7 +176,9 @@ export function createRouter(
         const authPath = rest.length === 0 && route.params.length > 0 ? path + '/' : path
         const allowedBy = async (s: ServerState): Promise<boolean> =>
           isOpen(route, s.api) || s.access.isAdmin(identity) || (await s.access.allows(identity, authPath))
-        if (!(await allowedBy(state))) throw ErrNotAllowed
+        // Open routes, the admin and cached grants are decided without waiting a turn.
+        const known = isOpen(route, state.api) || state.access.isAdmin(identity) || state.access.allowsCached(identity, authPath)
+        if (known === false || (known === undefined && !(await state.access.allows(identity, authPath)))) throw ErrNotAllowed
         // log.audit_fail_closed: nothing is done that can't be audited; the
         // health probes still answer, so operators can see why.
         if (state.auditLog.refusing && !AUDIT_EXEMPT.has(route.path)) throw ErrAuditUnavailable
@@ -202,7 +209,8 @@ export function createRouter(
       }
       // A request still working at its deadline is answered then (408 while its body is
       // still arriving, else 503); what it was doing finishes unobserved.
-      const reply = timeoutMs > 0 ? await withDeadline(work(), timeoutMs, () => (readingBody ? ErrBodyTimeout : ErrRequestTimeout)) : await work()
+      const reply =
+        timeoutMs > 0 ? await withDeadline(deadlines, work(), timeoutMs, () => (readingBody ? ErrBodyTimeout : ErrRequestTimeout)) : await work()
       status = reply.status
       if (isStream(reply)) {
         try {
@@ -241,13 +249,21 @@ export function createRouter(
     if (stream !== undefined) await stream.closed
   }
 
+  async function serveAndFinish(req: RouterRequest, res: RouterResponse, identity: string, gone: ClientGone): Promise<void> {
+    try {
+      await serve(req, res, identity, gone)
+    } finally {
+      hooks.finished?.(req)
+    }
+  }
+
   return (req, res) => {
     hooks.started?.(req)
     // Watch for the client going away from the start: a log stream whose
     // client left while it was being authorized must not stay subscribed.
     const gone = new ClientGone(res)
     const identity = opts.identityOf(req) ?? ''
-    void serve(req, res, identity, gone).finally(() => hooks.finished?.(req))
+    void serveAndFinish(req, res, identity, gone)
   }
 }
 
@@ -274,22 +290,22 @@ function openStream(res: RouterResponse, reply: StreamReply, gone: ClientGone): 
  * Settles like `work`, or rejects with `onTimeout()` if `work` has not settled after `ms`. A
  * late outcome of `work` is dropped (and never becomes an unhandled rejection).
  */
-function withDeadline<T extends Reply>(work: Promise<T>, ms: number, onTimeout: () => KesError): Promise<T> {
+function withDeadline<T extends Reply>(deadlines: Deadlines, work: Promise<T>, ms: number, onTimeout: () => KesError): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let late = false
-    const timer = setTimeout(() => {
+    const deadline = deadlines.add(ms, () => {
       late = true
       reject(onTimeout())
-    }, ms)
+    })
     work.then(
       (value) => {
-        clearTimeout(timer)
+        deadline.cancel()
         // A stream reply nobody will attach gives back its reader's place.
         if (late && isStream(value)) value.release?.()
         resolve(value)
       },
       (err: unknown) => {
-        clearTimeout(timer)
+        deadline.cancel()
         reject(err)
       },
     )
@@ -325,8 +341,56 @@ class MethodNotAllowed extends KesError {
   }
 }
 
-function findRoute(table: ReadonlyMap<string, Route>, segments: readonly string[]): { route: Route; rest: readonly string[] } | undefined {
-  // Longest base first: `/v1/log/audit/trace` before a shorter `/v1/log/audit`.
+/** The route paths as a tree of segments, built once: a lookup is one Map.get per segment. */
+interface RouteNode {
+  route: Route | undefined
+  readonly children: Map<string, RouteNode>
+}
+
+function routeTree(byPath: ReadonlyMap<string, Route>): RouteNode {
+  const root: RouteNode = { route: undefined, children: new Map() }
+  for (const [p, route] of byPath) {
+    const segments = p.slice(1).split('/')
+    if (segments.length > MAX_ROUTE_DEPTH) throw new RangeError(`route ${p} is deeper than ${MAX_ROUTE_DEPTH} segments`)
+    let node = root
+    for (const seg of segments) {
+      let child = node.children.get(seg)
+      if (child === undefined) {
+        child = { route: undefined, children: new Map() }
+        node.children.set(seg, child)
+      }
+      node = child
+    }
+    node.route = route
+  }
+  return root
+}
+
+function findRoute(tree: RouteNode, segments: readonly string[]): { route: Route; rest: readonly string[] } | undefined {
+  // Longest base wins: `/v1/log/audit/trace` before a shorter `/v1/log/audit`.
+  let node = tree
+  let route: Route | undefined
+  let depth = 0
+  const max = Math.min(segments.length, MAX_ROUTE_DEPTH)
+  for (let i = 0; i < max; i++) {
+    const child = node.children.get(segments[i] as string)
+    if (child === undefined) break
+    node = child
+    if (child.route !== undefined) {
+      route = child.route
+      depth = i + 1
+    }
+  }
+  if (route === undefined) return undefined
+  const rest = depth === segments.length ? NO_SEGMENTS : segments.slice(depth)
+  if (route.params.length === 0 && rest.length > 0) return undefined
+  return { route, rest }
+}
+
+const NO_SEGMENTS: readonly string[] = []
+
+/** The lookup by joined path text: for malformed paths, whose segments may hold '/'. */
+function findRouteByText(table: ReadonlyMap<string, Route>, segments: readonly string[]): { route: Route; rest: readonly string[] } | undefined {
   for (let depth = Math.min(segments.length, MAX_ROUTE_DEPTH); depth >= 1; depth--) {
     const route = table.get('/' + segments.slice(0, depth).join('/'))
     if (route === undefined) continue

@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer'
-import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto'
+import * as nodeCrypto from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto'
 import type { CipherGCM, DecipherGCM, CipherChaCha20Poly1305, DecipherChaCha20Poly1305 } from 'node:crypto'
 import { NotAuthenticError } from './errors.js'
 import { hchacha20 } from './hchacha20.js'
@@ -41,14 +42,74 @@ function legacyAesSubkey(master: Buffer, iv: Buffer): Buffer {
   return subkey
 }
 
-function subkeyFor(aead: Aead, master: Buffer, iv: Buffer): Buffer {
+const SHA256_BLOCK_BYTES = 64
+const SHA256_BYTES = 32
+const IPAD = 0x36
+const OPAD = 0x5c
+
+// crypto.hash (one call, no Hash object) exists from Node 20.12; older Node 20 releases use createHash.
+const sha256: (data: Buffer) => Buffer =
+  typeof nodeCrypto.hash === 'function'
+    ? (data) => nodeCrypto.hash('sha256', data, 'buffer')
+    : (data) => createHash('sha256').update(data).digest()
+
+/**
+ * A master key as the AEADs use it. The per-message subkey of AES-256-GCM-HMAC-SHA-256 is
+ * HMAC-SHA256(master, iv) (RFC 2104): SHA256((K ⊕ opad) || SHA256((K ⊕ ipad) || iv)). The two
+ * padded key blocks are prepared once per key, so a message costs two one-shot hashes instead
+ * of an HMAC object; the result is the same bytes.
+ */
+export class AeadKey {
+  readonly bytes: Buffer
+  // (K ⊕ ipad) followed by room for the iv, and (K ⊕ opad) followed by room for the inner digest.
+  #inner: Buffer | undefined
+  #outer: Buffer | undefined
+
+  /** Keeps a reference to `bytes` (the caller owns and zeroes them). */
+  constructor(bytes: Buffer) {
+    this.bytes = bytes
+  }
+
+  /** HMAC-SHA256(master, iv) for a 16-byte iv. */
+  hmacSubkey(iv: Buffer): Buffer {
+    if (iv.length !== IV_BYTES || this.bytes.length > SHA256_BLOCK_BYTES) return createHmac('sha256', this.bytes).update(iv).digest()
+    if (this.#inner === undefined || this.#outer === undefined) {
+      this.#inner = Buffer.alloc(SHA256_BLOCK_BYTES + IV_BYTES)
+      this.#outer = Buffer.alloc(SHA256_BLOCK_BYTES + SHA256_BYTES)
+      for (let i = 0; i < SHA256_BLOCK_BYTES; i++) {
+        const k = this.bytes[i] ?? 0
+        this.#inner[i] = k ^ IPAD
+        this.#outer[i] = k ^ OPAD
+      }
+    }
+    const inner = this.#inner
+    const outer = this.#outer
+    iv.copy(inner, SHA256_BLOCK_BYTES)
+    const innerDigest = sha256(inner)
+    innerDigest.copy(outer, SHA256_BLOCK_BYTES)
+    innerDigest.fill(0)
+    const subkey = sha256(outer)
+    outer.fill(0, SHA256_BLOCK_BYTES)
+    return subkey
+  }
+
+  /** Zeroes the prepared pads (the key bytes belong to the caller). */
+  wipe(): void {
+    this.#inner?.fill(0)
+    this.#outer?.fill(0)
+    this.#inner = undefined
+    this.#outer = undefined
+  }
+}
+
+function subkeyFor(aead: Aead, key: AeadKey, iv: Buffer): Buffer {
   switch (aead) {
     case 'AES-256-GCM-HMAC-SHA-256':
-      return createHmac('sha256', master).update(iv).digest()
+      return key.hmacSubkey(iv)
     case 'ChaCha20Poly1305':
-      return hchacha20(master, iv)
+      return hchacha20(key.bytes, iv)
     case 'AES-256-GCM':
-      return legacyAesSubkey(master, iv)
+      return legacyAesSubkey(key.bytes, iv)
   }
 }
 
@@ -69,7 +130,7 @@ function createOpener(aead: Aead, subkey: Buffer, nonce: Buffer): DecipherGCM | 
  * associated data (absent and empty are the same). Returns ciphertext || tag.
  * Throws only on programming errors (wrong key, iv or nonce lengths).
  */
-export function seal(aead: Aead, master: Buffer, iv: Buffer, nonce: Buffer, plaintext: Uint8Array, aad?: Uint8Array): Buffer {
+export function seal(aead: Aead, master: AeadKey, iv: Buffer, nonce: Buffer, plaintext: Uint8Array, aad?: Uint8Array): Buffer {
   const subkey = subkeyFor(aead, master, iv)
   try {
     const cipher = createSealer(aead, subkey, nonce)
@@ -87,7 +148,7 @@ export function seal(aead: Aead, master: Buffer, iv: Buffer, nonce: Buffer, plai
  * Returns the plaintext (an empty buffer for an empty plaintext).
  * Throws NotAuthenticError if the tag does not verify, and for any other failure.
  */
-export function open(aead: Aead, master: Buffer, iv: Buffer, nonce: Buffer, sealed: Buffer, aad?: Uint8Array): Buffer {
+export function open(aead: Aead, master: AeadKey, iv: Buffer, nonce: Buffer, sealed: Buffer, aad?: Uint8Array): Buffer {
   if (sealed.length < TAG_BYTES || iv.length !== IV_BYTES || nonce.length !== NONCE_BYTES) throw new NotAuthenticError()
   let subkey: Buffer | undefined
   let body: Buffer | undefined

@@ -19,6 +19,18 @@ export function decodeBase64Strict(s: string): Buffer | undefined {
   return decoded
 }
 
+/**
+ * `decodeBase64Strict` for values that are not secret (ciphertexts and their parts): the same
+ * strictness, but the result may live in Node's shared buffer pool, which saves an allocation
+ * per call on the decrypt path. Never use it for plaintexts or keys.
+ */
+export function decodePublicBase64Strict(s: string): Buffer | undefined {
+  if (s.length % 4 !== 0) return undefined
+  const decoded = Buffer.from(s, 'base64')
+  if (decoded.toString('base64') !== s) return undefined
+  return decoded
+}
+
 /** Encodes bytes as standard, padded base64. */
 export function encodeBase64(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')

@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer'
 import type { Aead } from './aead.js'
 import { IV_BYTES, NONCE_BYTES, TAG_BYTES } from './aead.js'
-import { decodeBase64Strict } from './base64.js'
+import { decodePublicBase64Strict } from './base64.js'
 import { InvalidCiphertextError } from './errors.js'
 
 /** A ciphertext split into its parts; `id` is '' when the ciphertext names no key. */
@@ -39,7 +39,28 @@ function isWellFormed(iv: Buffer, nonce: Buffer, sealed: Buffer): boolean {
 }
 
 function stringField(value: unknown): Buffer | undefined {
-  return typeof value === 'string' ? decodeBase64Strict(value) : undefined
+  return typeof value === 'string' ? decodePublicBase64Strict(value) : undefined
+}
+
+// The field names of the JSON form, as KES and OpenKES write them.
+const EXACT_NAMES: ReadonlySet<string> = new Set(['aead', 'id', 'iv', 'nonce', 'bytes'])
+
+// True when every field name is one of EXACT_NAMES, as every ciphertext KES or OpenKES wrote
+// has: then the object can be read as it is (the fast path of decrypt).
+function hasOnlyExactNames(o: object): boolean {
+  for (const name in o) if (!EXACT_NAMES.has(name)) return false
+  return true
+}
+
+// KES decoded with Go's encoding/json, which matches field names case-insensitively; a later
+// spelling of the same field wins, as in Go. Only the known names are kept.
+function foldNames(o: object): Readonly<Record<string, unknown>> {
+  const fields: Record<string, unknown> = Object.create(null) as Record<string, unknown>
+  for (const [name, value] of Object.entries(o)) {
+    const folded = name.toLowerCase()
+    if (EXACT_NAMES.has(folded)) fields[folded] = value
+  }
+  return fields
 }
 
 // The JSON form of KES <= v0.19.1. Returns undefined whenever the bytes are not that form, so
@@ -52,17 +73,13 @@ function parseJson(bytes: Buffer): ParsedCiphertext | undefined {
     return undefined
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined
-  // KES decoded with Go's encoding/json, which matches field names case-insensitively; a later
-  // spelling of the same field wins, as in Go.
-  const fields = new Map<string, unknown>()
-  for (const [name, value] of Object.entries(parsed)) fields.set(name.toLowerCase(), value)
-
-  const aeadName = fields.get('aead')
+  const fields = hasOnlyExactNames(parsed) ? (parsed as Readonly<Record<string, unknown>>) : foldNames(parsed)
+  const aeadName = fields['aead']
   const aead = typeof aeadName === 'string' ? JSON_AEADS.get(aeadName) : undefined
-  const id = fields.get('id') ?? ''
-  const iv = stringField(fields.get('iv'))
-  const nonce = stringField(fields.get('nonce'))
-  const sealed = stringField(fields.get('bytes'))
+  const id = fields['id'] ?? ''
+  const iv = stringField(fields['iv'])
+  const nonce = stringField(fields['nonce'])
+  const sealed = stringField(fields['bytes'])
   if (aead === undefined || typeof id !== 'string' || iv === undefined || nonce === undefined || sealed === undefined) return undefined
   if (!isWellFormed(iv, nonce, sealed)) return undefined
   return { aead, id, iv, nonce, sealed }

@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer'
 import { createHash, createHmac, hkdfSync } from 'node:crypto'
 import { inspect } from 'node:util'
 import type { Aead } from './aead.js'
-import { IV_BYTES, NONCE_BYTES, open, seal } from './aead.js'
+import { AeadKey, IV_BYTES, NONCE_BYTES, open, seal } from './aead.js'
 import { formatJsonCiphertext, parseCiphertext } from './ciphertext.js'
 import { NotAuthenticError } from './errors.js'
 import { randomPool } from './random-pool.js'
@@ -66,6 +66,7 @@ export function keyIdOf(bytes: Uint8Array): string {
  */
 export class SecretKey {
   readonly #bytes: Buffer
+  readonly #aeadKey: AeadKey
   readonly #storedHmacKey: Buffer | undefined
   #derivedHmacKey: Buffer | undefined
   #id: string | undefined
@@ -85,6 +86,7 @@ export class SecretKey {
   constructor(bytes: Uint8Array, cipher: Cipher, options?: SecretKeyOptions) {
     if (cipher !== 'AES256' && cipher !== 'ChaCha20') throw new TypeError('invalid cipher')
     this.#bytes = copyKey(bytes, 'key')
+    this.#aeadKey = new AeadKey(this.#bytes)
     this.#storedHmacKey = options?.hmacKey === undefined ? undefined : copyKey(options.hmacKey, 'hmac key')
     this.cipher = cipher
     this.createdAt = options?.createdAt
@@ -125,7 +127,7 @@ export class SecretKey {
     const iv = ivAndNonce.subarray(0, IV_BYTES)
     const nonce = ivAndNonce.subarray(IV_BYTES)
     const aead = SEALING_AEAD[this.cipher]
-    const sealed = seal(aead, this.#bytes, iv, nonce, plaintext, context)
+    const sealed = seal(aead, this.#aeadKey, iv, nonce, plaintext, context)
     return formatJsonCiphertext(aead, this.id, iv, nonce, sealed)
   }
 
@@ -140,7 +142,7 @@ export class SecretKey {
     const parsed = parseCiphertext(asBuffer(ciphertext), SEALING_AEAD[this.cipher])
     // The id is public, so a plain comparison leaks nothing. A mismatch means another key.
     if (parsed.id !== '' && parsed.id !== this.id) throw new NotAuthenticError()
-    return open(parsed.aead, this.#bytes, parsed.iv, parsed.nonce, parsed.sealed, context)
+    return open(parsed.aead, this.#aeadKey, parsed.iv, parsed.nonce, parsed.sealed, context)
   }
 
   /**

@@ -102,12 +102,26 @@ abstract class NumberMetric extends Metric<number> {
   }
 }
 
+/** One series of a counter, looked up once: adding to it costs no label lookup. */
+export interface CounterChild {
+  inc(by?: number): void
+}
+
 /** A monotonically increasing count. */
 export class Counter extends NumberMetric {
   protected readonly type = 'counter'
   /** Adds `by` (default 1) to the series with these label values. */
   inc(labels: LabelValues = [], by = 1): void {
     this.series(labels).value += by
+  }
+  /** The series with these label values (created now, so it is exported from now on, at 0). */
+  child(labels: LabelValues): CounterChild {
+    const s = this.series(labels)
+    return {
+      inc(by = 1) {
+        s.value += by
+      },
+    }
   }
 }
 

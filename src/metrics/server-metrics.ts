@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from './registry.js'
+import type { CounterChild } from './registry.js'
 
 /** What the metrics need to know about a completed request. */
 export interface RequestSample {
@@ -53,6 +54,8 @@ export class ServerMetrics {
   readonly tlsHandshakeFailures: Counter
   readonly connectionsRefused: Counter
   readonly #startedAt = Date.now()
+  // kes_http_requests_total by api, then status: found without building a label key per request.
+  readonly #requestsByApi = new Map<string, Map<number, CounterChild>>()
   #cache: () => CacheStats = () => ({ hits: 0, misses: 0, size: 0 })
   #auditFileHealthy: () => boolean = () => true
 
@@ -102,7 +105,17 @@ export class ServerMetrics {
     else if (s.status >= 400) this.requestError.inc()
     else this.requestSuccess.inc()
     this.responseTime.observe(s.seconds)
-    this.requests.inc([s.api, String(s.status)])
+    let byStatus = this.#requestsByApi.get(s.api)
+    if (byStatus === undefined) {
+      byStatus = new Map()
+      this.#requestsByApi.set(s.api, byStatus)
+    }
+    let series = byStatus.get(s.status)
+    if (series === undefined) {
+      series = this.requests.child([s.api, String(s.status)])
+      byStatus.set(s.status, series)
+    }
+    series.inc()
   }
 
   /** The exposition text for an audience (default: every family, as Prometheus sees it). */

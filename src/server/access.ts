@@ -126,6 +126,16 @@ export class AccessControl {
     return grant.policy !== undefined && grant.policy.allows(path)
   }
 
+  /**
+   * `allows` decided from the grant cache alone: true or false when the identity's grant is
+   * cached, undefined when only `allows` can tell (it must read the store).
+   */
+  allowsCached(identity: string, path: string): boolean | undefined {
+    const grant = this.#grants.peek(identity)
+    if (grant === undefined) return undefined
+    return grant.policy !== undefined && grant.policy.allows(path)
+  }
+
   async #grant(identity: string): Promise<Grant> {
     const cached = this.#grants.peek(identity)
     if (cached !== undefined) return cached

@@ -84,6 +84,14 @@ export class KeyRing {
     return { hits: this.#hits, misses: this.#misses, size: this.#cache.size }
   }
 
+  /** The named key when it is cached (a hit), else undefined: the synchronous fast path of `get`. */
+  peek(name: string): KeyVersions | undefined {
+    const hit = this.#cache.peek(name)
+    if (hit === undefined) return undefined
+    this.#hits++
+    return hit.key
+  }
+
   /** Returns the named key (all its versions). Throws ErrKeyNotFound, 502 or 503. */
   async get(name: string): Promise<KeyVersions> {
     // The hit path (every request but the first in a while) awaits nothing.

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createSecureServer } from 'node:http2'
 import type { Http2SecureServer, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
@@ -90,6 +91,11 @@ const CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':')
 const TLS_OPTIONS = { minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder: true } as const
+
+// Node's ticket key block: 16 bytes name, 16 bytes HMAC secret, 16 bytes AES key.
+const TICKET_KEYS_BYTES = 48
+// How long a session ticket can be resumed (Node's default, stated).
+const SESSION_TICKET_LIFETIME_S = 300
 
 // Concurrent requests on one HTTP/2 connection (Node's default is unlimited).
 const MAX_STREAMS_PER_SESSION = 256
@@ -232,6 +238,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ...TLS_OPTIONS,
     // Bounds what one HTTP/2 connection can hold open at once.
     settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION },
+    // Session resumption by tickets (stateless: the server keeps no session cache): a client
+    // that reconnects skips the full handshake. A resumed session carries the client
+    // certificate it was first authenticated with, so its identity is that certificate's;
+    // the ticket keys are replaced whenever the TLS material changes (reload, below).
+    ticketKeys: randomBytes(TICKET_KEYS_BYTES),
+    sessionTimeout: SESSION_TICKET_LIFETIME_S,
   })
   // An HTTP/1.1 request's headers must arrive within the idle timeout, however slowly they trickle in.
   // (Node's HTTP/1.1 fallback of an HTTP/2 server reads these, untyped, fields when it starts listening.)
@@ -369,6 +381,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const port = typeof bound === 'object' && bound !== null ? bound.port : address.port
 
   let closed: Promise<void> | undefined
+  let tlsNow = tls
   return {
     host: address.host,
     port,
@@ -382,6 +395,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       // Nothing below can fail: the new config is applied whole or not at all.
       server.setSecureContext({ key: nextTls.key, cert: nextTls.cert, ca: nextTls.ca, passphrase: nextTls.passphrase, ...TLS_OPTIONS })
       ;(server as unknown as { rejectUnauthorized: boolean }).rejectUnauthorized = nextTls.ca !== undefined
+      // setSecureContext keeps the old ticket keys: a session authenticated under the old CA
+      // (or certificate) must not be resumed under the new one, so its tickets stop opening.
+      if (tlsMaterialChanged(tlsNow, nextTls)) server.setTicketKeys(randomBytes(TICKET_KEYS_BYTES))
+      tlsNow = nextTls
       errorLog.setEnabled(next.log.error)
       const old = state.access
       state = { ...state, access, api: next.api }
@@ -500,6 +517,12 @@ function connectionOf(req: RouterRequest): object {
 function http1Socket(req: RouterRequest): ServerSocket | undefined {
   const r = req as { httpVersionMajor?: number; socket?: unknown }
   return r.httpVersionMajor === 1 ? (r.socket as ServerSocket) : undefined
+}
+
+/** Whether a reload changes what authenticates a TLS session: the client CA (or its absence), the server key or certificate. */
+function tlsMaterialChanged(a: TlsMaterial, b: TlsMaterial): boolean {
+  const same = (x: Buffer | undefined, y: Buffer | undefined): boolean => (x === undefined ? y === undefined : y !== undefined && x.equals(y))
+  return !same(a.ca, b.ca) || !same(a.cert, b.cert) || !same(a.key, b.key)
 }
 
 function restartOnlyChanges(a: Config, b: Config): Array<[string, boolean]> {

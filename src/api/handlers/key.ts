@@ -1,4 +1,4 @@
-import { decodeBase64Strict, encodeBase64 } from '../../crypto/base64.js'
+import { decodePublicBase64Strict, encodeBase64 } from '../../crypto/base64.js'
 import { randomPool } from '../../crypto/random-pool.js'
 import { InvalidCiphertextError, NotAuthenticError, SecretKey } from '../../crypto/secret-key.js'
 import type { Cipher } from '../../crypto/secret-key.js'
@@ -8,7 +8,7 @@ import type { JsonObject } from '../body.js'
 import { ErrDecrypt, ErrInvalidCiphertext, ErrInvalidKey, KesError } from '../errors.js'
 import { listFilter } from '../pattern.js'
 import type { Reply } from '../reply.js'
-import { json, listing, ndjson, ok } from '../reply.js'
+import { json, jsonText, listing, ndjson, ok } from '../reply.js'
 import type { ApiRequest } from '../routes.js'
 
 const KEY_BYTES = 32
@@ -80,10 +80,11 @@ export async function generateKey(req: ApiRequest, s: ServerState): Promise<Repl
   const [name] = req.args as [string]
   const body = parseJsonObject(await req.readBody())
   const context = optionalBase64(body, 'context')
-  const key = await s.keys.get(name)
+  const key = s.keys.peek(name) ?? (await s.keys.get(name))
   const plaintext = randomPool.take(KEY_BYTES)
   const ciphertext = key.newest.encrypt(plaintext, context)
-  const reply = json(200, { plaintext: encodeBase64(plaintext), ciphertext: encodeBase64(ciphertext) })
+  // Base64 needs no JSON escaping: the same text as JSON.stringify of {plaintext, ciphertext}.
+  const reply = jsonText(200, '{"plaintext":"' + encodeBase64(plaintext) + '","ciphertext":"' + encodeBase64(ciphertext) + '"}')
   plaintext.fill(0)
   return reply
 }
@@ -95,10 +96,10 @@ export async function encryptKey(req: ApiRequest, s: ServerState): Promise<Reply
   // KES treats a missing plaintext as empty.
   const plaintext = optionalBase64(body, 'plaintext') ?? Buffer.alloc(0)
   const context = optionalBase64(body, 'context')
-  const key = await s.keys.get(name)
+  const key = s.keys.peek(name) ?? (await s.keys.get(name))
   const ciphertext = key.newest.encrypt(plaintext, context)
   plaintext.fill(0)
-  return json(200, { ciphertext: encodeBase64(ciphertext) })
+  return jsonText(200, '{"ciphertext":"' + encodeBase64(ciphertext) + '"}')
 }
 
 /** POST /v1/key/decrypt/:name — opens a ciphertext of any KES format; every failure is ErrDecrypt or ErrInvalidCiphertext. */
@@ -106,11 +107,12 @@ export async function decryptKey(req: ApiRequest, s: ServerState): Promise<Reply
   const [name] = req.args as [string]
   const body = parseJsonObject(await req.readBody())
   const encoded = Object.hasOwn(body, 'ciphertext') ? body['ciphertext'] : undefined
-  const ciphertext = typeof encoded === 'string' ? decodeBase64Strict(encoded) : undefined
+  // A ciphertext is not secret: it may be decoded into pooled memory.
+  const ciphertext = typeof encoded === 'string' ? decodePublicBase64Strict(encoded) : undefined
   if (ciphertext === undefined) throw ErrInvalidCiphertext
   const context = optionalBase64(body, 'context')
   const plaintext = await decryptWith(s, name, ciphertext, context)
-  const reply = json(200, { plaintext: encodeBase64(plaintext) })
+  const reply = jsonText(200, '{"plaintext":"' + encodeBase64(plaintext) + '"}')
   plaintext.fill(0)
   return reply
 }
@@ -121,7 +123,7 @@ export async function decryptKey(req: ApiRequest, s: ServerState): Promise<Reply
  */
 export function parseCiphertextBody(body: JsonObject): { ciphertext: Buffer; context: Buffer | undefined } {
   const encoded = Object.hasOwn(body, 'ciphertext') ? body['ciphertext'] : undefined
-  const ciphertext = typeof encoded === 'string' ? decodeBase64Strict(encoded) : undefined
+  const ciphertext = typeof encoded === 'string' ? decodePublicBase64Strict(encoded) : undefined
   if (ciphertext === undefined) throw ErrInvalidCiphertext
   return { ciphertext, context: optionalBase64(body, 'context') }
 }
