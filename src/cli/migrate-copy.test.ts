@@ -30,6 +30,7 @@ test('a copy that reads back other bytes fails verification and is removed again
     put: (n, v) => dest.keys.put(n, v),
     replace: (n, e, v) => dest.keys.replace(n, e, v),
     delete: (n) => dest.keys.delete(n),
+    deleteIf: (n, e) => dest.keys.deleteIf(n, e),
     list: () => dest.keys.list(),
     // Nothing there before the copy; afterwards another key comes back.
     get: async (n) => ((await dest.keys.get(n)) === undefined ? undefined : keyFile()),
@@ -53,6 +54,7 @@ test('a destination that fails to write counts as failed, the other entries are 
     get: (n) => dest.keys.get(n),
     list: () => dest.keys.list(),
     delete: (n) => dest.keys.delete(n),
+    deleteIf: (n, e) => dest.keys.deleteIf(n, e),
     put: (n, v) => dest.keys.put(n, v),
     replace: (n, e, v) => dest.keys.replace(n, e, v),
     create: async (n, v) => {

@@ -2,6 +2,7 @@
 // server. The store is chosen in one place (`storeSection`), so the same tests can run on
 // another backend.
 import assert from 'node:assert/strict'
+import { createHmac, hkdfSync } from 'node:crypto'
 import { cp, readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -161,6 +162,26 @@ describe('key versions and rotation', () => {
     assertError(await env.request(root, '/v1/key/rewrap/wrap', { method: 'POST', body: { ciphertext: 'AAAA' } }), 400, 'invalid ciphertext')
     assertError(await env.request(root, '/v1/key/rewrap/missing', { method: 'POST', body: { ciphertext: v.ciphertext } }), 404, 'key does not exist')
     assertError(await env.request(root, '/v1/key/rotate/missing', { method: 'POST' }), 404, 'key does not exist')
+  })
+
+  test('hmac uses the first version: MACs stay the same after rotations, and after delete → restore', async () => {
+    jsonOf(await env.request(root, '/v1/key/import/mac', { method: 'POST', body: { key: KEY, cipher: 'AES256' } }))
+    const message = Buffer.from('bucket/object').toString('base64')
+    const mac = async (): Promise<string> => jsonOf<{ hmac: string }>(await env.request(root, '/v1/key/hmac/mac', { method: 'PUT', body: { message } })).hmac
+    // The imported key has no HMAC key of its own: the MAC key is derived from its bytes (docs/api.md).
+    const derived = Buffer.from(hkdfSync('sha256', Buffer.from(KEY, 'base64'), Buffer.alloc(0), Buffer.from('OpenKES HMAC-SHA256 key v1'), 32))
+    const expected = createHmac('sha256', derived).update('bucket/object').digest('base64')
+    assert.equal(await mac(), expected)
+    for (let i = 0; i < 3; i++) jsonOf(await env.request(root, '/v1/key/rotate/mac', { method: 'POST' }))
+    assert.equal(jsonOf<Described>(await env.request(root, '/v1/key/describe/mac')).versions?.length, 4)
+    assert.equal(await mac(), expected, 'a rotation changed the MAC')
+    jsonOf(await env.request(root, '/v1/key/delete/mac', { method: 'DELETE' }))
+    jsonOf(await env.request(root, '/v1/key/restore/mac', { method: 'POST' }))
+    assert.equal(await mac(), expected, 'a restore changed the MAC')
+    // A new key under the same name MACs differently: the MAC follows the key, not the name.
+    jsonOf(await env.request(root, '/v1/key/delete/mac', { method: 'DELETE' }))
+    jsonOf(await env.request(root, '/v1/key/create/mac', { method: 'POST' }))
+    assert.notEqual(await mac(), expected)
   })
 
   test('policies govern the lifecycle paths like every other path', async () => {
@@ -366,6 +387,51 @@ describe('two servers sharing one store', () => {
     const listed = (d.versions ?? []).map((v) => v.id)
     assert.equal(new Set(listed).size, 9)
     for (const id of newIds) assert.ok(listed.includes(id), `rotation ${id} lost`)
+  })
+
+  test('deletes racing rotations on the other server: every kept deletion holds every version, none is lost', async () => {
+    // A delete with retention copies the key, then removes it; a rotation landing in between
+    // must end up in the kept copy (or be refused with 404 because the key is gone), never lost.
+    const names = Array.from({ length: 24 }, (_, i) => `race-${i}`)
+    const firstIds = new Map<string, string>()
+    for (const name of names) {
+      jsonOf(await a.request(root, `/v1/key/create/${name}`, { method: 'POST' }))
+      firstIds.set(name, jsonOf<Described>(await a.request(root, `/v1/key/describe/${name}`)).id)
+    }
+    const rotatedIds = new Map<string, string[]>(names.map((n) => [n, []]))
+    await Promise.all(
+      names.flatMap((name, i) => {
+        const [rotator, deleter] = i % 2 === 0 ? [a, b] : [b, a]
+        const rotate = async (): Promise<void> => {
+          const res = await rotator.request(root, `/v1/key/rotate/${name}`, { method: 'POST' })
+          // After the delete won, a rotation finds no key; anything else must have been kept.
+          if (res.status === 404) return assertError(res, 404, 'key does not exist')
+          rotatedIds.get(name)?.push(jsonOf<{ id: string }>(res).id)
+        }
+        const remove = async (): Promise<void> => {
+          assert.equal((await deleter.request(root, `/v1/key/delete/${name}`, { method: 'DELETE' })).status, 200)
+        }
+        return [rotate(), remove(), rotate(), rotate()]
+      }),
+    )
+    let keptRotations = 0
+    for (const name of names) {
+      for (const env of [a, b]) assertError(await env.request(root, `/v1/key/describe/${name}`), 404, 'key does not exist')
+      // One deletion kept per delete: a copy that lost the race was dropped again.
+      // (The pattern is a prefix, as for /v1/key/list: race-1 also lists race-10...)
+      const listed = ndjsonLines((await b.request(root, `/v1/key/deleted/${name}`)).text).filter((l) => l['name'] === name)
+      assert.equal(listed.length, 1, `${name}: ${listed.length} kept deletions`)
+      jsonOf(await b.request(root, `/v1/key/restore/${name}`, { method: 'POST' }))
+      const d = jsonOf<Described>(await a.request(root, `/v1/key/describe/${name}`))
+      const kept = d.versions === undefined ? [d.id] : d.versions.map((v) => v.id)
+      const expected = [firstIds.get(name), ...(rotatedIds.get(name) ?? [])]
+      assert.deepEqual([...kept].sort(), [...expected].sort(), `${name}: kept versions differ from the rotations that succeeded`)
+      assert.equal(kept[0], firstIds.get(name), `${name}: the first version comes first`)
+      keptRotations += kept.length - 1
+    }
+    // Not every rotation lost to its delete (else the race was never run).
+    assert.ok(keptRotations > 0, 'no rotation succeeded before its delete')
+    assert.deepEqual(await readdir(path.join(store, '.openkes', 'deleted')), [], 'restore leaves no kept copy behind')
   })
 
   test('scheduled rotation by both servers adds one version per period, not one per server', async () => {
