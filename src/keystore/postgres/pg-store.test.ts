@@ -109,6 +109,27 @@ describe('postgres store', () => {
     const raw = await db.admin((c) => c.query(`SELECT value FROM "${schema}".identities WHERE name = $1`, ['ü-id']))
     assert.deepEqual(raw.rows[0]?.value, value)
   })
+
+  test('deleteIf removes only the expected bytes, is announced only when it removed, and races replace on another store cleanly', async () => {
+    await a.deleted.create('d1', bytes('v1'))
+    assert.equal(await b.deleted.deleteIf('d1', bytes('other')), false)
+    assert.equal(await b.deleted.deleteIf('missing', bytes('v1')), false)
+    assert.deepEqual(await a.deleted.get('d1'), bytes('v1'))
+    const heard = nextEvent(a, (e) => e.kind === 'change' && e.name === 'd1')
+    assert.equal(await b.deleted.deleteIf('d1', bytes('v1')), true)
+    assert.deepEqual(await heard, { kind: 'change', table: 'deleted', name: 'd1' })
+    assert.equal(await a.deleted.get('d1'), undefined)
+    assert.equal(await a.deleted.deleteIf('d1', bytes('v1')), false)
+
+    // A rotation (replace) and a delete of what was read, on two stores at once: exactly one wins.
+    for (let i = 0; i < 20; i++) {
+      const name = `race-${i}`
+      await a.keys.create(name, bytes('old'))
+      const [replaced, deleted] = await Promise.all([a.keys.replace(name, bytes('old'), bytes('new')), b.keys.deleteIf(name, bytes('old'))])
+      assert.equal(Number(replaced) + Number(deleted), 1, `${name}: replaced ${replaced}, deleted ${deleted}`)
+      assert.deepEqual(await a.keys.get(name), replaced ? bytes('new') : undefined)
+    }
+  })
 })
 
 describe('postgres schema', () => {
