@@ -286,6 +286,25 @@ describe('three servers on one database: key lifecycle', LIMIT, () => {
     }
   })
 
+  // Fails on main as of this commit (each server keeps its own copy: 3 deletions for one key);
+  // fixed by DeletedKeys.delete ending in Table.deleteIf (branch lifecycle-2). Drop the todo then.
+  test('one key deleted on three servers at once: one deletion kept, with every version', { todo: 'needs the deleteIf delete path of lifecycle-2' }, async () => {
+    for (let i = 0; i < 5; i++) {
+      const name = `del-race-${i}`
+      assert.equal((await a().request(root, `/v1/key/create/${name}`, { method: 'POST' })).status, 200)
+      assert.equal((await b().request(root, `/v1/key/rotate/${name}`, { method: 'POST' })).status, 200)
+      const results = await Promise.all(envs.map((e) => e.request(root, `/v1/key/delete/${name}`, { method: 'DELETE' })))
+      assert.deepEqual(results.map((r) => r.status), [200, 200, 200])
+      for (const e of envs) {
+        const kept = ndjsonNames((await e.request(root, `/v1/key/deleted/${name}`)).text).filter((n) => n === name)
+        assert.equal(kept.length, 1, `${name}: ${kept.length} deletions kept`)
+      }
+      assert.equal((await c().request(root, `/v1/key/restore/${name}`, { method: 'POST' })).status, 200)
+      const d = (await a().request(root, `/v1/key/describe/${name}`)).json as DescribedVersions
+      assert.equal(d.versions?.length, 2)
+    }
+  })
+
   test('purged on one server: gone on every server', async () => {
     assert.equal((await a().request(root, '/v1/key/create/purge-key', { method: 'POST' })).status, 200)
     const ct = ((await generate(c(), 'purge-key')).json as { ciphertext: string }).ciphertext
