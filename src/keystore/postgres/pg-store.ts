@@ -180,9 +180,9 @@ export class PostgresTable implements Table {
   }
 
   /**
-   * Compare-and-delete: removes `name` only if the stored value is byte for byte `expected`;
-   * false when the name is missing or holds something else. One statement: the row lock makes
-   * it atomic against replace, delete and deleteIf of the same name on every server.
+   * Compare-and-delete: removes `name` only if the stored value is byte for byte `expected`
+   * (one statement, so atomic against every other write of the row); false when the name is
+   * missing or holds something else.
    */
   async deleteIf(name: string, expected: Uint8Array): Promise<boolean> {
     checkName(name)
