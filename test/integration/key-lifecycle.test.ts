@@ -427,7 +427,7 @@ describe('two servers sharing one store', () => {
     }
     // Not every rotation lost to its delete (else the race was never run).
     assert.ok(keptRotations > 0, 'no rotation succeeded before its delete')
-    assert.deepEqual(await readdir(path.join(store, '.openkes', 'deleted')), [], 'restore leaves no kept copy behind')
+    assert.deepEqual(await a.listEntries('deleted'), [], 'restore leaves no kept copy behind')
   })
 
   test('scheduled rotation by both servers adds one version per period, not one per server', async () => {

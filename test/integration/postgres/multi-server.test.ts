@@ -286,9 +286,9 @@ describe('three servers on one database: key lifecycle', LIMIT, () => {
     }
   })
 
-  // Fails on main as of this commit (each server keeps its own copy: 3 deletions for one key);
-  // fixed by DeletedKeys.delete ending in Table.deleteIf (branch lifecycle-2). Drop the todo then.
-  test('one key deleted on three servers at once: one deletion kept, with every version', { todo: 'needs the deleteIf delete path of lifecycle-2' }, async () => {
+  // Each server copies the key before removing it; only the one whose compare-and-delete
+  // (Table.deleteIf) wins keeps its copy, so one deletion is kept, not one per server.
+  test('one key deleted on three servers at once: one deletion kept, with every version', async () => {
     for (let i = 0; i < 5; i++) {
       const name = `del-race-${i}`
       assert.equal((await a().request(root, `/v1/key/create/${name}`, { method: 'POST' })).status, 200)
