@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
+import { formatKeyVersions, parseKeyEntry } from '../crypto/key-version.js'
+import { SecretKey } from '../crypto/secret-key.js'
 import { createMemStore } from '../keystore/mem/mem-store.js'
 import { StoreError } from '../keystore/keystore.js'
 import type { KeyStore, Table } from '../keystore/keystore.js'
@@ -30,6 +32,7 @@ test('a copy that reads back other bytes fails verification and is removed again
     put: (n, v) => dest.keys.put(n, v),
     replace: (n, e, v) => dest.keys.replace(n, e, v),
     delete: (n) => dest.keys.delete(n),
+    deleteIf: (n, e) => dest.keys.deleteIf(n, e),
     list: () => dest.keys.list(),
     // Nothing there before the copy; afterwards another key comes back.
     get: async (n) => ((await dest.keys.get(n)) === undefined ? undefined : keyFile()),
@@ -53,6 +56,7 @@ test('a destination that fails to write counts as failed, the other entries are 
     get: (n) => dest.keys.get(n),
     list: () => dest.keys.list(),
     delete: (n) => dest.keys.delete(n),
+    deleteIf: (n, e) => dest.keys.deleteIf(n, e),
     put: (n, v) => dest.keys.put(n, v),
     replace: (n, e, v) => dest.keys.replace(n, e, v),
     create: async (n, v) => {
@@ -81,4 +85,25 @@ test('progress counts every entry of every table', async () => {
     [2, 3],
     [3, 3],
   ])
+})
+
+test('a rotated key (every version) and a kept deletion are copied byte for byte and verified', async () => {
+  const versions = [SecretKey.generate('AES256'), SecretKey.generate('AES256'), SecretKey.generate('ChaCha20')]
+  const entry = formatKeyVersions(versions)
+  const source = createMemStore()
+  await source.keys.create('rotated', entry)
+  const record = Buffer.from(`{"name":"gone","deleted_at":"2024-01-01T00:00:00.000Z","deleted_by":"x","entry":"${entry.toString('base64')}"}`)
+  await source.deleted.create('1704067200000-0123456789abcdef', record)
+  const dest = createMemStore()
+  const opts = options()
+  const report = await copyStore(source, dest, opts)
+  assert.deepEqual(report.tallies.keys, { copied: 1, alreadyThere: 0, conflicts: 0, failed: 0 })
+  assert.deepEqual(report.tallies.deleted, { copied: 1, alreadyThere: 0, conflicts: 0, failed: 0 })
+  assert.deepEqual(await dest.keys.get('rotated'), entry)
+  assert.deepEqual(await dest.deleted.get('1704067200000-0123456789abcdef'), record)
+  // Every version came along: a ciphertext of the oldest opens with the copy.
+  const copied = parseKeyEntry((await dest.keys.get('rotated')) ?? Buffer.alloc(0))
+  assert.deepEqual(copied.versions.map((v) => v.id), versions.map((v) => v.id))
+  const oldest = versions[0] ?? assert.fail('no versions')
+  assert.deepEqual(copied.decrypt(oldest.encrypt(Buffer.from('old'))), Buffer.from('old'))
 })

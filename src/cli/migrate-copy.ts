@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Glob } from '../auth/glob.js'
 import { isValidName } from '../auth/names.js'
-import { parseKeyFile } from '../crypto/key-version.js'
-import type { SecretKey } from '../crypto/secret-key.js'
+import { parseKeyEntry } from '../crypto/key-version.js'
+import type { KeyVersions } from '../crypto/key-version.js'
 import { EntryExistsError, TABLE_NAMES } from '../keystore/keystore.js'
 import type { KeyStore, Table, TableName } from '../keystore/keystore.js'
 
@@ -124,7 +124,7 @@ async function copyEntry(table: TableName, name: string, from: Table, to: Table,
 
   let value: Buffer | undefined
   let existing: Buffer | undefined
-  let sourceKey: SecretKey | undefined
+  let sourceKey: KeyVersions | undefined
   try {
     try {
       value = await from.get(name)
@@ -134,7 +134,7 @@ async function copyEntry(table: TableName, name: string, from: Table, to: Table,
     if (value === undefined) return fail('vanished from the source')
     if (table === 'keys') {
       try {
-        sourceKey = parseKeyFile(value)
+        sourceKey = parseKeyEntry(value)
       } catch (err) {
         return fail(`the source entry is not a key: ${messageOf(err)}`)
       }
@@ -171,11 +171,11 @@ async function copyEntry(table: TableName, name: string, from: Table, to: Table,
 }
 
 /** Why a destination entry differs from the source one, without showing either. */
-function differenceOf(table: TableName, sourceKey: SecretKey | undefined, existing: Buffer): string {
+function differenceOf(table: TableName, sourceKey: KeyVersions | undefined, existing: Buffer): string {
   if (table !== 'keys' || sourceKey === undefined) return `the destination holds a different ${ENTRY_NOUN[table]}`
   try {
     // Key ids are public (every ciphertext carries one), so comparing them reveals nothing.
-    if (parseKeyFile(existing).id === sourceKey.id) return 'the destination holds the same key in another file format'
+    if (parseKeyEntry(existing).newest.id === sourceKey.newest.id) return 'the destination holds the same key in another file format'
   } catch {
     return 'the destination holds an entry that is not a key'
   }
@@ -183,10 +183,12 @@ function differenceOf(table: TableName, sourceKey: SecretKey | undefined, existi
 }
 
 /**
- * Reads the copy back: its bytes must equal the source's and, for keys, it must decrypt a fresh
- * ciphertext made with the source key. Returns what went wrong, or undefined when all is well.
+ * Reads the copy back: its bytes must equal the source's and, for keys, every version of it must
+ * decrypt a fresh ciphertext made with the same version of the source key (a rotated key's old
+ * versions open the ciphertexts made before the rotation). Returns what went wrong, or undefined
+ * when all is well.
  */
-async function verifyCopy(to: Table, name: string, value: Buffer, sourceKey: SecretKey | undefined): Promise<string | undefined> {
+async function verifyCopy(to: Table, name: string, value: Buffer, sourceKey: KeyVersions | undefined): Promise<string | undefined> {
   let back: Buffer | undefined
   try {
     back = await to.get(name)
@@ -199,9 +201,14 @@ async function verifyCopy(to: Table, name: string, value: Buffer, sourceKey: Sec
     if (sourceKey === undefined) return undefined
     const probe = randomBytes(32)
     try {
-      const copied = parseKeyFile(back)
-      const plaintext = copied.decrypt(sourceKey.encrypt(probe, VERIFY_CONTEXT), VERIFY_CONTEXT)
-      return plaintext.equals(probe) ? undefined : 'it decrypts to something else'
+      const copied = parseKeyEntry(back)
+      if (copied.versions.length !== sourceKey.versions.length) return 'it has another number of versions'
+      // The probe ciphertexts name their version's key id, so each opens with that version only.
+      for (const version of sourceKey.versions) {
+        const plaintext = copied.decrypt(version.encrypt(probe, VERIFY_CONTEXT), VERIFY_CONTEXT)
+        if (!plaintext.equals(probe)) return 'it decrypts to something else'
+      }
+      return undefined
     } catch (err) {
       return `a ciphertext of the source key does not decrypt with it: ${messageOf(err)}`
     }

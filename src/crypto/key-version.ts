@@ -224,10 +224,6 @@ function parseJson(buf: Buffer): object {
   return parsed
 }
 
-function parseJsonKeyFile(buf: Buffer): SecretKey {
-  return parseJsonKey(parseJson(buf))
-}
-
 // One key in the JSON layout (a whole key file, or one element of a versioned entry).
 function parseJsonKey(parsed: object): SecretKey {
   const version = optionalString(parsed, 'version')

@@ -60,4 +60,12 @@ test('announceWrites: committed writes are announced (failed and no-op ones are 
   assert.deepEqual(sentByA, [changed('keys', 'k'), changed('keys', 'k')], 'create and delete only')
   // B heard the delete and dropped its cached copy: the key is gone there too.
   await assert.rejects(ringB.get('k'), (err) => err === ErrKeyNotFound)
+
+  // deleteIf: announced only when it removed the entry.
+  sentByA.length = 0
+  await a.keys.create('c', Buffer.from('v1'))
+  assert.equal(await a.keys.deleteIf('c', Buffer.from('other')), false)
+  assert.equal(await a.keys.deleteIf('c', Buffer.from('v1')), true)
+  assert.equal(await a.keys.deleteIf('c', Buffer.from('v1')), false)
+  assert.deepEqual(sentByA, [changed('keys', 'c'), changed('keys', 'c')], 'create and the one deleteIf that removed it')
 })

@@ -128,6 +128,11 @@ function announcingTable(table: Table, tableName: TableName, forward: (table: Ta
       if (deleted) forward(tableName, name)
       return deleted
     },
+    deleteIf: async (name, expected) => {
+      const deleted = await table.deleteIf(name, expected)
+      if (deleted) forward(tableName, name)
+      return deleted
+    },
     list: () => table.list(),
     replace: async (name, expected, value) => {
       const replaced = await table.replace(name, expected, value)

@@ -30,6 +30,14 @@ export interface Table {
   replace(name: string, expected: Uint8Array, value: Uint8Array): Promise<boolean>
   /** Removes the name; returns false when it did not exist. */
   delete(name: string): Promise<boolean>
+  /**
+   * Compare-and-delete: atomically removes `name` only if its current value equals `expected`
+   * byte for byte. Resolves false (and changes nothing) when the name is missing or holds another
+   * value. Atomic against every `replace`, `delete` and `deleteIf` of the same name, also by
+   * other processes or servers sharing the store (a delete that copied a key to the `deleted`
+   * table removes exactly what it copied, never a rotation that landed meanwhile).
+   */
+  deleteIf(name: string, expected: Uint8Array): Promise<boolean>
   /** Returns every name, sorted in UTF-8 byte order. */
   list(): Promise<string[]>
 }

@@ -228,6 +228,69 @@ export function testStoreConformance(backend: string, open: OpenStore, maxValueB
       }
     })
 
+    test('deleteIf is a compare-and-delete on every table', async (t) => {
+      const s = await open(t)
+      for (const tableName of tableNames) {
+        const tb = table(s, tableName)
+        // missing: false, and nothing appears
+        assert.equal(await tb.deleteIf('k', bytes('a')), false, tableName)
+        assert.equal(await tb.get('k'), undefined, tableName)
+        await tb.create('k', bytes('first'))
+        await tb.create('other', bytes('first'))
+        // another value: false, unchanged (also a prefix, a longer value and the empty value)
+        assert.equal(await tb.deleteIf('k', bytes('firs')), false, tableName)
+        assert.equal(await tb.deleteIf('k', bytes('first!')), false, tableName)
+        assert.equal(await tb.deleteIf('k', new Uint8Array(0)), false, tableName)
+        assert.deepEqual(await tb.get('k'), bytes('first'), tableName)
+        // the current value: true, gone; other names untouched
+        assert.equal(await tb.deleteIf('k', bytes('first')), true, tableName)
+        assert.equal(await tb.get('k'), undefined, tableName)
+        assert.deepEqual(await tb.list(), ['other'], tableName)
+        // a second time: false
+        assert.equal(await tb.deleteIf('k', bytes('first')), false, tableName)
+        // a value replaced meanwhile is kept
+        await tb.create('k', bytes('v1'))
+        assert.equal(await tb.replace('k', bytes('v1'), bytes('v2')), true, tableName)
+        assert.equal(await tb.deleteIf('k', bytes('v1')), false, tableName)
+        assert.deepEqual(await tb.get('k'), bytes('v2'), tableName)
+        // the empty value is a value
+        await tb.put('empty', new Uint8Array(0))
+        assert.equal(await tb.deleteIf('empty', new Uint8Array(0)), true, tableName)
+        assert.deepEqual(await tb.list(), ['k', 'other'], tableName)
+      }
+    })
+
+    test('deleteIf refuses invalid names and does not keep a reference to expected', async (t) => {
+      const s = await open(t)
+      for (const [label, name] of invalidNames) {
+        await assert.rejects(s.keys.deleteIf(name, bytes('a')), InvalidNameError, label)
+      }
+      await s.keys.create('k', bytes('v'))
+      const expected = Buffer.from('v')
+      assert.equal(await s.keys.deleteIf('k', expected), true)
+      expected.fill(0)
+      assert.equal(await s.keys.get('k'), undefined)
+    })
+
+    test('deleteIf racing replaces: the entry is removed only while it holds the expected value', async (t) => {
+      const s = await open(t)
+      for (let i = 0; i < 10; i++) {
+        await s.keys.put('k', bytes('v'))
+        const [replaced, deleted] = await Promise.all([s.keys.replace('k', bytes('v'), bytes('w')), s.keys.deleteIf('k', bytes('v'))])
+        // Exactly one of them saw 'v'; the other found it changed or gone.
+        assert.notEqual(replaced, deleted, `round ${i}`)
+        assert.deepEqual(await s.keys.get('k'), replaced ? bytes('w') : undefined, `round ${i}`)
+      }
+    })
+
+    test('20 concurrent deleteIfs of one value: exactly one wins', async (t) => {
+      const s = await open(t)
+      await s.keys.create('race', bytes('start'))
+      const results = await Promise.all(Array.from({ length: 20 }, () => s.keys.deleteIf('race', bytes('start'))))
+      assert.equal(results.filter((ok) => ok).length, 1)
+      assert.equal(await s.keys.get('race'), undefined)
+    })
+
     test('the tables are separate namespaces', async (t) => {
       const s = await open(t)
       await s.keys.create('same', bytes('key'))
@@ -259,6 +322,7 @@ export function testStoreConformance(backend: string, open: OpenStore, maxValueB
       await assert.rejects(s.deleted.list(), isUnavailable('failed to list deleted keys'))
       await assert.rejects(s.keys.get('k1'), isUnavailable('failed to read key'))
       await assert.rejects(s.keys.delete('k1'), isUnavailable('failed to delete key'))
+      await assert.rejects(s.keys.deleteIf('k1', bytes('v')), isUnavailable('failed to delete key'))
       await assert.rejects(s.keys.list(), isUnavailable('failed to list keys'))
       await assert.rejects(s.policies.list(), isUnavailable('failed to list policies'))
       await assert.rejects(s.identities.get('i'), isUnavailable('failed to read identity'))

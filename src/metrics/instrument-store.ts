@@ -28,6 +28,7 @@ function instrumentTable(table: Table, name: string, observe: StoreObserver): Ta
     get: (n) => timed('get', () => table.get(n)),
     replace: (n, e, v) => timed('replace', () => table.replace(n, e, v)),
     delete: (n) => timed('delete', () => table.delete(n)),
+    deleteIf: (n, e) => timed('deleteIf', () => table.deleteIf(n, e)),
     list: () => timed('list', () => table.list()),
   }
 }

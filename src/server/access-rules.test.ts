@@ -45,6 +45,7 @@ function setup(t: TestContext): Setup {
       put: guard('put', table.put),
       get: guard('get', table.get),
       delete: guard('delete', table.delete),
+      deleteIf: guard('delete', table.deleteIf),
       list: guard('list', table.list),
       replace: guard('replace', table.replace),
     }

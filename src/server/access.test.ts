@@ -102,6 +102,7 @@ function failingOn(store: KeyStore, table: 'identities' | 'policies', err: () =>
     create: t.create.bind(t),
     put: t.put.bind(t),
     delete: t.delete.bind(t),
+    deleteIf: t.deleteIf.bind(t),
     list: t.list.bind(t),
     replace: t.replace.bind(t),
     get: async (): Promise<Buffer | undefined> => Promise.reject(err()),

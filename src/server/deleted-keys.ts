@@ -45,6 +45,9 @@ interface DeletedEntry extends DeletedKeyInfo {
   readonly deletedAtMs: number
 }
 
+// Deletes retried this often against concurrent writers (rotations) before giving up (503).
+const MAX_DELETE_ATTEMPTS = 20
+
 const ENTRY_NAME = /^([0-9]{13})-[0-9a-f]{16}$/
 
 /** The deletion time (ms) encoded in an entry name, or undefined for a name that is not ours. */
@@ -71,30 +74,54 @@ export class DeletedKeys {
 
   /**
    * Deletes a key: with a retention period, its entry is first copied to the `deleted` table,
-   * then removed from `keys` (a crash in between leaves both, never neither). Resolves whether
-   * a key was there; a missing key is no error (KES clients retry deletes). Throws 502 or 503.
+   * then removed from `keys` — but only if it still holds exactly the bytes copied
+   * (Table.deleteIf). A rotation (or another delete) landing in between makes that fail; the
+   * copy just written is then dropped and the delete starts again, so a kept deletion always
+   * holds every version the key had when it left `keys`. A crash in between leaves both, never
+   * neither. Resolves whether a key was there; a missing key is no error (KES clients retry
+   * deletes). Throws 502 or 503 (also after MAX_DELETE_ATTEMPTS changes by others).
    */
   async delete(name: string, deletedBy: string): Promise<boolean> {
     if (this.retentionMs === 0) return await this.#keys.delete(name)
-    let entry: Buffer | undefined
-    try {
-      entry = await this.#store.keys.get(name)
-      if (entry === undefined) return await this.#keys.delete(name)
-      const now = this.#now()
-      const record = Buffer.from(
-        JSON.stringify({ name, deleted_at: new Date(now).toISOString(), deleted_by: deletedBy, entry: entry.toString('base64') }),
-      )
+    for (let attempt = 0; attempt < MAX_DELETE_ATTEMPTS; attempt++) {
+      let entry: Buffer | undefined
+      let id: string
       try {
-        await this.#store.deleted.create(`${String(now).padStart(13, '0')}-${randomBytes(8).toString('hex')}`, record)
-      } finally {
-        record.fill(0)
+        entry = await this.#store.keys.get(name)
+        if (entry === undefined) return await this.#keys.delete(name)
+        id = await this.#keep(name, deletedBy, entry)
+      } catch (err) {
+        entry?.fill(0)
+        throw storeFailure(err, 'failed to delete key', this.#errorLog, name)
       }
-    } catch (err) {
-      throw storeFailure(err, 'failed to delete key', this.#errorLog, name)
-    } finally {
-      entry?.fill(0)
+      try {
+        if (await this.#keys.deleteIf(name, entry)) return true
+      } finally {
+        entry.fill(0)
+      }
+      // Changed (rotated) or deleted by someone else since it was read: this copy is not what left.
+      try {
+        await this.#store.deleted.delete(id)
+      } catch (err) {
+        throw storeFailure(err, 'failed to delete key', this.#errorLog, name)
+      }
     }
-    return await this.#keys.delete(name)
+    throw new KesError(503, 'key is changed by others too often: try again')
+  }
+
+  /** Writes the `deleted` record of one deletion of `name`; resolves its entry name. */
+  async #keep(name: string, deletedBy: string, entry: Buffer): Promise<string> {
+    const now = this.#now()
+    const id = `${String(now).padStart(13, '0')}-${randomBytes(8).toString('hex')}`
+    const record = Buffer.from(
+      JSON.stringify({ name, deleted_at: new Date(now).toISOString(), deleted_by: deletedBy, entry: entry.toString('base64') }),
+    )
+    try {
+      await this.#store.deleted.create(id, record)
+    } finally {
+      record.fill(0)
+    }
+    return id
   }
 
   /** The kept deletions whose key names `matches`, by name, the newest deletion first. Throws 502 or 503. */

@@ -235,6 +235,23 @@ export class KeyRing {
     return deleted
   }
 
+  /**
+   * Deletes a key only while its stored entry is byte for byte `expected` (see Table.deleteIf);
+   * resolves false when it changed or is gone. Throws 502 or 503.
+   */
+  async deleteIf(name: string, expected: Uint8Array): Promise<boolean> {
+    this.#cache.delete(name)
+    let deleted: boolean
+    try {
+      deleted = await this.#store.keys.deleteIf(name, expected)
+    } catch (err) {
+      throw storeFailure(err, 'failed to delete key', this.#errorLog, name)
+    }
+    // As in delete: a concurrent get may have cached it meanwhile.
+    this.#cache.delete(name)
+    return deleted
+  }
+
   /** Every key name, sorted. Throws 502 or 503. */
   async list(): Promise<string[]> {
     try {

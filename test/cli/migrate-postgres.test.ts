@@ -1,6 +1,7 @@
 // `openkes migrate` filesystem → PostgreSQL → filesystem: every key file comes back byte for
-// byte, policies and assignments too, and a server on the PostgreSQL copy decrypts what KES
-// encrypted with those keys.
+// byte, policies, assignments and kept deletions too, and a server on the PostgreSQL copy
+// decrypts what KES encrypted with those keys, what a rotated key sealed before its rotations,
+// and restores the kept deletion.
 import assert from 'node:assert/strict'
 import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -46,6 +47,31 @@ test('fs → PostgreSQL → fs round trip: the same bytes, verified by migrate a
   await fs.policies.put('app-pol', Buffer.from('{"allow":["/v1/key/generate/*"],"deny":[],"form":"allow-deny"}'))
   await fs.identities.put('a'.repeat(64), Buffer.from('{"policy":"app-pol"}'))
   await fs.close()
+  // A key rotated twice (OpenKES's versioned entry) and a deleted key kept for its retention
+  // period, made by a server on the source directory.
+  const lifecycle = await TestEnv.create()
+  let rotatedCiphertexts: Array<{ ciphertext: string; plaintext: string }>
+  let deletedCiphertext: { ciphertext: string; plaintext: string }
+  try {
+    await lifecycle.start(`admin:\n  identity: ${root.identity}\nkeystore:\n  fs:\n    path: ${source}\n`)
+    const call = async <T>(method: string, target: string, body?: object): Promise<T> => {
+      const res = await lifecycle.request(root, target, { method, body })
+      assert.equal(res.status, 200, `${method} ${target}: ${res.text}`)
+      return res.json as T
+    }
+    await call('POST', '/v1/key/create/rotated')
+    rotatedCiphertexts = [await call('POST', '/v1/key/generate/rotated', {})]
+    await call('POST', '/v1/key/rotate/rotated')
+    rotatedCiphertexts.push(await call('POST', '/v1/key/generate/rotated', {}))
+    await call('POST', '/v1/key/rotate/rotated')
+    await call('POST', '/v1/key/create/removed')
+    deletedCiphertext = await call('POST', '/v1/key/generate/removed', {})
+    await call('DELETE', '/v1/key/delete/removed')
+  } finally {
+    await lifecycle.dispose()
+  }
+  const deletedIds = (await readdir(path.join(source, '.openkes', 'deleted'))).filter((n) => !n.startsWith('.'))
+  assert.equal(deletedIds.length, 1)
 
   const schema = db.newSchema('migrate')
   const pgConfig = path.join(dir, 'pg.yml')
@@ -55,6 +81,7 @@ test('fs → PostgreSQL → fs round trip: the same bytes, verified by migrate a
 
   const there = await within(runCli(['migrate', '--from', source, '--to', pgConfig], { env }), 120_000, 'migrate fs → postgres')
   assert.equal(there.code, 0, there.stderr + there.stdout)
+  assert.match(there.stdout, /deleted: +1 copied, 0 already there, 0 conflicts, 0 failed/)
   const home = await within(runCli(['migrate', '--from', pgConfig, '--to', back], { env }), 120_000, 'migrate postgres → fs')
   assert.equal(home.code, 0, home.stderr + home.stdout)
   // The password never shows.
@@ -69,7 +96,17 @@ test('fs → PostgreSQL → fs round trip: the same bytes, verified by migrate a
     const row = await db.admin((c) => c.query(`SELECT value FROM "${schema}".keys WHERE name = $1`, [name]))
     assert.deepEqual(row.rows[0]?.value, original, `${name} in PostgreSQL`)
   }
+  assert.ok(names.includes('rotated') && !names.includes('removed'))
+  assert.equal((JSON.parse((await readFile(path.join(back, 'rotated'))).toString('utf8')) as { versions: unknown[] }).versions.length, 3)
+  // The kept deletion, byte for byte, under the same entry name (it encodes the deletion time).
+  for (const id of deletedIds) {
+    const original = await readFile(path.join(source, '.openkes', 'deleted', id))
+    assert.deepEqual(await readFile(path.join(back, '.openkes', 'deleted', id)), original, `deleted ${id}`)
+    const row = await db.admin((c) => c.query(`SELECT value FROM "${schema}".deleted WHERE name = $1`, [id]))
+    assert.deepEqual(row.rows[0]?.value, original, `deleted ${id} in PostgreSQL`)
+  }
   const restored = await openFsStore(back)
+  assert.deepEqual(await restored.deleted.list(), deletedIds)
   assert.deepEqual(await restored.policies.list(), ['app-pol'])
   assert.deepEqual(await restored.identities.get('a'.repeat(64)), Buffer.from('{"policy":"app-pol"}'))
   await restored.close()
@@ -87,6 +124,18 @@ test('fs → PostgreSQL → fs round trip: the same bytes, verified by migrate a
       assert.equal(res.status, 200, `${v.name}: ${res.text}`)
       assert.deepEqual(res.json, { plaintext: v.raw_sample.plaintext })
     }
+    // The rotated key: every version came along; new ciphertexts use the newest.
+    for (const g of rotatedCiphertexts) {
+      const res = await server.request(root, '/v1/key/decrypt/rotated', { method: 'POST', body: { ciphertext: g.ciphertext } })
+      assert.deepEqual([res.status, res.json], [200, { plaintext: g.plaintext }])
+    }
+    const described = (await server.request(root, '/v1/key/describe/rotated')).json as { id: string; versions?: unknown[] }
+    assert.equal(described.versions?.length, 3)
+    // The deletion is listed and can be restored on PostgreSQL; its old ciphertext opens again.
+    assert.match((await server.request(root, '/v1/key/deleted/*')).text, /"name":"removed"/)
+    assert.equal((await server.request(root, '/v1/key/restore/removed', { method: 'POST' })).status, 200)
+    const reopened = await server.request(root, '/v1/key/decrypt/removed', { method: 'POST', body: { ciphertext: deletedCiphertext.ciphertext } })
+    assert.deepEqual([reopened.status, reopened.json], [200, { plaintext: deletedCiphertext.plaintext }])
   } finally {
     await server.dispose()
   }

@@ -6,7 +6,7 @@ import { openFsStore } from '../../src/keystore/fs/fs-store.js'
 import type { KeyStore, Table, TableName } from '../../src/keystore/keystore.js'
 
 /** The operations of a Table. */
-export type TableOp = 'create' | 'put' | 'get' | 'delete' | 'list' | 'replace'
+export type TableOp = 'create' | 'put' | 'get' | 'delete' | 'deleteIf' | 'list' | 'replace'
 
 /** A key store whose operations fail while a failure is set for them. */
 export interface FailingStore extends KeyStore {
@@ -40,6 +40,10 @@ export async function openFailingStore(dir: string): Promise<FailingStore> {
     async delete(n) {
       check(name, 'delete')
       return t.delete(n)
+    },
+    async deleteIf(n, expected) {
+      check(name, 'deleteIf')
+      return t.deleteIf(n, expected)
     },
     async list() {
       check(name, 'list')

@@ -1,7 +1,7 @@
 // Test harness: a real OpenKES server on 127.0.0.1:0 with real certificates
 // made by the project's own certificate code, and a small mTLS client that
 // speaks HTTP/1.1 or HTTP/2.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import http2 from 'node:http2'
 import https from 'node:https'
 import os from 'node:os'
@@ -13,6 +13,7 @@ import { startServer } from '../../src/server/server.js'
 import type { RunningServer, StartOptions } from '../../src/server/server.js'
 import { createCertificate } from '../../src/x509/certificate.js'
 import type { IssuedCertificate } from '../../src/x509/certificate.js'
+import type { TableName } from '../../src/keystore/keystore.js'
 import type { TestPostgres } from '../support/postgres.js'
 
 /** The key store the servers of this test process use: 'fs' (default) or a test PostgreSQL. */
@@ -133,22 +134,36 @@ export class TestEnv {
   }
 
   /** The raw bytes the store keeps for `name` in `table` (a file, or a row), undefined when missing. */
-  async readEntry(table: 'keys' | 'policies' | 'identities', name: string): Promise<Buffer | undefined> {
+  async readEntry(table: TableName, name: string): Promise<Buffer | undefined> {
     if (this.#postgres !== undefined && this.schema !== undefined) {
       const r = await this.#postgres.admin((c) => c.query(`SELECT value FROM "${this.schema}".${table} WHERE name = $1`, [name]))
       return (r.rows[0] as { value?: Buffer } | undefined)?.value
     }
-    const file = table === 'keys' ? path.join(this.dir, 'keys', name) : path.join(this.dir, 'keys', '.openkes', table, name)
-    return readFile(file).catch(() => undefined)
+    return readFile(path.join(this.#tableDir(table), name)).catch(() => undefined)
+  }
+
+  /** Every entry name the store keeps in `table` (files without temp files, or rows), sorted. */
+  async listEntries(table: TableName): Promise<string[]> {
+    if (this.#postgres !== undefined && this.schema !== undefined) {
+      const r = await this.#postgres.admin((c) => c.query(`SELECT name FROM "${this.schema}".${table}`))
+      return r.rows.map((row) => String((row as { name: unknown }).name)).sort()
+    }
+    const names = await readdir(this.#tableDir(table)).catch(() => [])
+    return names.filter((n) => !n.startsWith('.')).sort()
   }
 
   /** Overwrites an existing entry with raw bytes (e.g. to corrupt it). */
-  async writeEntry(table: 'keys' | 'policies' | 'identities', name: string, bytes: Buffer): Promise<void> {
+  async writeEntry(table: TableName, name: string, bytes: Buffer): Promise<void> {
     if (this.#postgres !== undefined && this.schema !== undefined) {
       await this.#postgres.admin((c) => c.query(`UPDATE "${this.schema}".${table} SET value = $2 WHERE name = $1`, [name, bytes]))
       return
     }
-    await writeFile(table === 'keys' ? path.join(this.dir, 'keys', name) : path.join(this.dir, 'keys', '.openkes', table, name), bytes)
+    await writeFile(path.join(this.#tableDir(table), name), bytes)
+  }
+
+  // Where the fs store of ./keys keeps a table (see src/keystore/fs/fs-store.ts).
+  #tableDir(table: TableName): string {
+    return table === 'keys' ? path.join(this.dir, 'keys') : path.join(this.dir, 'keys', '.openkes', table)
   }
 
   /**

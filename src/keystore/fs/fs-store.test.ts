@@ -163,6 +163,18 @@ describe('fs store', () => {
     assert.deepEqual((await readdir(dir)).sort(), ['.tmp-unrelated'])
   })
 
+  test('a deleteIf removes a second name a crash left on the key file, and keeps a changed file and the others', async (t) => {
+    const { dir, store } = await openTemp(t)
+    await store.keys.create('k1', Buffer.from('secret bytes'))
+    const second = path.join(dir, `.tmp-${WRITER_TAGS.host}-${WRITER_TAGS.boot}-${process.ppid}-fe`)
+    await link(path.join(dir, 'k1'), second)
+    await writeFile(path.join(dir, '.tmp-unrelated'), 'other')
+    assert.equal(await store.keys.deleteIf('k1', Buffer.from('other bytes!')), false)
+    assert.deepEqual((await readdir(dir)).sort(), [path.basename(second), '.tmp-unrelated', 'k1'].sort())
+    assert.equal(await store.keys.deleteIf('k1', Buffer.from('secret bytes')), true)
+    assert.deepEqual((await readdir(dir)).sort(), ['.tmp-unrelated'])
+  })
+
   test('only regular files list as keys', async (t) => {
     const { dir, store } = await openTemp(t)
     await store.keys.create('k1', Buffer.from('v'))
@@ -204,6 +216,8 @@ describe('fs store', () => {
     await assert.rejects(store.keys.get('k1'), isStoreError('failed to read key'))
     await assert.rejects(store.keys.put('k1', Buffer.from('v')), isStoreError('failed to write key'))
     await assert.rejects(store.keys.delete('k1'), isStoreError('failed to delete key'))
+    await assert.rejects(store.keys.deleteIf('k1', Buffer.from('v')), isStoreError('failed to delete key'))
+    await assert.rejects(store.keys.replace('k1', Buffer.from('v'), Buffer.from('w')), isStoreError('failed to write key'))
     // The name is taken, so create reports it like any other existing entry.
     await assert.rejects(store.keys.create('k1', Buffer.from('v')), EntryExistsError)
     await assert.rejects(store.keys.get('k1'), /keystore\/fs: failed to read key 'k1': not a regular file/)
@@ -233,6 +247,8 @@ describe('fs store', () => {
     await assert.rejects(store.keys.get('k1'), isUnavailable('failed to read key'))
     await assert.rejects(store.keys.list(), isUnavailable('failed to list keys'))
     await assert.rejects(store.keys.delete('k1'), isUnavailable('failed to delete key'))
+    await assert.rejects(store.keys.deleteIf('k1', Buffer.from('v')), isUnavailable('failed to delete key'))
+    await assert.rejects(store.policies.deleteIf('p', Buffer.from('v')), isUnavailable('failed to delete policy'))
     await assert.rejects(store.keys.create('k2', Buffer.from('v')), isUnavailable('failed to create key'))
     await assert.rejects(store.policies.put('p', Buffer.from('v')), isUnavailable('failed to write policy'))
     await assert.rejects(store.policies.list(), isUnavailable('failed to list policies'))
@@ -381,5 +397,25 @@ describe('fs store: replace across processes', () => {
     await rm(lockFileOf(locks, 'k'))
     assert.equal(await deleting, true)
     assert.equal(await store.keys.get('k'), undefined)
+  })
+
+  test('deleteIf takes the same lock as replace: it waits for a held one', async (t) => {
+    const { dir, store } = await openTemp(t)
+    await store.keys.create('k', Buffer.from('v'))
+    const { lockFileOf } = await import('./entry-lock.js')
+    const liveOwner = `.tmp-${WRITER_TAGS.host}-${WRITER_TAGS.boot}-1-00`
+    await writeFile(lockFileOf(dir, 'k'), liveOwner)
+    let settled = false
+    const deleting = store.keys.deleteIf('k', Buffer.from('v')).finally(() => {
+      settled = true
+    })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.equal(settled, false, 'the deleteIf did not wait for the lock')
+    // The holder changes the entry before releasing: the deleteIf must see the new value.
+    await writeFile(path.join(dir, 'k'), 'w')
+    await rm(lockFileOf(dir, 'k'))
+    assert.equal(await deleting, false)
+    assert.equal((await store.keys.get('k'))?.toString(), 'w')
+    assert.deepEqual(await readdir(dir), ['k'])
   })
 })

@@ -139,6 +139,36 @@ export class FsTable implements Table {
     return true
   }
 
+  /**
+   * See `Table.deleteIf`: under the entry's lock (the one `replace` and `delete` take), reads the
+   * file, compares, and unlinks it. Throws InvalidNameError, StoreError.
+   */
+  async deleteIf(name: string, expected: Uint8Array): Promise<boolean> {
+    const file = this.#entryPath(name, 'delete')
+    let removed: boolean
+    try {
+      // As in delete: no directories are created, and a missing one (ENOENT taking the lock) holds no entry.
+      removed = await this.#locked(name, false, async () => {
+        const current = await readRegularFile(file, MAX_VALUE_BYTES)
+        const same = current !== undefined && current.equals(expected)
+        current?.fill(0)
+        if (!same) return false
+        await this.#removeSecondNames(file)
+        await unlink(file)
+        return true
+      }).catch((err: unknown) => {
+        if (errorCode(err) === 'ENOENT') return false
+        throw err
+      })
+      if (removed) await syncDirectory(this.#dir)
+    } catch (err) {
+      throw await this.#failure('delete', name, err)
+    }
+    // A vanished store directory looks like a missing entry; it must not read as "not there".
+    if (!removed && !(await this.#root.isUsable())) throw this.#unavailable('delete', name)
+    return removed
+  }
+
   /** See `Table.list`: regular files with valid names only, so temp dot-files never show. Throws StoreError. */
   async list(): Promise<string[]> {
     this.#checkOpen('list')

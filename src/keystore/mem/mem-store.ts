@@ -103,6 +103,15 @@ class MemTable implements Table {
     return true
   }
 
+  async deleteIf(name: string, expected: Uint8Array): Promise<boolean> {
+    this.#check(name, 'delete')
+    const value = this.#entries.get(name)
+    if (value === undefined || !value.equals(expected)) return false
+    value.fill(0)
+    this.#entries.delete(name)
+    return true
+  }
+
   async list(): Promise<string[]> {
     this.#checkOpen('list')
     return [...this.#entries.keys()].sort(compareNames)

@@ -120,7 +120,7 @@ interface Db {
 export class PostgresTable implements Table {
   readonly #db: Db
   readonly #table: TableName
-  readonly #sql: Readonly<Record<'create' | 'put' | 'get' | 'delete' | 'list' | 'replace', string>>
+  readonly #sql: Readonly<Record<'create' | 'put' | 'get' | 'delete' | 'deleteIf' | 'list' | 'replace', string>>
 
   constructor(db: Db, table: TableName) {
     this.#db = db
@@ -137,6 +137,7 @@ export class PostgresTable implements Table {
         `ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now() RETURNING 1) ${notify(3)}`,
       get: `SELECT value FROM ${t} WHERE name = $1`,
       delete: `WITH w AS (DELETE FROM ${t} WHERE name = $1 RETURNING 1) ${notify(2)}`,
+      deleteIf: `WITH w AS (DELETE FROM ${t} WHERE name = $1 AND value = $2 RETURNING 1) ${notify(3)}`,
       list: `SELECT name FROM ${t}`,
       replace: `WITH w AS (UPDATE ${t} SET value = $3, updated_at = now() WHERE name = $1 AND value = $2 RETURNING 1) ${notify(4)}`,
     }
@@ -175,6 +176,17 @@ export class PostgresTable implements Table {
   async delete(name: string): Promise<boolean> {
     checkName(name)
     const r = await this.#run('delete', this.#sql.delete, [name, this.#payload(name)])
+    return (r.rowCount ?? 0) > 0
+  }
+
+  /**
+   * Compare-and-delete: removes `name` only if the stored value is byte for byte `expected`
+   * (one statement, so atomic against every other write of the row); false when the name is
+   * missing or holds something else.
+   */
+  async deleteIf(name: string, expected: Uint8Array): Promise<boolean> {
+    checkName(name)
+    const r = await this.#run('delete', this.#sql.deleteIf, [name, Buffer.from(expected), this.#payload(name)])
     return (r.rowCount ?? 0) > 0
   }
 

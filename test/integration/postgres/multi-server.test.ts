@@ -166,3 +166,222 @@ describe('three servers on one database', LIMIT, () => {
     assert.equal(names.rowCount, 0)
   })
 })
+
+/** The key id a JSON ciphertext names (generate/encrypt answer in KES's JSON format). */
+function keyIdOf(ciphertext: string): string {
+  return (JSON.parse(Buffer.from(ciphertext, 'base64').toString('utf8')) as { id: string }).id
+}
+
+interface DescribedVersions {
+  id: string
+  versions?: Array<{ id: string }>
+}
+
+describe('three servers on one database: key lifecycle', LIMIT, () => {
+  const envs: TestEnv[] = []
+  before(async () => {
+    const first = await TestEnv.create()
+    envs.push(first, await TestEnv.create({ sameStoreAs: first }), await TestEnv.create({ sameStoreAs: first }))
+    // Keys stay cached for 5 minutes: what a server sees within a second it heard on the change feed.
+    for (const e of envs) await e.start(config())
+  })
+  after(async () => {
+    for (const e of envs) await e.dispose()
+  })
+  const at = (i: number) => (): TestEnv => {
+    const e = envs[i]
+    if (e === undefined) throw new Error('servers not started')
+    return e
+  }
+  const [a, b, c] = [at(0), at(1), at(2)]
+  const generate = (e: TestEnv, name: string): Promise<Response> => e.request(root, `/v1/key/generate/${name}`, { method: 'POST', body: {} })
+  const decrypt = (e: TestEnv, name: string, ciphertext: string): Promise<Response> =>
+    e.request(root, `/v1/key/decrypt/${name}`, { method: 'POST', body: { ciphertext } })
+
+  test('a rotation on one server: the others generate with the new version within a second', async () => {
+    assert.equal((await a().request(root, '/v1/key/create/rot-seen', { method: 'POST' })).status, 200)
+    const old: string[] = []
+    for (const e of [b(), c()]) {
+      const g = await generate(e, 'rot-seen')
+      assert.equal(g.status, 200, g.text)
+      old.push((g.json as { ciphertext: string }).ciphertext)
+    }
+    const oldId = keyIdOf(old[0] as string)
+    const rotated = await a().request(root, '/v1/key/rotate/rot-seen', { method: 'POST' })
+    assert.equal(rotated.status, 200, rotated.text)
+    const newId = (rotated.json as { id: string }).id
+    assert.notEqual(newId, oldId)
+    for (const e of [b(), c()]) {
+      await eventually('new version used', 1_000, () => generate(e, 'rot-seen'), (r) => r.status === 200 && keyIdOf((r.json as { ciphertext: string }).ciphertext) === newId)
+      const d = (await e.request(root, '/v1/key/describe/rot-seen')).json as DescribedVersions
+      assert.deepEqual(d.versions?.map((v) => v.id), [oldId, newId])
+      // What was sealed before the rotation still opens everywhere.
+      for (const ct of old) assert.equal((await decrypt(e, 'rot-seen', ct)).status, 200)
+    }
+  })
+
+  test('concurrent rotations on three servers: one version list, the same on every server', async () => {
+    assert.equal((await a().request(root, '/v1/key/create/rot-race', { method: 'POST' })).status, 200)
+    for (const e of envs) assert.equal((await generate(e, 'rot-race')).status, 200)
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => (envs[i % 3] as TestEnv).request(root, '/v1/key/rotate/rot-race', { method: 'POST', http2: i % 2 === 0 })),
+    )
+    for (const r of results) assert.equal(r.status, 200, r.text)
+    const newIds = results.map((r) => (r.json as { id: string }).id)
+    assert.equal(new Set(newIds).size, 12)
+    const row = JSON.parse((await a().readEntry('keys', 'rot-race'))?.toString('utf8') ?? '') as { versions: unknown[] }
+    assert.equal(row.versions.length, 13, 'one version per rotation plus the first, none lost')
+    let agreed: string[] | undefined
+    for (const e of envs) {
+      const r = await eventually(
+        'all versions seen',
+        1_000,
+        () => e.request(root, '/v1/key/describe/rot-race'),
+        (res) => res.status === 200 && ((res.json as DescribedVersions).versions ?? []).length === 13,
+      )
+      const ids = ((r.json as DescribedVersions).versions ?? []).map((v) => v.id)
+      for (const id of newIds) assert.ok(ids.includes(id), `rotation ${id} lost`)
+      agreed ??= ids
+      assert.deepEqual(ids, agreed, 'every server lists the versions in the same order')
+      const g = await generate(e, 'rot-race')
+      assert.equal(keyIdOf((g.json as { ciphertext: string }).ciphertext), agreed.at(-1), 'generate uses the newest version')
+    }
+  })
+
+  test('deleted on one, refused by the others within a second; the deleted list is the same everywhere; restored on another, usable everywhere', async () => {
+    assert.equal((await a().request(root, '/v1/key/create/undo-key', { method: 'POST' })).status, 200)
+    const sealed: string[] = []
+    for (const e of envs) sealed.push(((await generate(e, 'undo-key')).json as { ciphertext: string }).ciphertext)
+
+    assert.equal((await a().request(root, '/v1/key/delete/undo-key', { method: 'DELETE' })).status, 200)
+    for (const e of [b(), c()]) await eventually('delete seen', 1_000, () => decrypt(e, 'undo-key', sealed[0] as string), (r) => r.status === 404)
+    const listings = await Promise.all(envs.map(async (e) => (await e.request(root, '/v1/key/deleted/undo-key')).text))
+    assert.equal(listings[1], listings[0])
+    assert.equal(listings[2], listings[0])
+    assert.match(listings[0] as string, /"name":"undo-key"/)
+
+    assert.equal((await b().request(root, '/v1/key/restore/undo-key', { method: 'POST' })).status, 200)
+    for (const e of envs) {
+      for (const ct of sealed) await eventually('restore seen', 1_000, () => decrypt(e, 'undo-key', ct), (r) => r.status === 200)
+      assert.doesNotMatch((await e.request(root, '/v1/key/deleted/undo-key')).text, /"name":"undo-key"/)
+    }
+    // A second restore, on any server, finds nothing left to restore.
+    const again = await c().request(root, '/v1/key/restore/undo-key', { method: 'POST' })
+    assert.deepEqual([again.status, again.json], [404, { message: 'deleted key does not exist' }])
+  })
+
+  test('the same deletion restored on three servers at once: one restore wins, the key is there once', async () => {
+    assert.equal((await a().request(root, '/v1/key/create/twice', { method: 'POST' })).status, 200)
+    const ct = ((await generate(b(), 'twice')).json as { ciphertext: string }).ciphertext
+    assert.equal((await c().request(root, '/v1/key/delete/twice', { method: 'DELETE' })).status, 200)
+    const results = await Promise.all(envs.map((e) => e.request(root, '/v1/key/restore/twice', { method: 'POST' })))
+    const statuses = results.map((r) => r.status)
+    assert.equal(statuses.filter((s) => s === 200).length, 1, statuses.join(','))
+    // The losers found the key back already (409) or the deletion gone (404); nothing was half-done.
+    for (const s of statuses) assert.ok([200, 404, 409].includes(s), statuses.join(','))
+    for (const e of envs) await eventually('restored key usable', 1_000, () => decrypt(e, 'twice', ct), (r) => r.status === 200)
+    // The restored deletion is no longer kept.
+    for (const id of await a().listEntries('deleted')) {
+      assert.ok(!((await a().readEntry('deleted', id))?.toString('utf8') ?? '').includes('"name":"twice"'), 'deletion still kept')
+    }
+  })
+
+  // Each server copies the key before removing it; only the one whose compare-and-delete
+  // (Table.deleteIf) wins keeps its copy, so one deletion is kept, not one per server.
+  test('one key deleted on three servers at once: one deletion kept, with every version', async () => {
+    for (let i = 0; i < 5; i++) {
+      const name = `del-race-${i}`
+      assert.equal((await a().request(root, `/v1/key/create/${name}`, { method: 'POST' })).status, 200)
+      assert.equal((await b().request(root, `/v1/key/rotate/${name}`, { method: 'POST' })).status, 200)
+      const results = await Promise.all(envs.map((e) => e.request(root, `/v1/key/delete/${name}`, { method: 'DELETE' })))
+      assert.deepEqual(results.map((r) => r.status), [200, 200, 200])
+      for (const e of envs) {
+        const kept = ndjsonNames((await e.request(root, `/v1/key/deleted/${name}`)).text).filter((n) => n === name)
+        assert.equal(kept.length, 1, `${name}: ${kept.length} deletions kept`)
+      }
+      assert.equal((await c().request(root, `/v1/key/restore/${name}`, { method: 'POST' })).status, 200)
+      const d = (await a().request(root, `/v1/key/describe/${name}`)).json as DescribedVersions
+      assert.equal(d.versions?.length, 2)
+    }
+  })
+
+  test('purged on one server: gone on every server', async () => {
+    assert.equal((await a().request(root, '/v1/key/create/purge-key', { method: 'POST' })).status, 200)
+    const ct = ((await generate(c(), 'purge-key')).json as { ciphertext: string }).ciphertext
+    assert.equal((await b().request(root, '/v1/key/delete/purge-key', { method: 'DELETE' })).status, 200)
+    assert.equal((await c().request(root, '/v1/key/purge/purge-key', { method: 'POST' })).status, 200)
+    for (const e of envs) {
+      assert.doesNotMatch((await e.request(root, '/v1/key/deleted/*')).text, /"name":"purge-key"/)
+      const restore = await e.request(root, '/v1/key/restore/purge-key', { method: 'POST' })
+      assert.deepEqual([restore.status, restore.json], [404, { message: 'deleted key does not exist' }])
+      await eventually('purge seen', 1_000, () => decrypt(e, 'purge-key', ct), (r) => r.status === 404)
+    }
+  })
+})
+
+describe('three servers on one database: scheduled rotation and retention run by all, done once', LIMIT, () => {
+  const envs: TestEnv[] = []
+  const PERIOD_MS = 600
+  before(async () => {
+    const first = await TestEnv.create()
+    envs.push(first, await TestEnv.create({ sameStoreAs: first }), await TestEnv.create({ sameStoreAs: first }))
+    const lifecycle = `rotation:\n  - pattern: sched-*\n    every: ${PERIOD_MS}ms\ndeleted_keys:\n  retention: 400ms\n`
+    for (const e of envs) await e.start(config(lifecycle))
+  })
+  after(async () => {
+    for (const e of envs) await e.dispose()
+  })
+  const first = (): TestEnv => envs[0] ?? assert.fail('servers not started')
+
+  test('scheduled rotation adds one version per period, not one per server', async () => {
+    assert.equal((await first().request(root, '/v1/key/create/sched-key', { method: 'POST' })).status, 200)
+    const times = async (): Promise<number[]> => {
+      const entry = JSON.parse((await first().readEntry('keys', 'sched-key'))?.toString('utf8') ?? '{}') as { versions?: Array<{ created_at?: string }> }
+      return (entry.versions ?? [{}]).map((v) => Date.parse(v.created_at ?? ''))
+    }
+    await until('three versions', 15_000, async () => (await times()).length >= 3)
+    const t = await times()
+    for (let i = 1; i < t.length; i++) {
+      assert.ok((t[i] as number) - (t[i - 1] as number) >= PERIOD_MS, `versions ${i - 1} and ${i} are ${(t[i] as number) - (t[i - 1] as number)} ms apart`)
+    }
+    // Every server uses the newest version without waiting for its cache to expire.
+    const newest = await first().request(root, '/v1/key/describe/sched-key')
+    const newestIds = ((newest.json as DescribedVersions).versions ?? []).map((v) => v.id)
+    assert.ok(newestIds.length >= 3)
+    for (const e of envs) {
+      const d = (await e.request(root, '/v1/key/describe/sched-key')).json as DescribedVersions
+      const ids = (d.versions ?? []).map((v) => v.id)
+      assert.deepEqual(ids.slice(0, newestIds.length), newestIds, 'every server lists the same versions')
+    }
+  })
+
+  test('expired deletions are purged by whichever server gets there first, without errors on the others', async () => {
+    for (let i = 0; i < 6; i++) {
+      const e = envs[i % 3] as TestEnv
+      assert.equal((await e.request(root, `/v1/key/create/expire-${i}`, { method: 'POST' })).status, 200)
+      assert.equal((await e.request(root, `/v1/key/delete/expire-${i}`, { method: 'DELETE' })).status, 200)
+    }
+    await until('all purged', 15_000, async () => (await first().listEntries('deleted')).length === 0)
+    for (const e of envs) {
+      assert.equal(ndjsonNames((await e.request(root, '/v1/key/deleted/*')).text).length, 0)
+      assert.deepEqual(e.errorLines.filter((l) => /purge|rotation/.test(l)), [])
+    }
+  })
+})
+
+/** Polls `check` every 50 ms until it holds; fails after `ms`. */
+async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = performance.now() + ms
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`${what}: not reached after ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+function ndjsonNames(text: string): string[] {
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => (JSON.parse(l) as { name?: unknown }).name)
+    .filter((n): n is string => typeof n === 'string')
+}
