@@ -92,10 +92,14 @@ test('replace on a sealed table compares unsealed values and swaps the sealed by
   assert.equal(await keys.replace('missing', Buffer.from('v1'), Buffer.from('v2')), false)
   assert.equal(await keys.replace('k', Buffer.from('v1'), Buffer.from('v2')), true)
   assert.deepEqual(await keys.get('k'), Buffer.from('v2'))
-  // A concurrent writer between the read and the swap makes it fail.
+  // Every seal of one value differs (fresh IV), so the backend's swap of the bytes read fails
+  // when another writer sealed anything in between.
   const sealedV2 = await raw.keys.get('k')
   await keys.put('k', Buffer.from('v2'))
   assert.notDeepEqual(await raw.keys.get('k'), sealedV2)
+  assert.equal(await keys.deleteIf('k', Buffer.from('v1')), false)
+  assert.equal(await keys.deleteIf('k', Buffer.from('v2')), true)
+  assert.equal(await keys.get('k'), undefined)
   await sealed.deleted.put('gone', Buffer.from('deleted key material'))
   assert.match((await raw.deleted.get('gone'))?.toString() ?? '', /^\{"openkes_sealed":1,/)
   assert.deepEqual(await sealed.deleted.get('gone'), Buffer.from('deleted key material'))

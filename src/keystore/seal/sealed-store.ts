@@ -135,6 +135,25 @@ class SealedTable implements Table {
     return this.#inner.delete(name)
   }
 
+  /** Compare-and-delete, like replace: compares the unsealed value, removes the sealed bytes it read. */
+  async deleteIf(name: string, expected: Uint8Array): Promise<boolean> {
+    this.#checkName(name, 'delete')
+    const currentSealed = await this.#inner.get(name)
+    if (currentSealed === undefined) return false
+    if (!(await this.#holds(name, currentSealed, expected))) return false
+    return this.#inner.deleteIf(name, currentSealed)
+  }
+
+  // Whether the sealed bytes hold `expected` (the unsealed copy is wiped after comparing).
+  async #holds(name: string, sealed: Buffer, expected: Uint8Array): Promise<boolean> {
+    const current = await this.#unseal(name, sealed)
+    try {
+      return current.equals(Buffer.from(expected.buffer, expected.byteOffset, expected.length))
+    } finally {
+      current.fill(0)
+    }
+  }
+
   async list(): Promise<string[]> {
     const names = await this.#inner.list()
     return this.#table === 'keys' ? names.filter((n) => n !== SEAL_CHECK_NAME) : names
@@ -150,12 +169,7 @@ class SealedTable implements Table {
     const inner = this.#inner
     const currentSealed = await inner.get(name)
     if (currentSealed === undefined) return false
-    const current = await this.#unseal(name, currentSealed)
-    try {
-      if (!current.equals(Buffer.from(expected.buffer, expected.byteOffset, expected.length))) return false
-    } finally {
-      current.fill(0)
-    }
+    if (!(await this.#holds(name, currentSealed, expected))) return false
     return inner.replace(name, currentSealed, await this.#seal(name, value))
   }
 }
