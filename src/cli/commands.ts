@@ -2,6 +2,7 @@
 // the order `--help` lists them. Parsing, help, usage errors, alias
 // resolution and shell completion are all read from it (dispatch.ts, help.ts,
 // completion.ts), so they cannot drift apart. A new command is an entry here.
+import { auditCommands } from './audit.js'
 import type { CommandGroup, LocalCommand, OptionSpec } from './command-spec.js'
 import { completionCommand } from './completion.js'
 import type { ClientContext } from './connect.js'
@@ -70,6 +71,7 @@ export const OPENKES: CommandGroup = {
   commands: [
     serverCommand,
     migrateCommand,
+    auditCommands,
     keyCommands,
     policyCommands,
     identityCommands,

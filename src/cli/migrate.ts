@@ -5,12 +5,13 @@ import path from 'node:path'
 import { GlobSyntaxError, compileGlob } from '../auth/glob.js'
 import type { Glob } from '../auth/glob.js'
 import { ConfigError, loadConfigFile } from '../config/load.js'
-import type { Config } from '../config/validate.js'
+import type { Config, SealConfig } from '../config/validate.js'
 import type { KeyStore, TableName } from '../keystore/keystore.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
 import { openPostgresStore } from '../keystore/postgres/pg-store.js'
 import { describeLocation as describePostgres } from '../keystore/postgres/pg-options.js'
 import { createMemStore } from '../keystore/mem/mem-store.js'
+import { applySeal, describeStore } from '../keystore/seal/open-seal.js'
 import { errorCode } from './fs-errors.js'
 import { UsageError } from './command-spec.js'
 import type { LocalCommand } from './command-spec.js'
@@ -77,46 +78,58 @@ function locationOf(keystore: Config['keystore']): string {
  * creating it; `readOnly` (a dry run's destination) stands in an empty store for a missing one,
  * so that nothing is created.
  */
-async function openConfigured(keystore: Config['keystore'], mustExist: boolean, readOnly: boolean): Promise<KeyStore> {
+async function openConfigured(keystore: Config['keystore'], seal: SealConfig | undefined, mustExist: boolean, readOnly: boolean): Promise<KeyStore> {
+  let store: KeyStore
   switch (keystore.kind) {
     case 'fs': {
-      if (!(await isDirectory(keystore.path))) {
-        if (mustExist) throw new StoreOpenError(`key directory '${keystore.path}' does not exist`)
-        if (readOnly) return createMemStore()
-      }
+      const present = await isDirectory(keystore.path)
+      if (!present && mustExist) throw new StoreOpenError(`key directory '${keystore.path}' does not exist`)
       try {
-        return await openFsStore(keystore.path)
+        store = !present && readOnly ? createMemStore() : await openFsStore(keystore.path)
       } catch (err) {
         throw new StoreOpenError((err as Error).message)
       }
+      break
     }
     case 'postgres':
       // A dry run still connects (and creates the schema when missing, as a server start
       // would): the point of a dry run is to find out whether the copy can work.
       try {
-        return await openPostgresStore(keystore)
+        store = await openPostgresStore(keystore)
       } catch (err) {
         throw new StoreOpenError((err as Error).message)
       }
+      break
+  }
+  // The config's seal: keys are unsealed when read from a sealed source and sealed when
+  // written to a sealed destination, so migrate moves keys into and out of sealed stores.
+  try {
+    return await applySeal(store, seal, describeStore(keystore))
+  } catch (err) {
+    await store.close()
+    throw new StoreOpenError((err as Error).message)
   }
 }
 
 async function openArgument(arg: string, env: NodeJS.ProcessEnv, role: 'source' | 'destination', dryRun: boolean): Promise<OpenedStore> {
   const resolved = path.resolve(arg)
   let keystore: Config['keystore']
+  let seal: SealConfig | undefined
   // A directory is a key directory; so is a path that does not exist yet, unless it is named like
   // a config file (then the config error says it is missing).
   if ((await isDirectory(resolved)) || (!(await exists(resolved)) && !/\.ya?ml$/i.test(resolved))) {
     keystore = { kind: 'fs', path: resolved }
   } else {
     try {
-      keystore = (await loadConfigFile(resolved, env)).keystore
+      const config = await loadConfigFile(resolved, env)
+      keystore = config.keystore
+      seal = config.seal
     } catch (err) {
       if (err instanceof ConfigError) throw new StoreOpenError(`${arg}: ${err.message}`)
       throw err
     }
   }
-  const store = await openConfigured(keystore, role === 'source', role === 'destination' && dryRun)
+  const store = await openConfigured(keystore, seal, role === 'source', role === 'destination' && dryRun)
   return { store, label: arg, location: locationOf(keystore) }
 }
 

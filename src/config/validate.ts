@@ -70,6 +70,8 @@ export interface Config {
     readonly auditFile: string | undefined
     /** `log.audit_fail_closed`: refuse requests (503) while audit events can't be written to auditFile. Absent means off. */
     readonly auditFailClosed?: boolean
+    /** `log.audit_chain_key`: a file holding the key that MACs the audit file's hash chain. Absent means no MACs. */
+    readonly auditChainKeyFile?: string
   }
   /** Key names to create at start-up when missing. */
   readonly keys: readonly string[]
@@ -78,6 +80,8 @@ export interface Config {
   /** `deleted_keys.retention`: how long a deleted key can be restored; 0 destroys it at once (as KES). */
   readonly deletedKeys: { readonly retentionMs: number }
   readonly keystore: { readonly kind: 'fs'; readonly path: string } | PostgresSettings
+  /** `seal:` — the root key that seals the master keys at rest; absent: keys are stored as they are. */
+  readonly seal?: SealConfig
   /** Per-API settings by route path (`/v1/status`, `/v1/key/create`: no trailing slash). */
   readonly api: ReadonlyMap<string, ApiSetting>
   /** Connection, body and timeout limits (`limits:`, an OpenKES extension). */
@@ -85,6 +89,24 @@ export interface Config {
   /** The absolute path of the file the config was read from, if any. */
   readonly sourceFile: string | undefined
 }
+
+/**
+ * The `seal:` section: where the root key is. `key` (base64 or hex of 32 bytes, normally
+ * `${ENV_VAR}`) and `pin` are not enumerable, so printing the config never shows them.
+ */
+export type SealConfig =
+  | { readonly kind: 'key'; readonly key: string }
+  | { readonly kind: 'key_file'; readonly file: string }
+  | {
+      readonly kind: 'pkcs11'
+      readonly library: string
+      /** Index in the list of slots that hold a token; undefined when token_label is used. */
+      readonly slot: number | undefined
+      readonly tokenLabel: string | undefined
+      readonly pin: string | undefined
+      readonly pinFile: string | undefined
+      readonly keyLabel: string
+    }
 
 /**
  * The YAML document as plain data: every scalar is its text (numbers and booleans keep their
@@ -387,15 +409,18 @@ function onOff(r: Reader, v: RawValue | undefined, path: string, fallback: boole
 }
 
 function logSection(top: RawMap, r: Reader, baseDir: string): Config['log'] {
-  const log = r.mapping(top.get('log'), 'log', ['error', 'audit', 'audit_file', 'audit_fail_closed'])
+  const log = r.mapping(top.get('log'), 'log', ['error', 'audit', 'audit_file', 'audit_fail_closed', 'audit_chain_key'])
   const auditFile = r.nonEmptyString(log?.get('audit_file'), 'log.audit_file')
   const failClosed = onOff(r, log?.get('audit_fail_closed'), 'log.audit_fail_closed', false)
   if (failClosed && auditFile === undefined) throw new ConfigError('log.audit_fail_closed', 'needs log.audit_file')
+  const chainKey = r.nonEmptyString(log?.get('audit_chain_key'), 'log.audit_chain_key')
+  if (chainKey !== undefined && auditFile === undefined) throw new ConfigError('log.audit_chain_key', 'needs log.audit_file')
   return {
     error: onOff(r, log?.get('error'), 'log.error', true),
     audit: onOff(r, log?.get('audit'), 'log.audit', false),
     auditFile: auditFile === undefined ? undefined : path.resolve(baseDir, auditFile),
     ...(failClosed ? { auditFailClosed: true } : {}),
+    ...(chainKey !== undefined ? { auditChainKeyFile: path.resolve(baseDir, chainKey) } : {}),
   }
 }
 
@@ -597,6 +622,10 @@ function apiSection(top: RawMap, r: Reader): ReadonlyMap<string, ApiSetting> {
   return new FrozenMap([...settings])
 }
 
+function optionalSeal(seal: SealConfig | undefined): { seal?: SealConfig } {
+  return seal === undefined ? {} : { seal }
+}
+
 function deepFreeze<T>(value: T): T {
   if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value
   for (const key of Object.getOwnPropertyNames(value)) {
@@ -605,7 +634,52 @@ function deepFreeze<T>(value: T): T {
   return Object.freeze(value)
 }
 
-const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore', 'api', 'version', 'proxy', 'limits', 'rotation', 'deleted_keys'] as const
+/**
+ * `seal: {key: <base64 or hex> | key_file: PATH | pkcs11: {library, slot | token_label,
+ * pin | pin_file, key_label}}` — exactly one root key source.
+ */
+function sealSection(top: RawMap, r: Reader, baseDir: string): SealConfig | undefined {
+  const seal = r.mapping(top.get('seal'), 'seal', ['key', 'key_file', 'pkcs11'])
+  if (seal === undefined) return undefined
+  const key = r.nonEmptyString(seal.get('key'), 'seal.key')
+  const keyFile = r.nonEmptyString(seal.get('key_file'), 'seal.key_file')
+  const p11 = r.mapping(seal.get('pkcs11'), 'seal.pkcs11', ['library', 'slot', 'token_label', 'pin', 'pin_file', 'key_label'])
+  const given = [key, keyFile, p11].filter((v) => v !== undefined).length
+  if (given !== 1) throw new ConfigError('seal', 'needs exactly one of key, key_file or pkcs11')
+  if (key !== undefined) {
+    if (!/^[0-9a-fA-F]{64}$/.test(key.trim()) && !/^[A-Za-z0-9+/]{43}=$/.test(key.trim())) {
+      throw new ConfigError('seal.key', 'expected 32 bytes as base64 (openssl rand -base64 32) or 64 hex digits')
+    }
+    const result = { kind: 'key' as const }
+    Object.defineProperty(result, 'key', { value: key.trim(), enumerable: false })
+    return result as SealConfig
+  }
+  if (keyFile !== undefined) return { kind: 'key_file', file: path.resolve(baseDir, keyFile) }
+  const m = p11 as RawMap
+  const library = r.nonEmptyString(m.get('library'), 'seal.pkcs11.library')
+  if (library === undefined) throw new ConfigError('seal.pkcs11.library', 'missing')
+  const keyLabel = r.nonEmptyString(m.get('key_label'), 'seal.pkcs11.key_label')
+  if (keyLabel === undefined) throw new ConfigError('seal.pkcs11.key_label', 'missing')
+  const slotText = r.nonEmptyString(m.get('slot'), 'seal.pkcs11.slot')
+  const tokenLabel = r.nonEmptyString(m.get('token_label'), 'seal.pkcs11.token_label')
+  if ((slotText === undefined) === (tokenLabel === undefined)) throw new ConfigError('seal.pkcs11', 'needs exactly one of slot or token_label')
+  if (slotText !== undefined && !/^\d{1,6}$/.test(slotText)) throw new ConfigError('seal.pkcs11.slot', 'expected a slot number (0 is the first slot with a token)')
+  const pin = r.string(m.get('pin'), 'seal.pkcs11.pin')
+  const pinFile = r.nonEmptyString(m.get('pin_file'), 'seal.pkcs11.pin_file')
+  if ((pin === undefined) === (pinFile === undefined)) throw new ConfigError('seal.pkcs11', 'needs exactly one of pin (e.g. ${OPENKES_HSM_PIN}) or pin_file')
+  const result = {
+    kind: 'pkcs11' as const,
+    library: path.isAbsolute(library) || !library.includes('/') ? library : path.resolve(baseDir, library),
+    slot: slotText === undefined ? undefined : Number(slotText),
+    tokenLabel,
+    pinFile: pinFile === undefined ? undefined : path.resolve(baseDir, pinFile),
+    keyLabel,
+  }
+  Object.defineProperty(result, 'pin', { value: pin, enumerable: false })
+  return result as SealConfig
+}
+
+const TOP_LEVEL = ['address', 'admin', 'root', 'tls', 'policy', 'cache', 'log', 'keys', 'keystore', 'api', 'version', 'proxy', 'limits', 'rotation', 'deleted_keys', 'seal'] as const
 
 /** Default `deleted_keys.retention`: a week (168h). */
 export const DEFAULT_DELETED_RETENTION_MS = 7 * 24 * 3600_000
@@ -677,6 +751,7 @@ export function validateConfig(raw: RawValue, opts: ValidateOptions): Config {
     ...lifecycleSections(top, r),
     keystore: keystoreSection(top, r, baseDir),
     api: apiSection(top, r),
+    ...optionalSeal(sealSection(top, r, baseDir)),
     limits: limitsSection(top.get('limits'), opts.env),
     sourceFile: opts.sourceFile === undefined ? undefined : path.resolve(opts.sourceFile),
   }

@@ -1,4 +1,6 @@
-import { AuditFile, describeWriteError } from './audit-file.js'
+import { readFile } from 'node:fs/promises'
+import { AuditChain } from './audit-chain.js'
+import { AuditFile, describeWriteError, readChainTail } from './audit-file.js'
 import type { AuditFileEvents } from './audit-file.js'
 import { EventHub } from './event-hub.js'
 
@@ -41,6 +43,31 @@ export interface AuditOutputs {
   readonly file: string | undefined
   /** Refuse requests while the file can't be written (`log.audit_fail_closed`). */
   readonly failClosed?: boolean
+  /** A file holding the key that MACs the file's hash chain (`log.audit_chain_key`). */
+  readonly chainKeyFile?: string | undefined
+}
+
+/** The shortest chain key accepted, in bytes (as the text of the key file, trimmed). */
+export const MIN_CHAIN_KEY_BYTES = 32
+
+/**
+ * Reads a chain key file: its content with surrounding white space removed (so
+ * `openssl rand -base64 32 > audit-chain.key` makes one), at least MIN_CHAIN_KEY_BYTES long.
+ * The same function reads the key for `openkes audit verify --key`.
+ */
+export async function readChainKey(file: string): Promise<Buffer> {
+  let text: Buffer
+  try {
+    text = await readFile(file)
+  } catch (err) {
+    throw new Error(`cannot read audit chain key '${file}': ${describeWriteError(err)}`, { cause: err })
+  }
+  const key = Buffer.from(text.toString('latin1').trim(), 'latin1')
+  text.fill(0)
+  if (key.length < MIN_CHAIN_KEY_BYTES) {
+    throw new Error(`audit chain key '${file}' is too short: it needs at least ${MIN_CHAIN_KEY_BYTES} bytes (e.g. openssl rand -base64 32)`)
+  }
+  return key
 }
 
 /** What the audit log tells about itself (metrics). */
@@ -69,6 +96,8 @@ export class AuditLog {
   readonly #onLost: (n: number) => void
   #outputs: AuditOutputs = { stdout: false, file: undefined }
   #file: AuditFile | undefined
+  // The audit file's hash chain; it outlives the files (SIGHUP rotation goes on with it).
+  #chain: AuditChain | undefined
   #lostSinceFailing = 0
   #lastReminderMs = 0
 
@@ -81,12 +110,34 @@ export class AuditLog {
 
   /** Applies new outputs (start and config reload). Rejects when the file cannot be opened; the old outputs then stay. */
   async configure(outputs: AuditOutputs): Promise<void> {
-    const file = outputs.file === undefined ? undefined : await AuditFile.open(outputs.file, this.#fileEvents(outputs.file))
+    let file: AuditFile | undefined
+    let release: (closed: Promise<void>) => void = () => {}
+    if (outputs.file !== undefined) {
+      const key = outputs.chainKeyFile === undefined ? undefined : await readChainKey(outputs.chainKeyFile)
+      let chain = this.#chain
+      if (chain === undefined) {
+        // The first file: a restarted server goes on with the chain the file ends with.
+        const tail = await readChainTail(outputs.file)
+        chain = new AuditChain(tail.head, key)
+        if (tail.tornCut) {
+          chain.lose(1)
+          this.#onError(`audit: '${outputs.file}' ended in a line cut off (a crash?); removed it, the chain records it as lost`)
+        }
+      }
+      // The new file writes once the old one has written its last event, so it links to it.
+      const after = new Promise<void>((resolve) => {
+        release = (closed) => void closed.then(resolve, resolve)
+      })
+      file = await AuditFile.open(outputs.file, this.#fileEvents(outputs.file), { chain, after })
+      chain.useKey(key)
+      this.#chain = chain
+    }
     const old = this.#file
     this.#outputs = outputs
     this.#file = file
     this.#lostSinceFailing = 0
-    void old?.close()
+    const closed = old?.close() ?? Promise.resolve()
+    release(closed)
   }
 
   /** Reopens the audit file (after a log rotation moved it away). */

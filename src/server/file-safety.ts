@@ -36,6 +36,17 @@ export async function findUnsafeFiles(config: Config): Promise<string[]> {
   if (keyFile !== undefined && keyProblem !== undefined) {
     found.push(`tls.key '${config.tls.keyFile}' is ${keyProblem} (mode ${octal(keyFile.mode)}); chmod 600 it`)
   }
+  // The other files that hold secrets: the seal's root key or PIN, the audit chain key.
+  const secretFiles: Array<[string, string | undefined]> = [
+    ['seal.key_file', config.seal?.kind === 'key_file' ? config.seal.file : undefined],
+    ['seal.pkcs11.pin_file', config.seal?.kind === 'pkcs11' ? config.seal.pinFile : undefined],
+    ['log.audit_chain_key', config.log.auditChainKeyFile],
+  ]
+  for (const [setting, file] of secretFiles) {
+    const stats = file === undefined ? undefined : await statQuietly(file)
+    const problem = stats === undefined ? undefined : problemOf(stats.mode, false)
+    if (stats !== undefined && problem !== undefined) found.push(`${setting} '${file ?? ''}' is ${problem} (mode ${octal(stats.mode)}); chmod 600 it`)
+  }
   if (config.keystore.kind === 'postgres') {
     const file = config.keystore.passwordFile
     const stats = file === undefined ? undefined : await statQuietly(file)

@@ -12,6 +12,7 @@ import { identityOfCertificate } from '../auth/identity.js'
 import { SecretKey } from '../crypto/secret-key.js'
 import type { Config } from '../config/validate.js'
 import { openFsStore } from '../keystore/fs/fs-store.js'
+import { applySeal, describeStore } from '../keystore/seal/open-seal.js'
 import { openPostgresStore } from '../keystore/postgres/pg-store.js'
 import type { KeyStore } from '../keystore/keystore.js'
 import { AuditLog } from '../log/audit-log.js'
@@ -182,7 +183,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   await auditLog.configure(auditOutputs(config))
 
   const tls = await readTls(config)
-  const rawStore = opts.store ?? (await openConfiguredStore(config, errorLog))
+  const rawStore = await sealConfiguredStore(opts.store ?? (await openConfiguredStore(config, errorLog)), config, opts.store === undefined)
   if (opts.store === undefined) {
     const unsafe = await findUnsafeFiles(config)
     if (unsafe.length > 0 && opts.strictFiles === true) {
@@ -484,13 +485,23 @@ async function openConfiguredStore(config: Config, errorLog: ErrorLog): Promise<
   }
 }
 
+/** Applies the config's seal (or refuses a sealed store without one); closes a store it opened when that fails. */
+async function sealConfiguredStore(store: KeyStore, config: Config, opened: boolean): Promise<KeyStore> {
+  try {
+    return await applySeal(store, config.seal, describeStore(config.keystore))
+  } catch (err) {
+    if (opened) await store.close()
+    throw err
+  }
+}
+
 /** The store settings as compared on reload (no password). */
 function storeIdentity(keystore: Config['keystore']): string {
   return JSON.stringify(keystore)
 }
 
 function auditOutputs(c: Config): AuditOutputs {
-  return { stdout: c.log.audit, file: c.log.auditFile, failClosed: c.log.auditFailClosed === true }
+  return { stdout: c.log.audit, file: c.log.auditFile, failClosed: c.log.auditFailClosed === true, chainKeyFile: c.log.auditChainKeyFile }
 }
 
 /** The status, reason phrase and message for an HTTP/1.1 request Node's parser refused. */
@@ -536,6 +547,7 @@ function restartOnlyChanges(a: Config, b: Config): Array<[string, boolean]> {
         a.cache.expiryOfflineMs !== b.cache.expiryOfflineMs,
     ],
     ['keys', a.keys.join() !== b.keys.join()],
+    ['seal', JSON.stringify(a.seal) !== JSON.stringify(b.seal)],
     ['limits', JSON.stringify(a.limits) !== JSON.stringify(b.limits)],
     ['rotation', JSON.stringify(a.rotation) !== JSON.stringify(b.rotation)],
     ['deleted_keys', a.deletedKeys.retentionMs !== b.deletedKeys.retentionMs],
