@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmod, chown, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { access, chmod, chown, cp, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -46,6 +46,39 @@ async function hydrateSymlinks(nativeDir: string): Promise<void> {
     const to = path.join(packageDir, target)
     await symlink(path.relative(path.dirname(to), from), to).catch(() => {})
   }
+}
+
+/**
+ * The binaries where `owner` can run them. The checkout may sit below a directory only root
+ * can enter (a `mktemp -d` folder, /root), which `nobody` can't reach: it then gets a copy in
+ * the temp directory, made once per installed package (several test files may race to make it;
+ * the copy is renamed into place whole, so a reader never sees a half-copied tree).
+ */
+async function binariesFor(owner: { uid: number; gid: number } | undefined): Promise<Binaries> {
+  const bin = await binaries()
+  if (owner === undefined) return bin
+  const nativeDir = path.dirname(path.dirname(bin.postgres))
+  const pkg = JSON.parse(await readFile(path.join(path.dirname(nativeDir), 'package.json'), 'utf8')) as { version?: string }
+  const shared = path.join(os.tmpdir(), `openkes-pg-bin-${process.platform}-${process.arch}-${pkg.version ?? 'unknown'}`)
+  const inShared = (b: string): string => path.join(shared, path.relative(nativeDir, b))
+  const ready = await access(inShared(bin.postgres)).then(
+    () => true,
+    () => false,
+  )
+  if (!ready) {
+    const staging = await mkdtemp(path.join(os.tmpdir(), 'openkes-pg-bin-staging-'))
+    try {
+      await cp(nativeDir, path.join(staging, 'native'), { recursive: true, verbatimSymlinks: true })
+      await chmod(path.join(staging, 'native'), 0o755)
+      await rename(path.join(staging, 'native'), shared).catch(async (err: NodeJS.ErrnoException) => {
+        // Another test file put its copy in place first: use that one.
+        if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err
+      })
+    } finally {
+      await rm(staging, { recursive: true, force: true })
+    }
+  }
+  return { initdb: inShared(bin.initdb), postgres: inShared(bin.postgres) }
 }
 
 /** PostgreSQL refuses to run as root: then it runs as `nobody` (always there on Linux). */
@@ -108,8 +141,8 @@ export class TestPostgres {
 
   /** initdb in a temp dir, then start. */
   static async start(): Promise<TestPostgres> {
-    const bin = await binaries()
     const owner = runAs()
+    const bin = await binariesFor(owner)
     const dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-pg-'))
     const password = randomBytes(12).toString('hex')
     const pwfile = path.join(dir, 'pwfile')
