@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram, Registry } from './registry.js'
 test('counters, gauges and histograms render in the text format 0.0.4', () => {
   const r = new Registry()
   const c = r.register(new Counter('c_total', 'A counter.', ['api', 'code']))
-  const g = r.register(new Gauge('g', 'A gauge.'))
+  const g = r.register(new Gauge('g', 'A gauge.', 'sum'))
   r.register(new Counter('read_total', 'Read at scrape.', [], () => 7))
   const h = r.register(new Histogram('h_seconds', 'A histogram.', [0.1, 1]))
   c.inc(['/v1/key/create', '200'])
