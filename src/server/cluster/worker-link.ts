@@ -47,9 +47,11 @@ export class WorkerLink implements ClusterLink {
   #nextScrape = 1
   // Remembered until the hub exists: the primary may say so before startServer built it.
   readonly #remoteReaders = new Map<StreamName, boolean>()
+  readonly #scrapeWaitMs: number
 
-  constructor(port: Port<WorkerMessage>, init: WorkerInit) {
+  constructor(port: Port<WorkerMessage>, init: WorkerInit, opts: { scrapeWaitMs?: number } = {}) {
     this.#port = port
+    this.#scrapeWaitMs = opts.scrapeWaitMs ?? SCRAPE_WAIT_MS
     this.#ticketKeys = init.ticketKeys
     this.#auditHealthy = init.auditHealthy
   }
@@ -92,12 +94,12 @@ export class WorkerLink implements ClusterLink {
   gatherMetrics(): Promise<MetricsSnapshot> {
     const id = this.#nextScrape++
     return new Promise((resolve) => {
-      const timer = setTimeout(() => settle(undefined), SCRAPE_WAIT_MS)
+      const timer = setTimeout(() => settle(undefined), this.#scrapeWaitMs)
       const settle = (merged: MetricsSnapshot | undefined): void => {
         clearTimeout(timer)
         this.#pendingScrapes.delete(id)
         if (merged !== undefined) return resolve(merged)
-        this.#control?.error(`metrics: no answer from the primary within ${SCRAPE_WAIT_MS} ms; this scrape counts this worker (pid ${process.pid}) only`)
+        this.#control?.error(`metrics: no answer from the primary within ${this.#scrapeWaitMs} ms; this scrape counts this worker (pid ${process.pid}) only`)
         resolve(this.#localSnapshot())
       }
       this.#pendingScrapes.set(id, settle)
