@@ -138,6 +138,9 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
     slot.servingSince = Date.now()
     errorLog.error(`cluster: ${slot.describe} serving`)
     if (phase !== 'starting') return
+    // The first worker starts alone: it does what a first start does to a store (creates its
+    // directories, the seal's marker, the configured keys) before others race it there.
+    if (slot.n === 1) for (const s of slots.slice(1)) fork(s)
     if (bound === undefined) bound = { host, port }
     else if (bound.port !== port) return startupDone({ failure: `workers listen on different ports (${bound.port}, ${port})` })
     if (slots.every((s) => s.servingSince !== undefined)) startupDone(bound)
@@ -163,6 +166,7 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
       const message = `${slot.describe} died (${how}); worker ${slot.n} failed ${decision.quickExits} times in a row right after starting, giving up`
       errorLog.error(`cluster: ${message}`)
       io.stderr(`openkes server: ${message}\n`)
+      phase = 'stopping'
       stopRequested(1)
       return
     }
@@ -187,7 +191,7 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
     await auditLog.close()
   }
 
-  for (const slot of slots) fork(slot)
+  fork(slots[0] as Slot)
   const outcome = await startup
   if ('failure' in outcome) {
     await stopAll()
@@ -218,7 +222,12 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
     })
   }
   process.on('SIGHUP', reload)
-  const stop = (): void => stopRequested(0)
+  const stop = (): void => {
+    // At once: with systemd's default KillMode the workers get the same SIGTERM and exit by
+    // themselves; they must not be restarted.
+    phase = 'stopping'
+    stopRequested(0)
+  }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
   o.announce(outcome.host, outcome.port)

@@ -191,6 +191,14 @@ test('a reload does not wait for a worker that exits, and times out on one that 
   relay.remove(2)
   assert.deepEqual(await done, { errors: ['worker 3 (pid 1003): no answer within 20 ms'], tlsChanged: false })
   relay.remove(3)
+  // The last answer missing is a worker that exits.
+  const two = setup(2)
+  const last = two.relay.reload(Buffer.alloc(48))
+  const first = two.take(1)[0]
+  assert.ok(first?.k === 'reload')
+  two.from(1, { k: 'reloaded', id: first.id, tlsChanged: true })
+  two.relay.remove(2)
+  assert.deepEqual(await last, { errors: [], tlsChanged: true })
   const none = setup(0).relay
   assert.deepEqual(await none.reload(Buffer.alloc(48)), { errors: [], tlsChanged: false })
 })
@@ -206,6 +214,8 @@ test("the audit file's health is spread when it changes; other messages are hand
   relay.broadcast({ openkes: 1, k: 'shutdown' })
   assert.deepEqual(take(2), [{ openkes: 1, k: 'shutdown' }])
   assert.deepEqual(from(1, { k: 'listening', host: '127.0.0.1', port: 1 }), { openkes: 1, k: 'listening', host: '127.0.0.1', port: 1 })
+  assert.deepEqual(from(1, { k: 'ready' }), { openkes: 1, k: 'ready' })
+  assert.deepEqual(from(1, { k: 'closing' }), { openkes: 1, k: 'closing' })
   assert.equal(relay.handle(1, { cmd: 'NODE_CLUSTER' }), undefined)
   assert.equal(relay.handle(1, 'text'), undefined)
   assert.equal(relay.handle(1, { openkes: 1, k: 'unknown' }), undefined)

@@ -36,16 +36,18 @@ interface Member {
 interface Gathering {
   readonly from: number
   readonly requestId: number
-  readonly waiting: Set<number>
+  /** The workers not answered yet, with their descriptions. */
+  readonly waiting: Map<number, string>
   readonly answers: Map<number, MetricsSnapshot>
-  readonly timer: NodeJS.Timeout
+  timer?: NodeJS.Timeout
 }
 
 interface Reloading {
-  readonly waiting: Set<number>
+  /** The workers not answered yet, with their descriptions. */
+  readonly waiting: Map<number, string>
   readonly errors: string[]
   tlsChanged: boolean
-  readonly timer: NodeJS.Timeout
+  timer?: NodeJS.Timeout
   readonly done: (o: ReloadOutcome) => void
 }
 
@@ -95,10 +97,10 @@ export class PrimaryRelay {
     if (!this.#members.delete(id)) return
     for (const stream of STREAMS) this.#spreadForwarding(stream)
     for (const [gid, g] of this.#gatherings) {
-      if (g.waiting.delete(id) && g.waiting.size === 0) this.#finishGathering(gid)
+      if (g.waiting.delete(id) && g.waiting.size === 0) this.#finishGathering(gid, g)
     }
     for (const [rid, r] of this.#reloads) {
-      if (r.waiting.delete(id) && r.waiting.size === 0) this.#finishReload(rid)
+      if (r.waiting.delete(id) && r.waiting.size === 0) this.#finishReload(rid, r)
     }
   }
 
@@ -130,15 +132,18 @@ export class PrimaryRelay {
         const g = this.#gatherings.get(m.id)
         if (g === undefined || !g.waiting.delete(id)) return undefined
         g.answers.set(id, m.snapshot)
-        if (g.waiting.size === 0) this.#finishGathering(m.id)
+        if (g.waiting.size === 0) this.#finishGathering(m.id, g)
         return undefined
       }
       case 'reloaded': {
         const r = this.#reloads.get(m.id)
-        if (r === undefined || !r.waiting.delete(id)) return undefined
-        if (m.error !== undefined) r.errors.push(`${this.#members.get(id)?.describe ?? `worker ${id}`}: ${m.error}`)
+        if (r === undefined) return undefined
+        const describe = r.waiting.get(id)
+        if (describe === undefined) return undefined
+        r.waiting.delete(id)
+        if (m.error !== undefined) r.errors.push(`${describe}: ${m.error}`)
         if (m.tlsChanged) r.tlsChanged = true
-        if (r.waiting.size === 0) this.#finishReload(m.id)
+        if (r.waiting.size === 0) this.#finishReload(m.id, r)
         return undefined
       }
       case 'ready':
@@ -173,21 +178,18 @@ export class PrimaryRelay {
   reload(ticketKeys: Buffer): Promise<ReloadOutcome> {
     const id = this.#nextId++
     return new Promise((done) => {
-      const timer = setTimeout(() => {
-        const r = this.#reloads.get(id)
-        if (r === undefined) return
-        for (const w of r.waiting) r.errors.push(`${this.#members.get(w)?.describe ?? `worker ${w}`}: no answer within ${this.#reloadWaitMs} ms`)
-        this.#finishReload(id)
+      const r: Reloading = { waiting: this.#describeAll(), errors: [], tlsChanged: false, done }
+      this.#reloads.set(id, r)
+      if (r.waiting.size === 0) return this.#finishReload(id, r)
+      r.timer = setTimeout(() => {
+        for (const describe of r.waiting.values()) r.errors.push(`${describe}: no answer within ${this.#reloadWaitMs} ms`)
+        this.#finishReload(id, r)
       }, this.#reloadWaitMs)
-      this.#reloads.set(id, { waiting: new Set(this.#members.keys()), errors: [], tlsChanged: false, timer, done })
-      if (this.#members.size === 0) return this.#finishReload(id)
       this.#broadcast({ openkes: 1, k: 'reload', id, ticketKeys: ticketKeys.toString('base64') })
     })
   }
 
-  #finishReload(id: number): void {
-    const r = this.#reloads.get(id)
-    if (r === undefined) return
+  #finishReload(id: number, r: Reloading): void {
     this.#reloads.delete(id)
     clearTimeout(r.timer)
     r.done({ errors: r.errors, tlsChanged: r.tlsChanged })
@@ -195,22 +197,23 @@ export class PrimaryRelay {
 
   #gather(from: number, requestId: number): void {
     const id = this.#nextId++
-    const waiting = new Set(this.#members.keys())
-    const timer = setTimeout(() => {
-      const g = this.#gatherings.get(id)
-      if (g === undefined) return
-      for (const w of g.waiting) {
-        this.#host.error(`metrics: ${this.#members.get(w)?.describe ?? `worker ${w}`} did not answer within ${this.#snapshotWaitMs} ms; left out of this scrape`)
+    const g: Gathering = { from, requestId, waiting: this.#describeAll(), answers: new Map() }
+    this.#gatherings.set(id, g)
+    g.timer = setTimeout(() => {
+      for (const describe of g.waiting.values()) {
+        this.#host.error(`metrics: ${describe} did not answer within ${this.#snapshotWaitMs} ms; left out of this scrape`)
       }
-      this.#finishGathering(id)
+      this.#finishGathering(id, g)
     }, this.#snapshotWaitMs)
-    this.#gatherings.set(id, { from, requestId, waiting, answers: new Map(), timer })
-    for (const w of waiting) this.#send(w, { openkes: 1, k: 'snapshot', id })
+    for (const w of g.waiting.keys()) this.#send(w, { openkes: 1, k: 'snapshot', id })
   }
 
-  #finishGathering(id: number): void {
-    const g = this.#gatherings.get(id)
-    if (g === undefined) return
+  /** Every current worker with its description (whom a scrape or reload waits for). */
+  #describeAll(): Map<number, string> {
+    return new Map([...this.#members].map(([id, m]) => [id, m.describe]))
+  }
+
+  #finishGathering(id: number, g: Gathering): void {
     this.#gatherings.delete(id)
     clearTimeout(g.timer)
     // The primary's snapshot first: gauges that are one value for the whole server (the audit
