@@ -1,104 +1,32 @@
 // A minimal Prometheus registry: counters, gauges and histograms, with
 // labels, rendered in the text exposition format 0.0.4. Hand-written because
-// we need a dozen series, not a client library and its dependencies.
+// we need a dozen series, not a client library and its dependencies, and
+// because counting sits on every request's path: a series found once is
+// counted with one field update, no label lookup and no allocation.
+import { renderFamily, renderFamilyTotal } from './snapshot.js'
+import type { CounterSnapshot, FamilySnapshot, GaugeMerge, GaugeSnapshot, HistogramSnapshot, MetricsSnapshot } from './snapshot.js'
 
 /** Label values of one series, in the order of the metric's label names. */
 type LabelValues = readonly string[]
 
-interface Series<T> {
-  readonly labels: LabelValues
-  value: T
-}
-
-/** Something that can render itself as exposition text. */
+/** Something the registry can take a snapshot of. */
 export interface Collector {
   /** The metric family's name. */
   readonly name: string
-  render(): string
-  /** The family as exactly one unlabelled series: its labelled series summed. */
-  renderTotal(): string
+  /** The family's current values as plain data (values read from elsewhere are read now). */
+  snapshot(): FamilySnapshot
 }
 
-abstract class Metric<T> implements Collector {
-  readonly name: string
-  readonly help: string
-  readonly labelNames: readonly string[]
-  readonly #series = new Map<string, Series<T>>()
-
-  constructor(name: string, help: string, labelNames: readonly string[]) {
-    this.name = name
-    this.help = help
-    this.labelNames = labelNames
+/** One series of a counter or gauge. */
+export class NumberSeries {
+  readonly labels: LabelValues
+  value = 0
+  constructor(labels: LabelValues) {
+    this.labels = labels
   }
-
-  protected series(labels: LabelValues): Series<T> {
-    const key = labels.length === 0 ? '' : labels.join('\u0000')
-    let s = this.#series.get(key)
-    if (s === undefined) {
-      if (labels.length !== this.labelNames.length) throw new RangeError(`metrics: ${this.name}: wrong label count`)
-      s = { labels, value: this.initial() }
-      this.#series.set(key, s)
-    }
-    return s
-  }
-
-  protected abstract initial(): T
-  /** `a` plus `b`, as a new value (for totals over labelled series). */
-  protected abstract sum(a: T, b: T): T
-  protected abstract renderSeries(s: Series<T>): string
-  protected abstract readonly type: string
-
-  /** Brings values that are read from elsewhere up to date before rendering. */
-  protected refresh(): void {}
-
-  render(): string {
-    this.refresh()
-    let out = this.#header()
-    if (this.#series.size === 0 && this.labelNames.length === 0) this.series([])
-    for (const s of this.#series.values()) out += this.renderSeries(s)
-    return out
-  }
-
-  renderTotal(): string {
-    this.refresh()
-    let total = this.initial()
-    for (const s of this.#series.values()) total = this.sum(total, s.value)
-    return this.#header() + this.renderSeries({ labels: [], value: total })
-  }
-
-  #header(): string {
-    return `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} ${this.type}\n`
-  }
-
-  protected labelText(labels: LabelValues, extra = ''): string {
-    const parts = labels.map((v, i) => `${this.labelNames[i] as string}="${escapeLabel(v)}"`)
-    if (extra !== '') parts.push(extra)
-    return parts.length === 0 ? '' : `{${parts.join(',')}}`
-  }
-}
-
-/** A single number per series (counters and gauges); an unlabelled one may be read from elsewhere when scraped. */
-abstract class NumberMetric extends Metric<number> {
-  readonly #read: (() => number) | undefined
-  constructor(name: string, help: string, labelNames: readonly string[] = [], read?: () => number) {
-    super(name, help, labelNames)
-    this.#read = read
-  }
-  protected initial(): number {
-    return 0
-  }
-  protected sum(a: number, b: number): number {
-    return a + b
-  }
-  /** The current value of a series. */
-  get(labels: LabelValues = []): number {
-    return this.series(labels).value
-  }
-  protected override refresh(): void {
-    if (this.#read !== undefined) this.series([]).value = this.#read()
-  }
-  protected renderSeries(s: Series<number>): string {
-    return `${this.name}${this.labelText(s.labels)} ${formatNumber(s.value)}\n`
+  /** Adds `by` (default 1). */
+  inc(by = 1): void {
+    this.value += by
   }
 }
 
@@ -107,85 +35,161 @@ export interface CounterChild {
   inc(by?: number): void
 }
 
+/** One series of a histogram: per-bucket (not cumulative) counts, sum and count. */
+export class HistogramSeries {
+  readonly labels: LabelValues
+  readonly bounds: readonly number[]
+  readonly counts: number[]
+  sum = 0
+  count = 0
+  constructor(labels: LabelValues, bounds: readonly number[]) {
+    this.labels = labels
+    this.bounds = bounds
+    this.counts = new Array<number>(bounds.length).fill(0)
+  }
+  /** Records one observation. */
+  observe(value: number): void {
+    const bounds = this.bounds
+    const n = bounds.length
+    // Searched from the lowest bound: request latencies cluster in the first
+    // buckets, so most observations take one comparison. `!(<=)` keeps NaN out
+    // of every finite bucket (it counts only in +Inf, sum and count).
+    let i = 0
+    while (i < n && !(value <= (bounds[i] as number))) i++
+    if (i < n) this.counts[i] = (this.counts[i] as number) + 1
+    this.sum += value
+    this.count++
+  }
+}
+
+abstract class Metric<S extends { readonly labels: LabelValues }> implements Collector {
+  readonly name: string
+  readonly help: string
+  readonly labelNames: readonly string[]
+  readonly #series = new Map<string, S>()
+  // The one series of an unlabelled metric, found without a map lookup.
+  #root: S | undefined
+
+  constructor(name: string, help: string, labelNames: readonly string[]) {
+    this.name = name
+    this.help = help
+    this.labelNames = labelNames
+  }
+
+  /** The series with these label values (none: the unlabelled series), created on first use. Throws a RangeError for a wrong label count. */
+  protected series(labels?: LabelValues): S {
+    if (labels === undefined || labels.length === 0) return (this.#root ??= this.#create([]))
+    return this.#series.get(labels.join('\u0000')) ?? this.#create(labels)
+  }
+
+  #create(labels: LabelValues): S {
+    if (labels.length !== this.labelNames.length) throw new RangeError(`metrics: ${this.name}: wrong label count`)
+    const s = this.newSeries([...labels])
+    this.#series.set(labels.join('\u0000'), s)
+    return s
+  }
+
+  /** Every series, in the order they were created; an unlabelled metric always has its one series (0 until counted). */
+  protected allSeries(): S[] {
+    if (this.labelNames.length === 0) this.series()
+    return [...this.#series.values()]
+  }
+
+  protected abstract newSeries(labels: LabelValues): S
+  abstract snapshot(): FamilySnapshot
+}
+
+/** A single number per series (counters and gauges); an unlabelled one may be read from elsewhere when a snapshot is taken. */
+abstract class NumberMetric extends Metric<NumberSeries> {
+  readonly #read: (() => number) | undefined
+  constructor(name: string, help: string, labelNames: readonly string[], read: (() => number) | undefined) {
+    super(name, help, labelNames)
+    this.#read = read
+  }
+  protected newSeries(labels: LabelValues): NumberSeries {
+    return new NumberSeries(labels)
+  }
+  /** The current value of a series (none: the unlabelled series). */
+  get(labels?: LabelValues): number {
+    return this.series(labels).value
+  }
+  /** Values of every series, brought up to date first when read from elsewhere. */
+  protected seriesValues(): Array<{ labels: string[]; value: number }> {
+    if (this.#read !== undefined) this.series().value = this.#read()
+    return this.allSeries().map((s) => ({ labels: [...s.labels], value: s.value }))
+  }
+}
+
 /** A monotonically increasing count. */
 export class Counter extends NumberMetric {
-  protected readonly type = 'counter'
-  /** Adds `by` (default 1) to the series with these label values. */
-  inc(labels: LabelValues = [], by = 1): void {
+  constructor(name: string, help: string, labelNames: readonly string[] = [], read?: () => number) {
+    super(name, help, labelNames, read)
+  }
+  /** Adds `by` (default 1) to the series with these label values (none: the unlabelled series). */
+  inc(labels?: LabelValues, by = 1): void {
     this.series(labels).value += by
   }
   /** The series with these label values (created now, so it is exported from now on, at 0). */
   child(labels: LabelValues): CounterChild {
-    const s = this.series(labels)
-    return {
-      inc(by = 1) {
-        s.value += by
-      },
-    }
+    return this.series(labels)
+  }
+  snapshot(): CounterSnapshot {
+    return { name: this.name, help: this.help, type: 'counter', labelNames: [...this.labelNames], series: this.seriesValues() }
   }
 }
 
-/** A value that goes up and down. */
+/** A value that goes up and down, with the rule it merges by across processes. */
 export class Gauge extends NumberMetric {
-  protected readonly type = 'gauge'
-  set(value: number, labels: LabelValues = []): void {
+  readonly merge: GaugeMerge
+  constructor(name: string, help: string, merge: GaugeMerge, labelNames: readonly string[] = [], read?: () => number) {
+    super(name, help, labelNames, read)
+    this.merge = merge
+  }
+  set(value: number, labels?: LabelValues): void {
     this.series(labels).value = value
   }
-  inc(labels: LabelValues = [], by = 1): void {
+  inc(labels?: LabelValues, by = 1): void {
     this.series(labels).value += by
   }
-  dec(labels: LabelValues = [], by = 1): void {
+  dec(labels?: LabelValues, by = 1): void {
     this.series(labels).value -= by
   }
-}
-
-interface Buckets {
-  readonly counts: number[]
-  sum: number
-  count: number
+  snapshot(): GaugeSnapshot {
+    return { name: this.name, help: this.help, type: 'gauge', merge: this.merge, labelNames: [...this.labelNames], series: this.seriesValues() }
+  }
 }
 
 /** A histogram with fixed upper bounds (seconds, for latencies). */
-export class Histogram extends Metric<Buckets> {
-  protected readonly type = 'histogram'
+export class Histogram extends Metric<HistogramSeries> {
   readonly bounds: readonly number[]
   constructor(name: string, help: string, bounds: readonly number[], labelNames: readonly string[] = []) {
     super(name, help, labelNames)
-    this.bounds = bounds
+    this.bounds = [...bounds]
   }
-  protected initial(): Buckets {
-    return { counts: new Array<number>(this.bounds.length).fill(0), sum: 0, count: 0 }
+  protected newSeries(labels: LabelValues): HistogramSeries {
+    return new HistogramSeries(labels, this.bounds)
   }
-  protected sum(a: Buckets, b: Buckets): Buckets {
-    return { counts: a.counts.map((c, i) => c + (b.counts[i] ?? 0)), sum: a.sum + b.sum, count: a.count + b.count }
+  /** Records one observation in the series with these label values (none: the unlabelled series). */
+  observe(value: number, labels?: LabelValues): void {
+    this.series(labels).observe(value)
   }
-  /** Records one observation. */
-  observe(value: number, labels: LabelValues = []): void {
-    const b = this.series(labels).value
-    for (let i = 0; i < this.bounds.length; i++) {
-      if (value <= (this.bounds[i] as number)) {
-        b.counts[i] = (b.counts[i] as number) + 1
-        break
-      }
-    }
-    b.sum += value
-    b.count++
+  /** The series with these label values, to observe without a label lookup. */
+  child(labels?: LabelValues): HistogramSeries {
+    return this.series(labels)
   }
   /** The number of observations of a series (tests). */
-  count(labels: LabelValues = []): number {
-    return this.series(labels).value.count
+  count(labels?: LabelValues): number {
+    return this.series(labels).count
   }
-  protected renderSeries(s: Series<Buckets>): string {
-    let out = ''
-    let cumulative = 0
-    for (let i = 0; i < this.bounds.length; i++) {
-      cumulative += s.value.counts[i] as number
-      out += `${this.name}_bucket${this.labelText(s.labels, `le="${formatNumber(this.bounds[i] as number)}"`)} ${cumulative}\n`
+  snapshot(): HistogramSnapshot {
+    return {
+      name: this.name,
+      help: this.help,
+      type: 'histogram',
+      labelNames: [...this.labelNames],
+      bounds: [...this.bounds],
+      series: this.allSeries().map((s) => ({ labels: [...s.labels], counts: [...s.counts], sum: s.sum, count: s.count })),
     }
-    out += `${this.name}_bucket${this.labelText(s.labels, 'le="+Inf"')} ${s.value.count}\n`
-    out += `${this.name}_sum${this.labelText(s.labels)} ${formatNumber(s.value.sum)}\n`
-    out += `${this.name}_count${this.labelText(s.labels)} ${s.value.count}\n`
-    return out
   }
 }
 
@@ -197,23 +201,19 @@ export class Registry {
     this.#collectors.push(c)
     return c
   }
+  /** Every collector's family, in registration order, as plain data. */
+  snapshot(): MetricsSnapshot {
+    return { families: this.#collectors.map((c) => c.snapshot()) }
+  }
   /** The exposition text of every collector, in registration order. */
   render(): string {
-    return this.#collectors.map((c) => c.render()).join('')
+    return this.snapshot().families.map(renderFamily).join('')
   }
   /** The exposition text of the collectors `include` picks, each as one unlabelled series. */
   renderTotals(include: (name: string) => boolean): string {
-    return this.#collectors.filter((c) => include(c.name)).map((c) => c.renderTotal()).join('')
+    return this.#collectors
+      .filter((c) => include(c.name))
+      .map((c) => renderFamilyTotal(c.snapshot()))
+      .join('')
   }
-}
-
-function escapeLabel(v: string): string {
-  return v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))
-}
-
-function formatNumber(n: number): string {
-  if (Number.isNaN(n)) return 'NaN'
-  if (n === Infinity) return '+Inf'
-  if (n === -Infinity) return '-Inf'
-  return String(n)
 }
