@@ -175,21 +175,26 @@ export function distributionRows(all: readonly Measurement[], list: readonly Sce
 /** One target of the issue, checked on the ratios of this run. */
 export interface Target {
   readonly target: string
+  /** The scenario (or, for memory, the server) it is checked on. */
   readonly scenario: string
-  readonly ratio: number
+  /** A ratio of this run, or for memory MB. */
+  readonly value: number
   readonly limit: number
   readonly comparison: '>=' | '<='
   /** Undefined when the scenario did not run (or a figure is missing). */
   readonly met: boolean | undefined
 }
 
-function target(name: string, scenario: string, ratio: number | undefined, comparison: '>=' | '<=', limit: number): Target {
-  const r = ratio ?? NaN
-  const met = Number.isNaN(r) ? undefined : comparison === '>=' ? r >= limit : r <= limit
-  return { target: name, scenario, ratio: r, limit, comparison, met }
+function target(name: string, scenario: string, value: number | undefined, comparison: '>=' | '<=', limit: number): Target {
+  const v = value ?? NaN
+  const met = Number.isNaN(v) ? undefined : comparison === '>=' ? v >= limit : v <= limit
+  return { target: name, scenario, value: v, limit, comparison, met }
 }
 
-export function targets(main: readonly Row[], workers: readonly Row[]): Target[] {
+/** Idle RSS per process in MB, the highest of each OpenKES server's processes. */
+export type IdleRss = Partial<Record<ServerId, number>>
+
+export function targets(main: readonly Row[], workers: readonly Row[], idleRss: IdleRss): Target[] {
   const find = (rows: readonly Row[], scenario: string, server: ServerId): Row | undefined =>
     rows.find((r) => r.scenario === scenario && r.server === server)
   const out: Target[] = []
@@ -208,6 +213,9 @@ export function targets(main: readonly Row[], workers: readonly Row[]): Target[]
       out.push(target(`${SERVERS[server].label} CPU/req ÷ 1 process`, scenario, r?.cpuPerRequest, '<=', 1.1))
     }
   }
+  for (const server of ['openkes', 'openkes-w2-rr', 'openkes-w2-none'] as const) {
+    out.push(target('idle RSS of any one process, MB', SERVERS[server].label, idleRss[server], '<=', 80))
+  }
   return out
 }
 
@@ -218,8 +226,8 @@ export function formatTargets(list: readonly Target[]): string {
   return list
     .map((t, i) => {
       const verdict = t.met === undefined ? 'not measured' : t.met ? 'met' : 'NOT MET'
-      const ratio = Number.isNaN(t.ratio) ? '-' : t.ratio.toFixed(2)
-      return `target  ${(what[i] as string).padEnd(w0)}  ${t.scenario.padEnd(w1)}  ${ratio.padStart(5)}  ${verdict}`
+      const value = Number.isNaN(t.value) ? '-' : t.value.toFixed(2)
+      return `target  ${(what[i] as string).padEnd(w0)}  ${t.scenario.padEnd(w1)}  ${value.padStart(6)}  ${verdict}`
     })
     .join('\n')
 }

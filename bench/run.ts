@@ -174,6 +174,31 @@ async function checkProcesses(server: RunningServer, when: string): Promise<void
   }
 }
 
+/**
+ * Stops the server (SIGTERM to its top process, which stops its workers) and makes
+ * sure none of its worker processes outlives it: the bench must not leave load behind.
+ */
+async function stopServer(server: RunningServer): Promise<void> {
+  await stopProcess(server.proc)
+  const deadline = Date.now() + 5_000
+  for (const pid of server.pids.slice(1)) {
+    while (isRunning(pid) && Date.now() < deadline) await sleep(100)
+    if (isRunning(pid)) {
+      console.error(`bench: ${server.spec.label}: process ${pid} outlived its primary; killing it`)
+      process.kill(pid, 'SIGKILL')
+    }
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 // ---- one measurement ----
@@ -393,7 +418,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    for (const s of servers.values()) await stopProcess(s.proc)
+    for (const s of servers.values()) await stopServer(s)
     await rm(dir, { recursive: true, force: true })
   }
 
@@ -401,7 +426,8 @@ async function main(): Promise<void> {
   const workers = workersRows(measurements, list)
   const ladder = ladderRows(measurements, list)
   const distribution = distributionRows(measurements, list)
-  const goals = targets(main, workers)
+  const idleRss = Object.fromEntries(Object.entries(memory).map(([id, m]) => [id, Math.max(...m.idleRssMb)]))
+  const goals = targets(main, workers, idleRss)
   const errors = measurements.reduce((n, m) => n + m.errors, 0)
   console.log(`\nMedians over ${opts.rounds} round(s). A ÷ column is a ratio of two servers measured in the same round, per round, then the median.`)
   if (main.length > 0) console.log(`\nOpenKES, 1 process (÷base: ÷ the baseline)\n${formatTable(main, 'base', false)}`)
