@@ -479,4 +479,11 @@ function logMeasurement(m: Measurement): void {
   )
 }
 
-await main()
+try {
+  await main()
+} catch (err) {
+  // A bench error (a server that would not start, a worker that restarted, a load
+  // process that failed) ends the run, after every server has been stopped.
+  console.error(`bench: ${err instanceof Error ? err.message : String(err)}`)
+  process.exitCode = 1
+}
