@@ -181,13 +181,13 @@ export interface Target {
   readonly value: number
   readonly limit: number
   readonly comparison: '>=' | '<='
-  /** Undefined when the scenario did not run (or a figure is missing). */
-  readonly met: boolean | undefined
+  /** Null when the scenario did not run (or a figure is missing). */
+  readonly met: boolean | null
 }
 
 function target(name: string, scenario: string, value: number | undefined, comparison: '>=' | '<=', limit: number): Target {
   const v = value ?? NaN
-  const met = Number.isNaN(v) ? undefined : comparison === '>=' ? v >= limit : v <= limit
+  const met = Number.isNaN(v) ? null : comparison === '>=' ? v >= limit : v <= limit
   return { target: name, scenario, value: v, limit, comparison, met }
 }
 
@@ -219,17 +219,18 @@ export function targets(main: readonly Row[], workers: readonly Row[], idleRss: 
   return out
 }
 
+/** The target lines of the targets that were measured, and how many were not (their scenarios did not run). */
 export function formatTargets(list: readonly Target[]): string {
-  const what = list.map((t) => `${t.target} ${t.comparison} ${t.limit.toFixed(2)}`)
+  const measured = list.filter((t) => t.met !== null)
+  const what = measured.map((t) => `${t.target} ${t.comparison} ${t.limit.toFixed(2)}`)
   const w0 = Math.max(0, ...what.map((w) => w.length))
-  const w1 = Math.max(0, ...list.map((t) => t.scenario.length))
-  return list
-    .map((t, i) => {
-      const verdict = t.met === undefined ? 'not measured' : t.met ? 'met' : 'NOT MET'
-      const value = Number.isNaN(t.value) ? '-' : t.value.toFixed(2)
-      return `target  ${(what[i] as string).padEnd(w0)}  ${t.scenario.padEnd(w1)}  ${value.padStart(6)}  ${verdict}`
-    })
-    .join('\n')
+  const w1 = Math.max(0, ...measured.map((t) => t.scenario.length))
+  const lines = measured.map(
+    (t, i) => `target  ${(what[i] as string).padEnd(w0)}  ${t.scenario.padEnd(w1)}  ${t.value.toFixed(2).padStart(6)}  ${t.met === true ? 'met' : 'NOT MET'}`,
+  )
+  const missing = list.length - measured.length
+  if (missing > 0) lines.push(`(${missing} target(s) not measured: their scenarios did not run)`)
+  return lines.join('\n')
 }
 
 // ---- tables ----
