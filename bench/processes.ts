@@ -98,12 +98,12 @@ export async function processTree(root: number): Promise<number[]> {
 }
 
 /**
- * CPU time so far (user + system, every thread) of these processes together, in µs.
+ * CPU time so far (user + system, every thread) of each of these processes, in µs.
  * Throws when one of them is gone: a process that ended mid-measurement (a crashed
  * worker) would make the figure meaningless.
  */
-export async function cpuMicros(pids: readonly number[]): Promise<number> {
-  let ticks = 0
+export async function cpuMicros(pids: readonly number[]): Promise<number[]> {
+  const out: number[] = []
   for (const pid of pids) {
     let fields: string[]
     try {
@@ -111,9 +111,10 @@ export async function cpuMicros(pids: readonly number[]): Promise<number> {
     } catch {
       throw new Error(`server process ${pid} ended during the measurement`)
     }
-    ticks += Number(fields[11]) + Number(fields[12]) // utime, stime (fields 14 and 15)
+    const ticks = Number(fields[11]) + Number(fields[12]) // utime, stime (fields 14 and 15)
+    out.push((ticks * 1e6) / CLOCK_TICKS_PER_SECOND)
   }
-  return (ticks * 1e6) / CLOCK_TICKS_PER_SECOND
+  return out
 }
 
 /** Resident memory of one process now and at its peak, in MB, from /proc/<pid>/status. */

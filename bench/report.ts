@@ -20,6 +20,8 @@ export interface Measurement {
   readonly maxUs: number
   /** The server's CPU time (every process of it: a cluster's primary and workers) ÷ requests. */
   readonly cpuUsPerRequest: number
+  /** The part of it spent by a cluster's primary (NaN for a single process). */
+  readonly primaryCpuUsPerRequest: number
   /** How many processes the server was (1, or a primary and its workers). */
   readonly processes: number
 }
@@ -31,6 +33,8 @@ export interface Summary {
   readonly p99Us: number
   readonly maxUs: number
   readonly cpuUsPerRequest: number
+  /** The part of it spent by a cluster's primary (NaN for a single process). */
+  readonly primaryCpuUsPerRequest: number
   readonly requests: number
   readonly errors: number
   readonly resumed: number
@@ -69,6 +73,7 @@ function summarize(ms: readonly Measurement[]): Summary {
     p99Us: median(ms.map((m) => m.p99Us)),
     maxUs: Math.max(...ms.map((m) => m.maxUs)),
     cpuUsPerRequest: median(ms.map((m) => m.cpuUsPerRequest)),
+    primaryCpuUsPerRequest: median(ms.map((m) => m.primaryCpuUsPerRequest)),
     requests: ms.reduce((n, m) => n + m.requests, 0),
     errors: ms.reduce((n, m) => n + m.errors, 0),
     resumed: ms.reduce((n, m) => n + m.resumed, 0),
@@ -260,6 +265,7 @@ export function formatTable(rows: readonly Row[], refLabel: string, showServer: 
     'p99 µs',
     'max µs',
     'CPU µs/req',
+    ...(showServer ? ['of it primary'] : []),
     'errors',
     `${refLabel} req/s`,
     `${refLabel} CPU µs/req`,
@@ -276,6 +282,7 @@ export function formatTable(rows: readonly Row[], refLabel: string, showServer: 
     f0(r.measured.p99Us),
     f0(r.measured.maxUs),
     f2(r.measured.cpuUsPerRequest),
+    ...(showServer ? [f2(r.measured.primaryCpuUsPerRequest)] : []),
     String(r.measured.errors + (r.reference?.errors ?? 0)),
     f0(r.reference?.rps),
     f2(r.reference?.cpuUsPerRequest),

@@ -282,7 +282,8 @@ async function measure(server: RunningServer, s: Scenario, round: number, opts: 
       p90Us: percentile(all, 90),
       p99Us: percentile(all, 99),
       maxUs: all.length === 0 ? NaN : (all[all.length - 1] as number),
-      cpuUsPerRequest: requests === 0 ? NaN : (cpu1 - cpu0) / requests,
+      cpuUsPerRequest: requests === 0 ? NaN : cpu1.reduce((n, c, i) => n + c - (cpu0[i] as number), 0) / requests,
+      primaryCpuUsPerRequest: requests === 0 || server.pids.length === 1 ? NaN : ((cpu1[0] as number) - (cpu0[0] as number)) / requests,
       processes: server.pids.length,
     }
   } finally {
@@ -435,7 +436,12 @@ async function main(): Promise<void> {
     console.log(`\nOpenKES --workers 2 against 1 process (÷1 proc); CPU is the primary's and its workers' together\n${formatTable(workers, '1 proc', true)}`)
     console.log(`\nConnection distribution (NODE_CLUSTER_SCHED_POLICY), --workers 2:\n${formatDistribution(distribution)}`)
   }
-  if (ladder.length > 0) console.log(`\nDecomposition ladder: server CPU µs per request at each level, and the steps (per-round differences)\n${formatLadder(ladder)}`)
+  if (ladder.length > 0) {
+    console.log(
+      '\nDecomposition ladder: server CPU µs per request on the baseline answering fixed JSON (tls+http), the full baseline (+crypto) and OpenKES, 1 process;\n' +
+        `Δ = the steps between them in CPU µs per request (per-round differences, then the median)\n${formatLadder(ladder)}`,
+    )
+  }
   console.log('\nMemory (MB; per process, the top one first):')
   for (const [id, m] of Object.entries(memory) as Array<[ServerId, ServerMemory]>) console.log(formatMemory(id, m))
   console.log(`\nTargets (ratios of this run${opts.short ? '; short mode: not meaningful' : ''}):\n${formatTargets(goals)}`)
