@@ -4,7 +4,14 @@
 // no routing table, authorization, audit, metrics, limits or timeouts. OpenKES's
 // figures are reported as ratios to this server's, measured in the same run.
 //
-// Usage: node baseline-server.js <server.key> <server.cert>  (prints "listening <port>")
+// It runs at one of two levels, the rungs of the bench's decomposition ladder:
+// `crypto` (the default) as above, and `tls+http`, which answers every call with
+// a fixed JSON of the same shape and size and does no crypto and no JSON parsing
+// (the request body is still read): what TLS and HTTP alone cost per request.
+// The fixed answers pass the load generator's checks: a generate answer holds a
+// 32-byte base64 plaintext, and decrypt gives back that same plaintext.
+//
+// Usage: node baseline-server.js <server.key> <server.cert> [crypto|tls+http]  (prints "listening <port>")
 import { readFileSync } from 'node:fs'
 import { createSecureServer } from 'node:http2'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
@@ -13,8 +20,10 @@ import { decodeBase64Strict } from '../src/crypto/base64.js'
 import { randomPool } from '../src/crypto/random-pool.js'
 import { SecretKey } from '../src/crypto/secret-key.js'
 
-const [keyFile, certFile] = process.argv.slice(2)
-if (keyFile === undefined || certFile === undefined) throw new Error('usage: baseline-server <key> <cert>')
+const [keyFile, certFile, level = 'crypto'] = process.argv.slice(2)
+if (keyFile === undefined || certFile === undefined || (level !== 'crypto' && level !== 'tls+http')) {
+  throw new Error('usage: baseline-server <key> <cert> [crypto|tls+http]')
+}
 
 const key = SecretKey.generate('AES256')
 const VERSION = JSON.stringify({ version: '0.0.0-baseline', commit: '' })
@@ -22,6 +31,22 @@ const VERSION = JSON.stringify({ version: '0.0.0-baseline', commit: '' })
 function reply(res: Http2ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
   res.end(body)
+}
+
+// The tls+http level's answers, built once: the same shapes and sizes as the crypto level's.
+const FIXED_PLAINTEXT = randomPool.take(32).toString('base64')
+const FIXED_CIPHERTEXT = key.encrypt(Buffer.from(FIXED_PLAINTEXT, 'base64')).toString('base64')
+const FIXED_GENERATE = JSON.stringify({ plaintext: FIXED_PLAINTEXT, ciphertext: FIXED_CIPHERTEXT })
+const FIXED_ENCRYPT = JSON.stringify({ ciphertext: FIXED_CIPHERTEXT })
+const FIXED_DECRYPT = JSON.stringify({ plaintext: FIXED_PLAINTEXT })
+
+function handleFixed(req: Http2ServerRequest, res: Http2ServerResponse): void {
+  const url = req.url
+  if (url.startsWith('/v1/key/generate/')) reply(res, 200, FIXED_GENERATE)
+  else if (url.startsWith('/v1/key/encrypt/')) reply(res, 200, FIXED_ENCRYPT)
+  else if (url.startsWith('/v1/key/decrypt/')) reply(res, 200, FIXED_DECRYPT)
+  else if (url === '/version') reply(res, 200, VERSION)
+  else reply(res, 404, '{"message":"not found"}')
 }
 
 function handle(req: Http2ServerRequest, res: Http2ServerResponse, body: Buffer): void {
@@ -73,7 +98,8 @@ const server = createSecureServer(
   (req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => handle(req, res, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)))
+    if (level === 'tls+http') req.on('end', () => handleFixed(req, res))
+    else req.on('end', () => handle(req, res, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)))
   },
 )
 // A connection without a client certificate is dropped before any request (once per connection).

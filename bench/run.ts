@@ -1,35 +1,60 @@
 // `npm run bench`: OpenKES under load, against a baseline server in the same run.
 //
-// Both servers run in their own processes, started the same way; the load comes
+// Every server runs in its own processes, all started the same way; the load comes
 // from separate load-generator processes (bench/load-worker.ts), never from a
-// server's event loop. Every scenario runs on both servers in interleaved rounds
-// (the order alternates per round), and the headline figures are OpenKES ÷
-// baseline, the median over the rounds: on a shared machine absolute numbers do
-// not compare between runs, ratios from the same run do.
+// server's event loop. Every scenario runs on each of its servers in interleaved
+// rounds (the order rotates per round), and the headline figures are ratios
+// between servers measured in the same round, the median over the rounds: on a
+// shared machine absolute numbers do not compare between runs, ratios from the
+// same run do.
 //
-// Server CPU per request is the server process's own CPU time (user + system,
-// all threads, from /proc/<pid>/stat) over the measured window ÷ requests.
+// The scenario sets (bench/scenarios.ts): `main` OpenKES (one process, started with
+// --workers 1) against the baseline; `store` OpenKES with 10 and with many keys in
+// its store; `workers` `--workers 2` under both cluster distributions
+// (NODE_CLUSTER_SCHED_POLICY rr and none) against one process; `ladder` baseline
+// TLS+HTTP only, baseline with crypto, OpenKES: what each layer costs per request.
+//
+// Server CPU per request is the CPU time (user + system, all threads, from
+// /proc/<pid>/stat) of every process of the server — a cluster's primary and all
+// its workers — over the measured window ÷ requests. The server's processes are
+// listed when it starts; if they differ at any measurement (a worker restarted),
+// the bench stops with an error.
 //
 // Flags: --short (1 round, ~1 s per scenario, a small store: checks that everything
 // works and that no request fails; CI runs it), --seconds N, --warmup N, --rounds N,
 // --keys N (store size of the store-size scenario), --out FILE (JSON report),
-// --only a,b (scenario names), --load-procs N, --cpu-prof DIR (profile the OpenKES server).
-import { fork, spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+// --only a,b (set names, or parts of scenario names), --load-procs N,
+// --cpu-prof DIR (profile the one-process OpenKES server).
+import { fork } from 'node:child_process'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { formatKeyFile } from '../src/crypto/key-version.js'
 import { SecretKey } from '../src/crypto/secret-key.js'
 import { createCertificate } from '../src/x509/certificate.js'
-import type { Job, Op, Transport, WorkerMessage, WorkerResult } from './protocol.js'
+import { cpuMicros, memoryMb, processTree, startProcess, StartError, stopProcess } from './processes.js'
+import type { ServerProcess } from './processes.js'
+import type { Job, WorkerMessage, WorkerResult } from './protocol.js'
+import {
+  distributionRows,
+  formatDistribution,
+  formatLadder,
+  formatTable,
+  formatTargets,
+  ladderRows,
+  mainRows,
+  targets,
+  workersRows,
+} from './report.js'
+import type { Measurement } from './report.js'
+import { scenarios, selected, SERVERS, storeScenarios } from './scenarios.js'
+import type { Scenario, ServerId, ServerSpec } from './scenarios.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const OPENKES_MAIN = path.join(HERE, '..', 'src', 'main.js')
 const BASELINE_MAIN = path.join(HERE, 'baseline-server.js')
 const WORKER_MAIN = path.join(HERE, 'load-worker.js')
-const CLOCK_TICKS_PER_SECOND = 100 // USER_HZ: 100 on every Linux architecture Node.js supports
 
 interface Options {
   readonly short: boolean
@@ -73,137 +98,124 @@ function parseOptions(argv: readonly string[]): Options {
   }
 }
 
-/** One row of the report: an op over a transport at a concurrency. */
-interface Scenario {
-  readonly name: string
-  readonly op: Op
-  readonly transport: Transport
-  readonly concurrency: number
-  /** Scenarios that only OpenKES can run (the store-size ones). */
-  readonly openkesOnly?: boolean
-  /** The key names to use, on OpenKES; the baseline has one key. */
-  readonly keyNames?: readonly string[]
+// ---- servers ----
+
+/** A started server: its spec, its process and every process of it (the top one first). */
+interface RunningServer {
+  readonly spec: ServerSpec
+  readonly proc: ServerProcess
+  readonly pids: readonly number[]
 }
 
-const TRANSPORTS: ReadonlyArray<{ label: string; transport: Transport; concurrency: number }> = [
-  { label: 'h1 c=1', transport: 'h1', concurrency: 1 },
-  { label: 'h1 c=16', transport: 'h1', concurrency: 16 },
-  { label: 'h1 c=64', transport: 'h1', concurrency: 64 },
-  { label: 'h2 64 streams/1 conn', transport: 'h2', concurrency: 64 },
-  { label: 'new conn/request c=16', transport: 'newconn', concurrency: 16 },
-  { label: 'resumed conn/request c=16', transport: 'newconn-resume', concurrency: 16 },
-]
+/** What the servers of a run are started with. */
+interface StartContext {
+  readonly dir: string
+  readonly nodeArgs: readonly string[]
+  /** Cleared when this OpenKES turns out not to know --workers (then it runs without it). */
+  workersFlag: boolean
+}
 
-function scenarios(): Scenario[] {
-  const out: Scenario[] = []
-  for (const op of ['generate', 'decrypt'] as const) {
-    for (const t of TRANSPORTS) out.push({ name: `${op} ${t.label}`, op, transport: t.transport, concurrency: t.concurrency })
+const OPENKES_LISTENING = /listening on https:\/\/127\.0\.0\.1:(\d+)/
+const UNKNOWN_WORKERS_FLAG = /unknown option '--workers'/
+
+/** The server's processes as they are now, checked against what it should be. */
+async function listProcesses(spec: ServerSpec, pid: number): Promise<number[]> {
+  const expected = spec.workers > 1 ? 1 + spec.workers : 1
+  // The primary prints its listening line once every worker listens; allow the tree a moment anyway.
+  const deadline = Date.now() + 5_000
+  for (;;) {
+    const tree = await processTree(pid)
+    if (tree.length === expected) return tree
+    if (Date.now() > deadline) throw new Error(`${spec.label}: ${tree.length} process(es) (pids ${tree.join(', ')}), want ${expected}`)
+    await sleep(100)
   }
-  for (const op of ['encrypt', 'mixed', 'version'] as const) {
-    out.push({ name: `${op} h1 c=16`, op, transport: 'h1', concurrency: 16 })
-    out.push({ name: `${op} h2 64 streams/1 conn`, op, transport: 'h2', concurrency: 64 })
+}
+
+/**
+ * Starts a server, or returns undefined when it is an OpenKES with workers and this
+ * OpenKES has no --workers (so the bench still runs against a server from before it).
+ */
+async function startServer(spec: ServerSpec, ctx: StartContext): Promise<RunningServer | undefined> {
+  let proc: ServerProcess
+  if (spec.kind === 'baseline') {
+    proc = await startProcess(spec.id, [BASELINE_MAIN, path.join(ctx.dir, 'server.key'), path.join(ctx.dir, 'server.cert'), spec.level ?? 'crypto'], /listening (\d+)/)
+  } else {
+    if (spec.workers > 1 && !ctx.workersFlag) return undefined
+    const nodeArgs = spec.id === 'openkes' ? ctx.nodeArgs : []
+    const args = [...nodeArgs, OPENKES_MAIN, 'server', '--config', path.join(ctx.dir, 'config.yml')]
+    // The connection distribution of a cluster is Node's: set it explicitly for the
+    // worker variants, and keep the bench's own setting from leaking into the others.
+    const env: NodeJS.ProcessEnv = { ...process.env }
+    delete env['NODE_CLUSTER_SCHED_POLICY']
+    if (spec.schedPolicy !== undefined) env['NODE_CLUSTER_SCHED_POLICY'] = spec.schedPolicy
+    try {
+      proc = await startProcess(spec.id, ctx.workersFlag ? [...args, '--workers', String(spec.workers)] : args, OPENKES_LISTENING, env)
+    } catch (err) {
+      if (!(err instanceof StartError) || !ctx.workersFlag || !UNKNOWN_WORKERS_FLAG.test(err.stderr)) throw err
+      ctx.workersFlag = false
+      console.log('  NOTE: this OpenKES has no --workers: one process without the flag, and no workers scenarios')
+      if (spec.workers > 1) return undefined
+      proc = await startProcess(spec.id, args, OPENKES_LISTENING, env)
+    }
   }
-  return out
+  try {
+    return { spec, proc, pids: await listProcesses(spec, proc.child.pid as number) }
+  } catch (err) {
+    await stopProcess(proc)
+    throw err
+  }
 }
 
-// ---- processes ----
-
-/** A server process of the run. */
-interface ServerProcess {
-  readonly name: 'openkes' | 'baseline'
-  readonly child: ChildProcess
-  readonly port: number
+/** Throws unless the server is still exactly the processes it started as (no worker ended or restarted). */
+async function checkProcesses(server: RunningServer, when: string): Promise<void> {
+  const now = await processTree(server.proc.child.pid as number)
+  if (now.join(',') !== server.pids.join(',')) {
+    throw new Error(`${server.spec.label}: its processes changed ${when} (pids ${server.pids.join(', ')} → ${now.join(', ')}): a worker ended or restarted`)
+  }
 }
 
-function startProcess(name: ServerProcess['name'], args: readonly string[], listening: RegExp): Promise<ServerProcess> {
-  // Both servers are started exactly the same way (same session and process group
-  // as the bench, no setsid): the scheduler must not treat them differently.
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)))
-  return new Promise((resolve, reject) => {
-    let out = ''
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s: ${stderr}`)), 30_000)
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString()
-      const m = listening.exec(out)
-      if (m !== null) {
-        clearTimeout(timer)
-        resolve({ name, child, port: Number(m[1]) })
-      }
-    })
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`${name} exited with ${code}: ${stderr}`))
-    })
-  })
+/**
+ * Stops the server (SIGTERM to its top process, which stops its workers) and makes
+ * sure none of its worker processes outlives it: the bench must not leave load behind.
+ */
+async function stopServer(server: RunningServer): Promise<void> {
+  await stopProcess(server.proc)
+  const deadline = Date.now() + 5_000
+  for (const pid of server.pids.slice(1)) {
+    while (isRunning(pid) && Date.now() < deadline) await sleep(100)
+    if (isRunning(pid)) {
+      console.error(`bench: ${server.spec.label}: process ${pid} outlived its primary; killing it`)
+      process.kill(pid, 'SIGKILL')
+    }
+  }
 }
 
-async function stopProcess(p: ServerProcess): Promise<void> {
-  if (p.child.exitCode !== null) return
-  const exited = new Promise<void>((resolve) => p.child.once('exit', () => resolve()))
-  p.child.kill('SIGTERM')
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), 15_000)
-  await exited
-  clearTimeout(timer)
-}
-
-/** The process's CPU time so far (user + system, every thread), in µs. */
-async function cpuMicros(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-  // Fields after the command (which may hold spaces) start after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const ticks = Number(fields[11]) + Number(fields[12]) // utime, stime (fields 14 and 15)
-  return (ticks * 1e6) / CLOCK_TICKS_PER_SECOND
-}
-
-/** Resident memory now and at its peak, in MB, from /proc/<pid>/status. */
-async function memoryMb(pid: number): Promise<{ rss: number; peak: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN)
-  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 }
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 // ---- one measurement ----
 
-/** What one scenario measured on one server. */
-interface Measurement {
-  readonly server: ServerProcess['name']
-  readonly scenario: string
-  readonly round: number
-  readonly requests: number
-  readonly errors: number
-  readonly errorKinds: Record<string, number>
-  readonly resumed: number
-  readonly rps: number
-  readonly p50Us: number
-  readonly p90Us: number
-  readonly p99Us: number
-  readonly maxUs: number
-  readonly cpuUsPerRequest: number
-}
-
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] as number
 }
 
-async function measure(
-  server: ServerProcess,
-  s: Scenario,
-  round: number,
-  opts: Options,
-  tlsMaterial: Job['tls'],
-): Promise<Measurement> {
+async function measure(server: RunningServer, s: Scenario, round: number, opts: Options, tlsMaterial: Job['tls']): Promise<Measurement> {
   // Split the connections over the load processes; one HTTP/2 connection stays in one process.
   const procs = s.transport === 'h2' ? 1 : Math.min(opts.loadProcs, s.concurrency)
-  const keyNames = server.name === 'openkes' && s.keyNames !== undefined ? s.keyNames : ['bench-key']
+  const keyNames = server.spec.kind === 'openkes' && s.keyNames !== undefined ? s.keyNames : ['bench-key']
   const workers = Array.from({ length: procs }, (_, i) => {
     const share = Math.floor(s.concurrency / procs) + (i < s.concurrency % procs ? 1 : 0)
     const child = fork(WORKER_MAIN, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    const job: Job = { port: server.port, tls: tlsMaterial, op: s.op, transport: s.transport, concurrency: share, keyNames }
+    const job: Job = { port: server.proc.port, tls: tlsMaterial, op: s.op, transport: s.transport, concurrency: share, keyNames }
     const messages: WorkerMessage[] = []
     let wake: (() => void) | undefined
     child.on('message', (m: WorkerMessage) => {
@@ -225,21 +237,25 @@ async function measure(
     child.send(job)
     return { child, next }
   })
+  const label = server.spec.label
   try {
     for (const w of workers) {
       const m = await w.next()
-      if (m.kind === 'failed') throw new Error(`${server.name}: ${s.name}: ${m.message}`)
+      if (m.kind === 'failed') throw new Error(`${label}: ${s.name}: ${m.message}`)
     }
     await sleep(opts.warmup * 1000)
-    const cpu0 = await cpuMicros(server.child.pid as number)
+    // Reading all of /proc takes a while: before the window, not in it.
+    await checkProcesses(server, `before ${s.name}`)
+    const cpu0 = await cpuMicros(server.pids)
     for (const w of workers) w.child.send('measure')
     await sleep(opts.seconds * 1000)
     for (const w of workers) w.child.send('stop')
-    const cpu1 = await cpuMicros(server.child.pid as number)
+    const cpu1 = await cpuMicros(server.pids)
+    await checkProcesses(server, `during ${s.name}`)
     const results: WorkerResult[] = []
     for (const w of workers) {
       const m = await w.next()
-      if (m.kind !== 'result') throw new Error(`${server.name}: ${s.name}: ${m.kind === 'failed' ? m.message : 'no result'}`)
+      if (m.kind !== 'result') throw new Error(`${label}: ${s.name}: ${m.kind === 'failed' ? m.message : 'no result'}`)
       results.push(m)
     }
     const requests = results.reduce((n, r) => n + r.requests, 0)
@@ -254,7 +270,7 @@ async function measure(
     const errorKinds: Record<string, number> = {}
     for (const r of results) for (const [k, v] of Object.entries(r.errorKinds)) errorKinds[k] = (errorKinds[k] ?? 0) + v
     return {
-      server: server.name,
+      server: server.spec.id,
       scenario: s.name,
       round,
       requests,
@@ -266,7 +282,9 @@ async function measure(
       p90Us: percentile(all, 90),
       p99Us: percentile(all, 99),
       maxUs: all.length === 0 ? NaN : (all[all.length - 1] as number),
-      cpuUsPerRequest: requests === 0 ? NaN : (cpu1 - cpu0) / requests,
+      cpuUsPerRequest: requests === 0 ? NaN : cpu1.reduce((n, c, i) => n + c - (cpu0[i] as number), 0) / requests,
+      primaryCpuUsPerRequest: requests === 0 || server.pids.length === 1 ? NaN : ((cpu1[0] as number) - (cpu0[0] as number)) / requests,
+      processes: server.pids.length,
     }
   } finally {
     for (const w of workers) if (w.child.exitCode === null) w.child.kill()
@@ -289,93 +307,38 @@ async function writeKeys(dir: string, names: readonly string[]): Promise<void> {
   )
 }
 
-// ---- report ----
+// ---- memory ----
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].filter((x) => !Number.isNaN(x)).sort((a, b) => a - b)
-  if (s.length === 0) return NaN
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2
-}
-
-interface Row {
-  readonly scenario: string
-  readonly openkes: Summary
-  readonly baseline: Summary | undefined
-  /** Medians over the rounds of OpenKES ÷ baseline (per round). */
-  readonly ratio: { rps: number; p99: number; cpuPerRequest: number } | undefined
-}
-
-interface Summary {
-  readonly rps: number
-  readonly p50Us: number
-  readonly p90Us: number
-  readonly p99Us: number
-  readonly maxUs: number
-  readonly cpuUsPerRequest: number
-  readonly requests: number
-  readonly errors: number
-  readonly resumed: number
-}
-
-function summarize(ms: readonly Measurement[]): Summary {
-  return {
-    rps: median(ms.map((m) => m.rps)),
-    p50Us: median(ms.map((m) => m.p50Us)),
-    p90Us: median(ms.map((m) => m.p90Us)),
-    p99Us: median(ms.map((m) => m.p99Us)),
-    maxUs: Math.max(...ms.map((m) => m.maxUs)),
-    cpuUsPerRequest: median(ms.map((m) => m.cpuUsPerRequest)),
-    requests: ms.reduce((n, m) => n + m.requests, 0),
-    errors: ms.reduce((n, m) => n + m.errors, 0),
-    resumed: ms.reduce((n, m) => n + m.resumed, 0),
+/** A server's resident memory: per process (the top one first) when idle, and after the load. */
+interface ServerMemory {
+  readonly processes: number
+  readonly idleRssMb: readonly number[]
+  afterLoad?: {
+    readonly rssMb: readonly number[]
+    readonly sumRssMb: number
+    readonly maxRssMb: number
+    /** The highest VmHWM (peak RSS) of any one process. */
+    readonly maxPeakRssMb: number
   }
 }
 
-function buildRows(all: readonly Measurement[], list: readonly Scenario[]): Row[] {
-  return list.map((s) => {
-    const mine = all.filter((m) => m.scenario === s.name && m.server === 'openkes')
-    const theirs = all.filter((m) => m.scenario === s.name && m.server === 'baseline')
-    const perRound = (f: (m: Measurement) => number): number =>
-      median(mine.map((m) => f(m) / f(theirs.find((t) => t.round === m.round) as Measurement)))
-    return {
-      scenario: s.name,
-      openkes: summarize(mine),
-      baseline: theirs.length === 0 ? undefined : summarize(theirs),
-      ratio: theirs.length === 0 ? undefined : { rps: perRound((m) => m.rps), p99: perRound((m) => m.p99Us), cpuPerRequest: perRound((m) => m.cpuUsPerRequest) },
-    }
-  })
+async function rssOf(pids: readonly number[]): Promise<Array<{ rss: number; peak: number }>> {
+  return Promise.all(pids.map((pid) => memoryMb(pid)))
 }
 
-function formatTable(rows: readonly Row[]): string {
-  const f0 = (n: number | undefined): string => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(0))
-  const f2 = (n: number | undefined): string => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(2))
-  const header = ['scenario', 'req/s', 'p50 µs', 'p90 µs', 'p99 µs', 'max µs', 'CPU µs/req', 'errors', 'base req/s', 'base CPU µs/req', '÷base req/s', '÷base CPU/req', '÷base p99']
-  const lines = rows.map((r) => [
-    r.scenario,
-    f0(r.openkes.rps),
-    f0(r.openkes.p50Us),
-    f0(r.openkes.p90Us),
-    f0(r.openkes.p99Us),
-    f0(r.openkes.maxUs),
-    f2(r.openkes.cpuUsPerRequest),
-    String(r.openkes.errors + (r.baseline?.errors ?? 0)),
-    f0(r.baseline?.rps),
-    f2(r.baseline?.cpuUsPerRequest),
-    f2(r.ratio?.rps),
-    f2(r.ratio?.cpuPerRequest),
-    f2(r.ratio?.p99),
-  ])
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)))
-  const fmt = (cells: readonly string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ')
-  return [fmt(header), ...lines.map(fmt)].join('\n')
+function formatMemory(id: ServerId, m: ServerMemory): string {
+  const mb = (xs: readonly number[]): string => xs.map((x) => x.toFixed(0)).join('/')
+  const after = m.afterLoad
+  return (
+    `  ${SERVERS[id].label.padEnd(28)} ${String(m.processes).padStart(2)} process(es)  idle RSS ${mb(m.idleRssMb)}` +
+    (after === undefined ? '' : `  after load ${mb(after.rssMb)} (sum ${after.sumRssMb.toFixed(0)}, max per process ${after.maxRssMb.toFixed(0)}, peak ${after.maxPeakRssMb.toFixed(0)})`)
+  )
 }
 
 // ---- main ----
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2))
-  let list = scenarios()
   const dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-bench-'))
   const storeDir = path.join(dir, 'keys')
   await mkdir(storeDir, { mode: 0o700 })
@@ -383,12 +346,9 @@ async function main(): Promise<void> {
   const bigStore = Array.from({ length: opts.storeKeys - smallStore.length }, (_, i) => `store-${i + smallStore.length}`)
   // Ten keys picked from the whole big store, so the big store's keys are read from disk once.
   const bigPick = Array.from({ length: 10 }, (_, i) => bigStore[Math.floor(((i + 0.5) * bigStore.length) / 10)] as string)
-  const storeScenarios: Scenario[] = [
-    { name: 'generate h1 c=16, 10 keys in the store', op: 'generate', transport: 'h1', concurrency: 16, openkesOnly: true, keyNames: smallStore },
-    { name: `generate h1 c=16, ${opts.storeKeys} keys in the store`, op: 'generate', transport: 'h1', concurrency: 16, openkesOnly: true, keyNames: bigPick },
-  ]
-  if (opts.only !== undefined) list = list.filter((s) => opts.only?.some((o) => s.name.includes(o)))
-  const runStore = opts.only === undefined || opts.only.some((o) => 'store'.includes(o) || o === 'store')
+  const [small, big] = storeScenarios(opts.storeKeys, smallStore, bigPick)
+  let list = scenarios().filter((s) => selected(s, opts.only))
+  const runStore = selected(small, opts.only) || selected(big, opts.only)
 
   const serverCert = createCertificate('ecdsa-p256', { commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], extKeyUsage: ['serverAuth'] })
   const client = createCertificate('ed25519', { commonName: 'bench', extKeyUsage: ['clientAuth'] })
@@ -402,70 +362,101 @@ async function main(): Promise<void> {
   await writeKeys(storeDir, smallStore)
   const tlsMaterial = { key: client.keyPem, cert: client.certPem, ca: serverCert.certPem }
 
-  const nodeArgs = opts.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.cpuProf)]
-  const servers: ServerProcess[] = []
+  const ctx: StartContext = { dir, nodeArgs: opts.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.cpuProf)], workersFlag: true }
+  // Only the servers the selected scenarios need, in a fixed order.
+  const needed = (Object.keys(SERVERS) as ServerId[]).filter((id) => list.some((s) => s.servers.includes(id)) || (id === 'openkes' && runStore))
+  const servers = new Map<ServerId, RunningServer>()
   const measurements: Measurement[] = []
-  const memory: Record<string, { idleRssMb: number; rssAfterMb: number; peakRssMb: number }> = {}
+  const memory: Partial<Record<ServerId, ServerMemory>> = {}
+  const skipped: string[] = []
   try {
-    servers.push(await startProcess('openkes', [...nodeArgs, OPENKES_MAIN, 'server', '--config', path.join(dir, 'config.yml')], /listening on https:\/\/127\.0\.0\.1:(\d+)/))
-    servers.push(await startProcess('baseline', [BASELINE_MAIN, path.join(dir, 'server.key'), path.join(dir, 'server.cert')], /listening (\d+)/))
+    for (const id of needed) {
+      const s = await startServer(SERVERS[id], ctx)
+      if (s !== undefined) servers.set(id, s)
+    }
+    const missing = list.filter((s) => s.servers.some((id) => !servers.has(id)))
+    skipped.push(...missing.map((s) => s.name))
+    list = list.filter((s) => !missing.includes(s))
     await sleep(500)
-    for (const s of servers) memory[s.name] = { idleRssMb: (await memoryMb(s.child.pid as number)).rss, rssAfterMb: NaN, peakRssMb: NaN }
-    const [openkes, baseline] = servers as [ServerProcess, ServerProcess]
+    for (const [id, s] of servers) memory[id] = { processes: s.pids.length, idleRssMb: (await rssOf(s.pids)).map((m) => m.rss) }
     console.log(
-      `OpenKES bench: node ${process.version}, ${os.availableParallelism()} CPUs, ${opts.rounds} round(s), ${opts.seconds} s per run after ${opts.warmup} s warm-up, ` +
-        `${opts.loadProcs} load process(es)${opts.short ? ' (short mode: checks only that it works)' : ''}`,
+      `OpenKES bench: node ${process.version}, ${os.availableParallelism()} CPUs (servers and load generator share them), ${opts.rounds} round(s), ` +
+        `${opts.seconds} s per run after ${opts.warmup} s warm-up, ${opts.loadProcs} load process(es)${opts.short ? ' (short mode: checks only that it works)' : ''}`,
     )
+    if (skipped.length > 0) console.log(`  SKIPPED (no --workers in this OpenKES): ${skipped.join('; ')}`)
     for (let round = 1; round <= opts.rounds; round++) {
       for (const s of list) {
-        // Interleaved: the order of the two servers alternates per round.
-        const order = round % 2 === 1 ? [openkes, baseline] : [baseline, openkes]
-        for (const server of order) {
-          const m = await measure(server, s, round, opts, tlsMaterial)
+        // Interleaved: the order of the servers rotates per round.
+        const shift = (round - 1) % s.servers.length
+        const order = [...s.servers.slice(shift), ...s.servers.slice(0, shift)]
+        for (const id of order) {
+          const m = await measure(servers.get(id) as RunningServer, s, round, opts, tlsMaterial)
           measurements.push(m)
-          const errs = m.errors === 0 ? '' : `  ERRORS ${m.errors} ${JSON.stringify(m.errorKinds)}`
-          console.log(`  round ${round}  ${server.name.padEnd(8)}  ${s.name.padEnd(38)} ${m.rps.toFixed(0).padStart(7)} req/s  p99 ${m.p99Us.toFixed(0).padStart(6)} µs  ${m.cpuUsPerRequest.toFixed(1).padStart(6)} CPU µs/req${errs}`)
+          logMeasurement(m)
         }
       }
     }
     if (runStore) {
-      const [small, big] = storeScenarios as [Scenario, Scenario]
-      for (let round = 1; round <= opts.rounds; round++) {
-        const m = await measure(openkes, small, round, opts, tlsMaterial)
-        measurements.push(m)
-        console.log(`  round ${round}  openkes   ${small.name.padEnd(38)} ${m.rps.toFixed(0).padStart(7)} req/s  p99 ${m.p99Us.toFixed(0).padStart(6)} µs`)
-      }
+      const openkes = servers.get('openkes') as RunningServer
+      for (let round = 1; round <= opts.rounds; round++) logMeasurement(pushed(measurements, await measure(openkes, small, round, opts, tlsMaterial)))
       const t0 = performance.now()
       await writeKeys(storeDir, bigStore)
       console.log(`  (wrote ${bigStore.length} more key files in ${((performance.now() - t0) / 1000).toFixed(1)} s)`)
-      for (let round = 1; round <= opts.rounds; round++) {
-        const m = await measure(openkes, big, round, opts, tlsMaterial)
-        measurements.push(m)
-        console.log(`  round ${round}  openkes   ${big.name.padEnd(38)} ${m.rps.toFixed(0).padStart(7)} req/s  p99 ${m.p99Us.toFixed(0).padStart(6)} µs`)
-      }
-      list = [...list, ...storeScenarios]
+      for (let round = 1; round <= opts.rounds; round++) logMeasurement(pushed(measurements, await measure(openkes, big, round, opts, tlsMaterial)))
+      list = [...list, small, big]
     }
-    for (const s of servers) {
-      const mem = await memoryMb(s.child.pid as number)
-      const entry = memory[s.name]
-      if (entry !== undefined) Object.assign(entry, { rssAfterMb: mem.rss, peakRssMb: mem.peak })
+    for (const [id, s] of servers) {
+      await checkProcesses(s, 'by the end of the run')
+      const mem = await rssOf(s.pids)
+      const entry = memory[id]
+      if (entry !== undefined) {
+        entry.afterLoad = {
+          rssMb: mem.map((m) => m.rss),
+          sumRssMb: mem.reduce((n, m) => n + m.rss, 0),
+          maxRssMb: Math.max(...mem.map((m) => m.rss)),
+          maxPeakRssMb: Math.max(...mem.map((m) => m.peak)),
+        }
+      }
     }
   } finally {
-    for (const s of servers) await stopProcess(s)
+    for (const s of servers.values()) await stopServer(s)
     await rm(dir, { recursive: true, force: true })
   }
 
-  const rows = buildRows(measurements, list)
+  const main = mainRows(measurements, list)
+  const workers = workersRows(measurements, list)
+  const ladder = ladderRows(measurements, list)
+  const distribution = distributionRows(measurements, list)
+  const idleRss = Object.fromEntries(Object.entries(memory).map(([id, m]) => [id, Math.max(...m.idleRssMb)]))
+  const goals = targets(main, workers, idleRss)
   const errors = measurements.reduce((n, m) => n + m.errors, 0)
-  console.log(`\nMedians over ${opts.rounds} round(s); ÷base = OpenKES ÷ baseline, per round, then the median (the headline figures).\n`)
-  console.log(formatTable(rows))
-  console.log('\nMemory (MB): ' + Object.entries(memory).map(([n, m]) => `${n} idle RSS ${m.idleRssMb.toFixed(0)}, after load ${m.rssAfterMb.toFixed(0)}, peak ${m.peakRssMb.toFixed(0)}`).join('; '))
+  console.log(`\nMedians over ${opts.rounds} round(s). A ÷ column is a ratio of two servers measured in the same round, per round, then the median.`)
+  if (main.length > 0) console.log(`\nOpenKES, 1 process (÷base: ÷ the baseline)\n${formatTable(main, 'base', false)}`)
+  if (workers.length > 0) {
+    console.log(`\nOpenKES --workers 2 against 1 process (÷1 proc); CPU is the primary's and its workers' together\n${formatTable(workers, '1 proc', true)}`)
+    console.log(`\nConnection distribution (NODE_CLUSTER_SCHED_POLICY), --workers 2:\n${formatDistribution(distribution)}`)
+  }
+  if (ladder.length > 0) {
+    console.log(
+      '\nDecomposition ladder: server CPU µs per request on the baseline answering fixed JSON (tls+http), the full baseline (+crypto) and OpenKES, 1 process;\n' +
+        `Δ = the steps between them in CPU µs per request (per-round differences, then the median)\n${formatLadder(ladder)}`,
+    )
+  }
+  console.log('\nMemory (MB; per process, the top one first):')
+  for (const [id, m] of Object.entries(memory) as Array<[ServerId, ServerMemory]>) console.log(formatMemory(id, m))
+  console.log(`\nTargets (ratios of this run${opts.short ? '; short mode: not meaningful' : ''}):\n${formatTargets(goals)}`)
   const report = {
     node: process.version,
     cpus: os.availableParallelism(),
     options: opts,
-    rows,
+    servers: Object.fromEntries([...servers.values()].map((s) => [s.spec.id, { label: s.spec.label, workers: s.spec.workers, schedPolicy: s.spec.schedPolicy, level: s.spec.level, processes: s.pids.length }])),
+    rows: main,
+    workers,
+    distribution,
+    ladder,
     memory,
+    targets: goals,
+    skipped,
     measurements: measurements.map((m) => ({ ...m })),
     errors,
   }
@@ -482,4 +473,23 @@ async function main(): Promise<void> {
   }
 }
 
-await main()
+function pushed(all: Measurement[], m: Measurement): Measurement {
+  all.push(m)
+  return m
+}
+
+function logMeasurement(m: Measurement): void {
+  const errs = m.errors === 0 ? '' : `  ERRORS ${m.errors} ${JSON.stringify(m.errorKinds)}`
+  console.log(
+    `  round ${m.round}  ${SERVERS[m.server].label.padEnd(28)}  ${m.scenario.padEnd(42)} ${m.rps.toFixed(0).padStart(7)} req/s  p99 ${m.p99Us.toFixed(0).padStart(6)} µs  ${m.cpuUsPerRequest.toFixed(1).padStart(6)} CPU µs/req${errs}`,
+  )
+}
+
+try {
+  await main()
+} catch (err) {
+  // A bench error (a server that would not start, a worker that restarted, a load
+  // process that failed) ends the run, after every server has been stopped.
+  console.error(`bench: ${err instanceof Error ? err.message : String(err)}`)
+  process.exitCode = 1
+}

@@ -12,6 +12,7 @@ const cases: Array<{ accept: string | undefined; want: 'prometheus' | 'kes' }> =
   { accept: 'text/plain; version=0.0.4', want: 'prometheus' },
   { accept: 'TEXT/Plain ; Version="0.0.4" ; q=0.3', want: 'prometheus' },
   { accept: 'text/plain;version=1.0.0;escaping=underscores', want: 'prometheus' },
+  { accept: 'text/plain;charset;version=0.0.4', want: 'prometheus' },
   { accept: 'application/openmetrics-text', want: 'prometheus' },
   { accept: '*/*;q=0.1, application/openmetrics-text; version=1.0.0', want: 'prometheus' },
   { accept: 'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited', want: 'prometheus' },

@@ -291,3 +291,50 @@ test('snapshots that disagree on a family cannot be merged', () => {
   const merged = mergeSnapshots([one({ type: 'gauge', merge: 'sum' }), { families: [{ name: 'x', help: 'Other.', type: 'gauge', merge: 'sum', labelNames: [], series: [] }] }])
   assert.equal(family(merged, 'x').help, 'X.')
 })
+
+test('requests count as success, error or failure by status class', () => {
+  const cases: Array<{ status: number; want: 'success' | 'error' | 'failure' }> = [
+    { status: 101, want: 'success' },
+    { status: 200, want: 'success' },
+    { status: 304, want: 'success' },
+    { status: 399, want: 'success' },
+    { status: 400, want: 'error' },
+    { status: 403, want: 'error' },
+    { status: 499, want: 'error' },
+    { status: 500, want: 'failure' },
+    { status: 502, want: 'failure' },
+  ]
+  for (const c of cases) {
+    const m = new ServerMetrics({ process: fixedProcess(0) })
+    m.observeRequest({ api: '/v1/status', status: c.status, seconds: 0.001 })
+    m.observeRequest({ api: '/v1/status', status: c.status, seconds: 0.001 })
+    const text = m.render()
+    for (const outcome of ['success', 'error', 'failure']) {
+      assert.equal(sample(text, `kes_http_request_${outcome}`), outcome === c.want ? 2 : 0, `${c.status} ${outcome}`)
+    }
+    assert.equal(sample(text, `kes_http_requests_total{api="/v1/status",code="${c.status}"}`), 2)
+  }
+})
+
+test('past the cap on remembered (api, status) series, requests still count exactly', () => {
+  const capped = new ServerMetrics({ process: fixedProcess(0), maxCachedRequestSeries: 2 })
+  const uncapped = new ServerMetrics({ process: fixedProcess(0) })
+  const pairs = [
+    { api: '/v1/key/generate', status: 200 },
+    { api: '/v1/key/generate', status: 404 },
+    { api: '/v1/key/decrypt', status: 200 },
+    { api: 'unknown', status: 400 },
+    { api: '/v1/key/generate', status: 500 },
+  ]
+  for (let round = 0; round < 3; round++) {
+    for (const [i, p] of pairs.entries()) {
+      for (const m of [capped, uncapped]) m.observeRequest({ ...p, seconds: i * 0.2 })
+    }
+  }
+  for (const a of AUDIENCES) assert.equal(capped.render(a), uncapped.render(a))
+  const text = capped.render()
+  for (const p of pairs) assert.equal(sample(text, `kes_http_requests_total{api="${p.api}",code="${p.status}"}`), 3)
+  assert.equal(sample(text, 'kes_http_request_success'), 6)
+  assert.equal(sample(text, 'kes_http_request_error'), 6)
+  assert.equal(sample(text, 'kes_http_request_failure'), 3)
+})
