@@ -122,7 +122,8 @@ describe('openkes server --workers 2', () => {
     const [, port] = await server.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/)
     env.useExternalPort(Number(port))
     await server.waitForStderr(/(cluster: worker \d \(pid \d+\) serving[^]*){2}/)
-    assert.match(server.stdout(), new RegExp(`PID ${server.child.pid}: stop with`))
+    // The printed PID is the primary's (the one to signal).
+    await server.waitFor(new RegExp(`PID ${server.child.pid}: stop with`))
   })
   after(async () => {
     await server.stop('SIGKILL')
@@ -241,6 +242,47 @@ test('--workers 2: a worker that cannot start fails the whole server at startup,
     assert.match(r.stderr, /^openkes server: cannot start: tls\.key: cannot read '[^']*missing\.key'/m)
     assert.equal(r.stdout, '')
   } finally {
+    await env.dispose()
+  }
+})
+
+test('--workers 1 is one process, as before: it serves, reloads on SIGHUP and stops on SIGTERM', async () => {
+  const env = await TestEnv.create()
+  const server = startCli(['server', '--config', await env.writeConfig(`admin:\n  identity: ${root.identity}\n`), '--workers', '1'], { cwd: env.dir })
+  try {
+    const [, port] = await server.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/)
+    env.useExternalPort(Number(port))
+    await server.waitFor(new RegExp(`PID ${server.child.pid}: stop with`))
+    assert.equal((await fresh(env, root, '/version')).status, 200)
+    server.child.kill('SIGHUP')
+    await server.waitFor(/configuration reloaded/)
+    assert.equal(await server.stop('SIGTERM'), 0)
+    assert.match(server.stdout(), /shutting down/)
+    assert.doesNotMatch(server.stderr(), /cluster:/)
+  } finally {
+    await server.stop('SIGKILL')
+    await env.dispose()
+  }
+})
+
+test('a worker that keeps dying right after it starts makes the primary give up and exit 1', async () => {
+  const env = await TestEnv.create()
+  const server = startCli(['server', '--config', await env.writeConfig(`admin:\n  identity: ${root.identity}\n`), '--workers', '2'], { cwd: env.dir })
+  try {
+    await server.waitFor(/listening on/)
+    // Kill worker 1 as soon as each of its replacements serves: it never lives a second. (Its
+    // first run may have served longer, so a kill more than the limit may be needed.)
+    for (let killed = 0; killed < 8 && server.child.exitCode === null; killed++) {
+      const serving = [...server.stderr().matchAll(/cluster: worker 1 \(pid (\d+)\) serving/g)]
+      process.kill(Number(serving[killed]?.[1]), 'SIGKILL')
+      // The next replacement serves, or the primary gives up (then the wait rejects: it exited).
+      await server.waitForStderr(new RegExp(`(cluster: worker 1 \\(pid \\d+\\) serving[^]*){${killed + 2}}`)).catch(() => {})
+    }
+    assert.equal(await server.exited(), 1)
+    assert.match(server.stderr(), /openkes server: worker 1 \(pid \d+\) died \(signal SIGKILL\); worker 1 failed 5 times in a row right after starting, giving up/)
+    assert.match(server.stderr(), /starting a new worker in 800 ms/)
+  } finally {
+    await server.stop('SIGKILL')
     await env.dispose()
   }
 })

@@ -60,6 +60,13 @@ class HandOffHub extends EventHub {
   }
 }
 
+/** A promise and the function that resolves it. */
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void
+  const promise = new Promise<T>((r) => (resolve = r))
+  return { promise, resolve }
+}
+
 /** Runs the primary until SIGTERM/SIGINT (exit code 0) or a failure (1). */
 export async function runPrimary(o: PrimaryOptions): Promise<number> {
   const { io } = o
@@ -103,13 +110,12 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
     restartTimer: undefined,
   }))
 
-  let startupDone: (outcome: { host: string; port: number } | { failure: string }) => void = () => {}
-  const startup = new Promise<{ host: string; port: number } | { failure: string }>((resolve) => (startupDone = resolve))
+  const startup = deferred<{ host: string; port: number } | { failure: string }>()
+  const startupDone = startup.resolve
   let bound: { host: string; port: number } | undefined
-  let allExited: () => void = () => {}
-  let stopCode = 0
-  let stopRequested: (code: number) => void = () => {}
-  const stopped = new Promise<number>((resolve) => (stopRequested = resolve))
+  const exitedAll = deferred<void>()
+  const stopped = deferred<number>()
+  const stopRequested = stopped.resolve
 
   const fork = (slot: Slot): void => {
     slot.restartTimer = undefined
@@ -156,7 +162,7 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
     if (slot.worker === w) slot.worker = undefined
     const how = signal !== null ? `signal ${signal}` : `exit code ${code ?? '?'}`
     if (phase === 'stopping') {
-      if (slots.every((s) => s.worker === undefined)) allExited()
+      if (slots.every((s) => s.worker === undefined)) exitedAll.resolve()
       return
     }
     if (phase === 'starting') return startupDone({ failure: `${slot.describe} exited (${how}) before serving` })
@@ -178,21 +184,20 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
   const stopAll = async (): Promise<void> => {
     phase = 'stopping'
     for (const s of slots) clearTimeout(s.restartTimer)
-    const exitedAll = new Promise<void>((resolve) => (allExited = resolve))
-    if (slots.every((s) => s.worker === undefined)) allExited()
+    if (slots.every((s) => s.worker === undefined)) exitedAll.resolve()
     relay.broadcast({ openkes: 1, k: 'shutdown' })
     // A worker still starting can't take the message yet: a signal stops it.
     for (const s of slots) if (s.worker !== undefined && s.servingSince === undefined) s.worker.process.kill('SIGTERM')
     const timer = setTimeout(() => {
       for (const s of slots) s.worker?.process.kill('SIGKILL')
     }, STOP_WAIT_MS)
-    await exitedAll
+    await exitedAll.promise
     clearTimeout(timer)
     await auditLog.close()
   }
 
   fork(slots[0] as Slot)
-  const outcome = await startup
+  const outcome = await startup.promise
   if ('failure' in outcome) {
     await stopAll()
     io.stderr(`openkes server: cannot start: ${outcome.failure}\n`)
@@ -232,7 +237,7 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
   process.on('SIGTERM', stop)
   o.announce(outcome.host, outcome.port)
 
-  stopCode = await stopped
+  const stopCode = await stopped.promise
   process.off('SIGHUP', reload)
   process.off('SIGINT', stop)
   process.off('SIGTERM', stop)

@@ -24,7 +24,7 @@ export async function runWorker(loadConfig: () => Promise<Config>, strictFiles: 
   // One listener from the start: messages that follow 'init' at once are kept for the link.
   let link: WorkerLink | undefined
   const early: unknown[] = []
-  let gotInit: (init: WorkerInit) => void = () => {}
+  let gotInit!: (init: WorkerInit) => void
   const initMessage = new Promise<WorkerInit>((resolve) => (gotInit = resolve))
   process.on('message', (raw: unknown) => {
     if (link !== undefined) return link.handle(raw)
