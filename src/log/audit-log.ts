@@ -166,6 +166,16 @@ export class AuditLog {
     this.#file?.write(line)
   }
 
+  /**
+   * Writes one event already formatted by another process (a worker of `--workers N`, whose
+   * primary is the one writer of the file and stdout). Not counted here: the worker counted it.
+   */
+  recordLine(line: string): void {
+    this.hub.publish(line)
+    if (this.#outputs.stdout) process.stdout.write(line)
+    this.#file?.write(line)
+  }
+
   /** Ends the trace streams and closes the file. */
   async close(): Promise<void> {
     this.hub.closeAll()

@@ -34,6 +34,7 @@ import { LifecycleTimers } from './lifecycle-timers.js'
 import { describeError } from '../log/describe-error.js'
 import { parseListenAddress } from './listen-address.js'
 import type { ServerState } from './state.js'
+import type { ClusterLink } from './cluster/link.js'
 
 /** A running server. */
 export interface RunningServer {
@@ -70,6 +71,8 @@ export interface StartOptions {
    * to other users (`openkes server --strict`); without it they are warned about.
    */
   strictFiles?: boolean
+  /** This server is one worker of `openkes server --workers N` (src/server/cluster): how it joins the others. */
+  cluster?: ClusterLink
 }
 
 // The identity is computed once per TLS connection and kept on the socket:
@@ -155,30 +158,32 @@ async function readTls(config: Config): Promise<TlsMaterial> {
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
   const traceBufferBytes = opts.traceBufferBytes ?? TRACE_BUFFER_BYTES
   const metrics = new ServerMetrics()
+  const errorHub = { maxBufferedBytes: traceBufferBytes, onDrop: () => metrics.errorDropped.inc() }
   const errorLog = new ErrorLog({
     enabled: config.log.error,
     sink: opts.errorSink,
-    hub: new EventHub({ maxBufferedBytes: traceBufferBytes, onDrop: () => metrics.errorDropped.inc() }),
+    hub: opts.cluster?.errorHub(errorHub) ?? new EventHub(errorHub),
     onEvent: () => metrics.errorEvents.inc(),
   })
   let auditDropsReported = 0
-  const auditLog = new AuditLog({
-    hub: new EventHub({
-      maxBufferedBytes: traceBufferBytes,
-      onDrop: () => {
-        metrics.auditDropped.inc()
-        // One error line per power of two of drops: visible, but never a flood.
-        const dropped = metrics.auditDropped.get()
-        if (dropped >= 2 * auditDropsReported || auditDropsReported === 0) {
-          auditDropsReported = Math.max(1, dropped)
-          errorLog.error(`audit: a trace reader is too slow; ${dropped} events dropped so far`)
-        }
-      },
-    }),
-    onError: (message) => errorLog.error(message),
+  const auditHub = {
+    maxBufferedBytes: traceBufferBytes,
+    onDrop: () => {
+      metrics.auditDropped.inc()
+      // One error line per power of two of drops: visible, but never a flood.
+      const dropped = metrics.auditDropped.get()
+      if (dropped >= 2 * auditDropsReported || auditDropsReported === 0) {
+        auditDropsReported = Math.max(1, dropped)
+        errorLog.error(`audit: a trace reader is too slow; ${dropped} events dropped so far`)
+      }
+    },
+  }
+  const auditEvents = {
+    onError: (message: string) => errorLog.error(message),
     onEvent: () => metrics.auditEvents.inc(),
-    onLost: (n) => metrics.auditLost.inc([], n),
-  })
+    onLost: (n: number) => metrics.auditLost.inc([], n),
+  }
+  const auditLog = opts.cluster?.auditLog(auditHub, auditEvents) ?? new AuditLog({ hub: new EventHub(auditHub), ...auditEvents })
   metrics.setAuditFileHealth(() => auditLog.fileHealthy)
   await auditLog.configure(auditOutputs(config))
 
@@ -192,7 +197,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     }
     for (const problem of unsafe) errorLog.error(`security: ${problem}`)
   }
-  const store = instrumentStore(rawStore, (table, op, seconds) => metrics.keystoreSeconds.observe(seconds, [table, op]))
+  const shared = opts.cluster?.shareStore(rawStore) ?? rawStore
+  const store = instrumentStore(shared, (table, op, seconds) => metrics.keystoreSeconds.observe(seconds, [table, op]))
   const keys = new KeyRing(store, config.cache, errorLog)
   const deletedKeys = new DeletedKeys(store, keys, errorLog, config.deletedKeys.retentionMs)
   metrics.setCacheStats(() => keys.cacheStats())
@@ -218,7 +224,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     metrics,
     startedAtMs: performance.now(),
     api: config.api,
+    gatherMetrics: opts.cluster === undefined ? undefined : () => (opts.cluster as ClusterLink).gatherMetrics(),
   }
+  opts.cluster?.serveMetrics(() => metrics.snapshot())
   let current = config
   await createConfiguredKeys(config, keys)
 
@@ -243,7 +251,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // that reconnects skips the full handshake. A resumed session carries the client
     // certificate it was first authenticated with, so its identity is that certificate's;
     // the ticket keys are replaced whenever the TLS material changes (reload, below).
-    ticketKeys: randomBytes(TICKET_KEYS_BYTES),
+    ticketKeys: opts.cluster?.ticketKeys() ?? randomBytes(TICKET_KEYS_BYTES),
     sessionTimeout: SESSION_TICKET_LIFETIME_S,
   })
   // An HTTP/1.1 request's headers must arrive within the idle timeout, however slowly they trickle in.
@@ -398,7 +406,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       ;(server as unknown as { rejectUnauthorized: boolean }).rejectUnauthorized = nextTls.ca !== undefined
       // setSecureContext keeps the old ticket keys: a session authenticated under the old CA
       // (or certificate) must not be resumed under the new one, so its tickets stop opening.
-      if (tlsMaterialChanged(tlsNow, nextTls)) server.setTicketKeys(randomBytes(TICKET_KEYS_BYTES))
+      if (tlsMaterialChanged(tlsNow, nextTls)) server.setTicketKeys(opts.cluster?.ticketKeys() ?? randomBytes(TICKET_KEYS_BYTES))
       tlsNow = nextTls
       errorLog.setEnabled(next.log.error)
       const old = state.access
@@ -500,7 +508,8 @@ function storeIdentity(keystore: Config['keystore']): string {
   return JSON.stringify(keystore)
 }
 
-function auditOutputs(c: Config): AuditOutputs {
+/** The audit outputs a config asks for (also the primary's under `--workers N`). */
+export function auditOutputs(c: Config): AuditOutputs {
   return { stdout: c.log.audit, file: c.log.auditFile, failClosed: c.log.auditFailClosed === true, chainKeyFile: c.log.auditChainKeyFile }
 }
 

@@ -2,6 +2,7 @@ import type { ApiSetting } from '../config/validate.js'
 import type { AuditLog } from '../log/audit-log.js'
 import type { ErrorLog } from '../log/error-log.js'
 import type { ServerMetrics } from '../metrics/server-metrics.js'
+import type { MetricsSnapshot } from '../metrics/snapshot.js'
 import type { AccessControl } from './access.js'
 import type { DeletedKeys } from './deleted-keys.js'
 import type { KeyRing } from './key-ring.js'
@@ -23,4 +24,6 @@ export interface ServerState {
   readonly startedAtMs: number
   /** The config's per-API settings (`api:`), by route path. */
   readonly api: ReadonlyMap<string, ApiSetting>
+  /** Under `--workers N`: every worker's metrics, merged (for `/v1/metrics`); undefined for one process. */
+  readonly gatherMetrics?: (() => Promise<MetricsSnapshot>) | undefined
 }
