@@ -22,7 +22,7 @@ function writeFiles(files: ReadonlyArray<readonly number[]>, key: Uint8Array | u
     for (const size of batches) {
       const lines = Array.from({ length: size }, () => event(++n))
       const out = chain.chain(lines)
-      chain.commit(out.head)
+      chain.commit(out)
       text += out.text
     }
     return { name: `audit.log.${files.length - 1 - i}`, text }
@@ -64,13 +64,13 @@ test('events the server could not write are recorded as a gap, and the chain sti
   const chain = new AuditChain(undefined, undefined)
   let text = ''
   const a = chain.chain([event(1), event(2)])
-  chain.commit(a.head)
+  chain.commit(a)
   text += a.text
   chain.chain([event(3), event(4)]) // the write failed and was cut off again
   chain.lose(2)
   chain.lose(1) // one more dropped while the disk was full
   const b = chain.chain([event(6)])
-  chain.commit(b.head)
+  chain.commit(b)
   text += b.text
   const fields = parseChainFields(lines(b.text)[0] ?? '')
   assert.equal(fields?.seq, 6)
@@ -122,7 +122,7 @@ const TAMPERING: readonly Tamper[] = [
       const all = [...lines(a!.text), ...lines(b!.text)].map((l) => `${l.slice(0, l.indexOf(',"chain"'))}}\n`)
       all[1] = all[1]!.replace('"code":200', '"code":404')
       const out = forged.chain(all.slice(0, 4))
-      forged.commit(out.head)
+      forged.commit(out)
       forged.relink()
       const rest = forged.chain(all.slice(4))
       return [{ ...a!, text: out.text }, { ...b!, text: rest.text }]
@@ -169,4 +169,20 @@ test('appended events without a MAC pass without --key but not with it', () => {
   assert.match(r.problem?.message ?? '', /no MAC from this line to the end/)
   const wrongKey = verifyAuditChain([a!], OTHER_KEY)
   assert.deepEqual([wrongKey.ok, wrongKey.problem?.line], [false, 2])
+})
+
+test('events lost while a batch is being written are recorded by the next batch, not forgotten by its commit', () => {
+  const chain = new AuditChain(undefined, KEY)
+  const inFlight = chain.chain([event(1)])
+  chain.lose(3) // the queue was full while event 1 was being written
+  chain.commit(inFlight)
+  const next = chain.chain([event(5)])
+  chain.commit(next)
+  const fields = parseChainFields(next.text.slice(0, -1))
+  assert.equal(fields?.lost, 3)
+  assert.equal(fields?.seq, 5)
+  const result = verifyAuditChain([{ name: 'audit.log', text: inFlight.text + next.text }], KEY)
+  assert.equal(result.ok, true)
+  assert.deepEqual(result.gaps, [{ file: 'audit.log', line: 2, lost: 3 }])
+  assert.equal(result.lastSeq, 5)
 })
