@@ -3,31 +3,24 @@
 // when the file is closed with a write in flight. Every event is written or counted as lost.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, open, readFile, rename, rm, symlink, truncate, writeFile } from 'node:fs/promises'
-import os from 'node:os'
+import { mkdir, open, readFile, truncate, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
+import { NEEDS_DEV_FULL, pointAt } from '../../test/support/failing-disk.js'
+import { tempDirPerSuite } from '../../test/support/temp-dir.js'
 import { within } from '../../test/support/within.js'
 import { AuditChain, parseChainFields } from './audit-chain.js'
 import { AuditFile, describeWriteError, readChainTail } from './audit-file.js'
 import type { AuditFileEvents } from './audit-file.js'
 
-const haveDevFull = process.platform === 'linux' && existsSync('/dev/full')
 const WAIT_MS = 10_000
 
-let dir: string
-before(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-audit-file-'))
-})
-after(async () => {
-  await rm(dir, { recursive: true, force: true })
-})
+const dir = tempDirPerSuite('audit-file')
 
 let n = 0
 /** A fresh path in the temp dir. */
-const fresh = (name: string): string => path.join(dir, `${++n}-${name}`)
+const fresh = (name: string): string => path.join(dir(), `${++n}-${name}`)
 
 /** Events of one file, recorded: lost counts, health changes and a way to wait for them. */
 class Recorder implements AuditFileEvents {
@@ -66,7 +59,7 @@ const lines = (from: number, to: number): string => Array.from({ length: to - fr
 
 describe('an audit file', () => {
   test('that cannot be opened is refused, naming the file and why', async () => {
-    const missingDir = path.join(dir, 'no-such-dir', 'audit.log')
+    const missingDir = path.join(dir(), 'no-such-dir', 'audit.log')
     await assert.rejects(AuditFile.open(missingDir, new Recorder()), { message: `cannot open audit file '${missingDir}': ENOENT` })
   })
 
@@ -109,14 +102,7 @@ describe('an audit file', () => {
     assert.equal(parseChainFields(written.at(-1) ?? '')?.seq, total)
   })
 
-  describe('on a failing disk', { skip: haveDevFull ? false : 'needs /dev/full (Linux)' }, () => {
-    /** Points `link` at `target`, atomically. */
-    async function pointAt(link: string, target: string): Promise<void> {
-      const tmp = `${link}.tmp`
-      await symlink(target, tmp)
-      await rename(tmp, link)
-    }
-
+  describe('on a failing disk', NEEDS_DEV_FULL, () => {
     test('counts every lost event, reports the failure once, survives a file it cannot reopen and recovers by itself', async () => {
       const link = fresh('audit.log')
       const real = fresh('audit.real')
@@ -132,7 +118,7 @@ describe('an audit file', () => {
         await events.until(() => events.lost === 2, 'the second write to fail')
 
         // The file moves somewhere it can't be opened: still lost and counted, no new report.
-        await pointAt(link, path.join(dir, 'gone', 'audit.log'))
+        await pointAt(link, path.join(dir(), 'gone', 'audit.log'))
         audit.write(line(2))
         await events.until(() => events.lost === 3, 'the reopen to fail')
         assert.deepEqual(events.health, [[false, 'ENOSPC']])

@@ -3,29 +3,22 @@
 // and reported, and a failing file is reported when it fails, reminded of every 10 s while it
 // fails (not on every event) and reported when it works again.
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
-import os from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { after, before, describe, mock, test } from 'node:test'
+import { describe, mock, test } from 'node:test'
+import { NEEDS_DEV_FULL, pointAt } from '../../test/support/failing-disk.js'
+import { tempDirPerSuite } from '../../test/support/temp-dir.js'
 import { parseChainFields } from './audit-chain.js'
 import { AuditLog, MIN_CHAIN_KEY_BYTES, formatAuditEvent, readChainKey } from './audit-log.js'
 import type { AuditRecord } from './audit-log.js'
 import { EventHub } from './event-hub.js'
 
-const haveDevFull = process.platform === 'linux' && existsSync('/dev/full')
 const WAIT_MS = 10_000
 
-let dir: string
-before(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-audit-log-'))
-})
-after(async () => {
-  await rm(dir, { recursive: true, force: true })
-})
+const dir = tempDirPerSuite('audit-log')
 
 let n = 0
-const fresh = (name: string): string => path.join(dir, `${++n}-${name}`)
+const fresh = (name: string): string => path.join(dir(), `${++n}-${name}`)
 
 function request(i: number): AuditRecord {
   return { time: new Date(1_700_000_000_000 + i), method: 'POST', path: `/v1/key/generate/k${i}`, identity: 'ab'.repeat(32), ip: '127.0.0.1', status: 200, durationNs: 1000n, error: undefined }
@@ -72,7 +65,7 @@ describe('configuring the audit log', () => {
     await log.configure({ stdout: false, file })
     try {
       log.record(request(1))
-      const missingDir = path.join(dir, 'no-such-dir', 'audit.log')
+      const missingDir = path.join(dir(), 'no-such-dir', 'audit.log')
       await assert.rejects(log.configure({ stdout: false, file: missingDir }), { message: `cannot open audit file '${missingDir}': ENOENT` })
       const missingKey = fresh('missing.key')
       await assert.rejects(log.configure({ stdout: false, file: fresh('other.log'), chainKeyFile: missingKey }), {
@@ -127,14 +120,7 @@ describe('configuring the audit log', () => {
   })
 })
 
-describe('a failing audit file', { skip: haveDevFull ? false : 'needs /dev/full (Linux)' }, () => {
-  /** Points `link` at `target`, atomically. */
-  async function pointAt(link: string, target: string): Promise<void> {
-    const tmp = `${link}.tmp`
-    await symlink(target, tmp)
-    await rename(tmp, link)
-  }
-
+describe('a failing audit file', NEEDS_DEV_FULL, () => {
   test('is reported once, reminded of every 10 s while it fails, refuses when fail-closed, and is reported working again', async (t) => {
     mock.timers.enable({ apis: ['Date'], now: 1_000_000 })
     t.after(() => mock.timers.reset())

@@ -4,10 +4,10 @@
 // message quotes key material.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import os from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
+import { tempDirPerSuite } from '../../../test/support/temp-dir.js'
 import { createMemStore } from '../mem/mem-store.js'
 import { StoreError } from '../keystore.js'
 import { openSealRoot } from './open-seal.js'
@@ -17,13 +17,7 @@ import { SEAL_CHECK_NAME, SealError, openSealedStore } from './sealed-store.js'
 const ROOT_KEY = randomBytes(32)
 const root = (): MemoryRoot => new MemoryRoot(ROOT_KEY, 'the test root key')
 
-let dir: string
-before(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-seal-'))
-})
-after(async () => {
-  await rm(dir, { recursive: true, force: true })
-})
+const dir = tempDirPerSuite('seal')
 
 test('a damaged seal entry is refused as malformed, whatever part is damaged', async () => {
   const sealed = createMemStore()
@@ -103,13 +97,13 @@ test('root keys: the wrong size and unreadable or malformed key files are refuse
   const r = root()
   await assert.rejects(r.decrypt(randomBytes(SEAL_IV_BYTES), randomBytes(SEAL_IV_BYTES), Buffer.alloc(0)), { message: 'sealed value too short' })
 
-  const missing = path.join(dir, 'missing.key')
+  const missing = path.join(dir(), 'missing.key')
   await assert.rejects(openSealRoot({ kind: 'key_file', file: missing }), (e: unknown) => {
     assert.ok(e instanceof SealError)
     assert.equal(e.message, `seal.key_file: cannot read '${missing}': ENOENT`)
     return true
   })
-  const wrong = path.join(dir, 'wrong.key')
+  const wrong = path.join(dir(), 'wrong.key')
   const secretish = randomBytes(24).toString('base64')
   await writeFile(wrong, `${secretish}\n`)
   await assert.rejects(openSealRoot({ kind: 'key_file', file: wrong }), (e: unknown) => {
@@ -118,7 +112,7 @@ test('root keys: the wrong size and unreadable or malformed key files are refuse
     assert.ok(!e.message.includes(secretish))
     return true
   })
-  const good = path.join(dir, 'good.key')
+  const good = path.join(dir(), 'good.key')
   await writeFile(good, `${ROOT_KEY.toString('hex')}\n`)
   const fromFile = await openSealRoot({ kind: 'key_file', file: good })
   const fromEnv = await openSealRoot({ kind: 'key', key: ROOT_KEY.toString('base64') })
