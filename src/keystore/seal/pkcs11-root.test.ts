@@ -106,14 +106,24 @@ describe('a PKCS#11 root key', () => {
     const pinFile = path.join(dir, 'pin')
     await writeFile(pinFile, `${tok.pin}\n`, { mode: 0o600 })
     const first = await openPkcs11Root(settings(tok, { tokenLabel: undefined, pin: undefined, pinFile }))
-    // The second shares the initialized module and the logged-in token. (Closing either logs the
-    // token out for both, so the server and migrate keep every root open until they stop.)
+    // The second shares the initialized module and the logged-in token; closing either one
+    // leaves the other working (migrate holds a source and a destination root at once).
     const second = await openPkcs11Root(settings(tok))
     try {
       assert.equal(first.description, "PKCS#11 token in slot 0 key 'root'")
       const iv = randomBytes(SEAL_IV_BYTES)
       const sealed = await first.encrypt(iv, Buffer.from('shared'), Buffer.alloc(0))
       assert.deepEqual(await second.decrypt(iv, sealed, Buffer.alloc(0)), Buffer.from('shared'))
+      // A root that fails to open meanwhile takes nothing of theirs with it.
+      await refused(settings(tok, { keyLabel: 'no-such-key' }), "seal.pkcs11.key_label: no secret key labelled 'no-such-key' on the token 'unit-token'")
+      assert.deepEqual(await second.decrypt(iv, sealed, Buffer.alloc(0)), Buffer.from('shared'))
+      await second.close()
+      assert.deepEqual(await first.decrypt(iv, sealed, Buffer.alloc(0)), Buffer.from('shared'))
+      // The other way round: the root that initialized the module closes first.
+      const third = await openPkcs11Root(settings(tok))
+      await first.close()
+      assert.deepEqual(await third.decrypt(iv, sealed, Buffer.alloc(0)), Buffer.from('shared'))
+      await third.close()
     } finally {
       await second.close()
       await first.close()
