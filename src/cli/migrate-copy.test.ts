@@ -10,6 +10,7 @@ import { StoreError } from '../keystore/keystore.js'
 import type { KeyStore, Table } from '../keystore/keystore.js'
 import { copyStore } from './migrate-copy.js'
 import type { CopyOptions, EntryResult } from './migrate-copy.js'
+import { forwardingTable, withTables } from '../../test/support/table.js'
 
 const keyFile = (): Buffer => Buffer.from(`{"bytes":"${randomBytes(32).toString('base64')}"}`)
 
@@ -20,23 +21,17 @@ function options(extra: Partial<CopyOptions> = {}): CopyOptions & { results: Ent
 
 /** `store` with its keys table replaced by `keys`. */
 function withKeys(store: KeyStore, keys: Table): KeyStore {
-  return { keys, policies: store.policies, identities: store.identities, deleted: store.deleted, kind: store.kind, changes: store.changes, ping: () => store.ping(), close: () => store.close() }
+  return withTables(store, { keys })
 }
 
 test('a copy that reads back other bytes fails verification and is removed again', async () => {
   const source = createMemStore()
   await source.keys.create('k', keyFile())
   const dest = createMemStore()
-  const lying: Table = {
-    create: (n, v) => dest.keys.create(n, v),
-    put: (n, v) => dest.keys.put(n, v),
-    replace: (n, e, v) => dest.keys.replace(n, e, v),
-    delete: (n) => dest.keys.delete(n),
-    deleteIf: (n, e) => dest.keys.deleteIf(n, e),
-    list: () => dest.keys.list(),
+  const lying = forwardingTable(dest.keys, {
     // Nothing there before the copy; afterwards another key comes back.
     get: async (n) => ((await dest.keys.get(n)) === undefined ? undefined : keyFile()),
-  }
+  })
   const opts = options()
   const report = await copyStore(source, withKeys(dest, lying), opts)
   assert.deepEqual(report.tallies.keys, { copied: 0, alreadyThere: 0, conflicts: 0, failed: 1 })
@@ -52,18 +47,12 @@ test('a destination that fails to write counts as failed, the other entries are 
   await source.keys.create('b', keyFile())
   await source.policies.create('p', Buffer.from('{"allow":["/v1/key/list/*"],"deny":[]}'))
   const dest = createMemStore()
-  const failing: Table = {
-    get: (n) => dest.keys.get(n),
-    list: () => dest.keys.list(),
-    delete: (n) => dest.keys.delete(n),
-    deleteIf: (n, e) => dest.keys.deleteIf(n, e),
-    put: (n, v) => dest.keys.put(n, v),
-    replace: (n, e, v) => dest.keys.replace(n, e, v),
+  const failing = forwardingTable(dest.keys, {
     create: async (n, v) => {
       if (n === 'a') throw new StoreError('failed to create key', 'keystore/test: disk full')
       await dest.keys.create(n, v)
     },
-  }
+  })
   const opts = options()
   const report = await copyStore(source, withKeys(dest, failing), opts)
   assert.deepEqual(report.tallies.keys, { copied: 1, alreadyThere: 0, conflicts: 0, failed: 1 })

@@ -1,3 +1,4 @@
+import type { ApiDescription, StatusResponse } from '../api/wire.js'
 import type { DeletedKeyInfo, KeyVersionInfo } from './responses.js'
 // The client library's public types. The implementation is kes-client.ts;
 // the CLI and tests program against these.
@@ -45,38 +46,14 @@ export interface PolicyRules {
 export type MetricsView = 'kes' | 'prometheus'
 
 /**
- * A server's status (`GET /v1/status`, KES 2023 and later), fields in their
- * wire spelling. With the key store unreachable, `keystore_latency` is
- * absent and `keystore_unreachable` is true.
+ * A server's status (`GET /v1/status`, KES 2023 and later), fields in their wire spelling: the
+ * type the server answers with. With the key store unreachable, `keystore_latency` is absent and
+ * `keystore_unreachable` is true.
  */
-export interface ServerStatus {
-  readonly version: string
-  /** Go's spelling, as KES reports it: `linux`, `amd64`. */
-  readonly os: string
-  readonly arch: string
-  /** Seconds since the server started. */
-  readonly uptime: number
-  readonly num_cpu: number
-  readonly num_cpu_used: number
-  /** Bytes. */
-  readonly mem_heap_used: number
-  readonly mem_stack_used: number
-  /** Round trip to the key store in milliseconds; absent when it is unreachable. */
-  readonly keystore_latency?: number
-  readonly keystore_unavailable?: boolean
-  readonly keystore_unreachable?: boolean
-}
+export type ServerStatus = StatusResponse
 
-/** One entry of a server's route table (`GET /v1/api`). */
-export interface ApiRoute {
-  readonly method: string
-  /** Ends with `/` when the route takes arguments (`/v1/key/create/`). */
-  readonly path: string
-  /** The largest request body in bytes. */
-  readonly max_body: number
-  /** Seconds; 0 for none. */
-  readonly timeout: number
-}
+/** One entry of a server's route table (`GET /v1/api`), the type the server answers with. */
+export type ApiRoute = ApiDescription
 
 /** What a server tells about a key (`GET /v1/key/describe/:name`). */
 export interface KeyDescription {

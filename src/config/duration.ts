@@ -1,3 +1,5 @@
+import { ConfigError } from './config-error.js'
+
 // Go's time.ParseDuration units, in nanoseconds (both micro signs are accepted, as in Go).
 const UNIT_NS: ReadonlyMap<string, number> = new Map([
   ['ns', 1],
@@ -51,4 +53,22 @@ export function parseDuration(s: string): number {
   // Go accepts negative durations, but no setting of ours can use one.
   if (negative && total !== 0) throw invalid()
   return total
+}
+
+const NS_PER_MS = 1e6
+
+/**
+ * The duration setting at YAML path `path` (a Go duration string) in milliseconds, for every
+ * duration of the config. Rounded up, so a tiny non-zero duration never turns into 0 (which
+ * several settings read as "disabled"). Throws ConfigError (`config: <path>: invalid duration
+ * '<s>'`) when `s` is not a duration parseDuration accepts.
+ */
+export function durationSettingMs(s: string, path: string): number {
+  let ns: number
+  try {
+    ns = parseDuration(s)
+  } catch (err) {
+    throw new ConfigError(path, (err as Error).message)
+  }
+  return Math.ceil(ns / NS_PER_MS)
 }

@@ -1,5 +1,5 @@
 import { ConfigError } from './config-error.js'
-import { parseDuration } from './duration.js'
+import { durationSettingMs } from './duration.js'
 import { expandEnv } from './env.js'
 
 /**
@@ -121,12 +121,7 @@ function bytes(s: string | undefined, path: string, fallback: number): number {
 
 function duration(s: string | undefined, path: string, fallbackMs: number): number {
   if (s === undefined) return fallbackMs
-  let ns: number
-  try {
-    ns = parseDuration(s)
-  } catch (err) {
-    throw new ConfigError(path, (err as Error).message)
-  }
-  if (ns <= 0) throw new ConfigError(path, 'must be greater than 0')
-  return Math.ceil(ns / 1e6)
+  const ms = durationSettingMs(s, path)
+  if (ms <= 0) throw new ConfigError(path, 'must be greater than 0')
+  return ms
 }

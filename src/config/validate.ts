@@ -4,7 +4,7 @@ import { compileGlob, GlobSyntaxError } from '../auth/glob.js'
 import { isValidIdentity, isValidName } from '../auth/names.js'
 import { SKIP_AUTH_PATHS, routes } from '../api/routes.js'
 import { ConfigError } from './config-error.js'
-import { parseDuration } from './duration.js'
+import { durationSettingMs } from './duration.js'
 import { expandEnv } from './env.js'
 import { FrozenMap } from './frozen-map.js'
 import { MIGRATE_HINT, backendInUse, isBlank } from './kes-backends.js'
@@ -129,7 +129,6 @@ export interface ValidateOptions {
 const DEFAULT_ADDRESS = '0.0.0.0:7373'
 const DEFAULT_EXPIRY_ANY_MS = 5 * 60_000
 const DEFAULT_EXPIRY_UNUSED_MS = 30_000
-const NS_PER_MS = 1e6
 
 function child(parent: string, key: string): string {
   return parent === '' ? key : `${parent}.${key}`
@@ -351,15 +350,7 @@ function policiesSection(
 
 function durationMs(r: Reader, v: RawValue | undefined, path: string, fallbackMs: number): number {
   const s = r.nonEmptyString(v, path)
-  if (s === undefined) return fallbackMs
-  let ns: number
-  try {
-    ns = parseDuration(s)
-  } catch (err) {
-    throw new ConfigError(path, (err as Error).message)
-  }
-  // Round up so a tiny non-zero duration never turns into 0, which means "disabled".
-  return Math.ceil(ns / NS_PER_MS)
+  return s === undefined ? fallbackMs : durationSettingMs(s, path)
 }
 
 function cacheSection(top: RawMap, r: Reader): Config['cache'] {

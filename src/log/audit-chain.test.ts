@@ -22,7 +22,7 @@ function writeFiles(files: ReadonlyArray<readonly number[]>, key: Uint8Array | u
     for (const size of batches) {
       const lines = Array.from({ length: size }, () => event(++n))
       const out = chain.chain(lines)
-      chain.commit(out.head)
+      chain.commit(out)
       text += out.text
     }
     return { name: `audit.log.${files.length - 1 - i}`, text }
@@ -64,13 +64,13 @@ test('events the server could not write are recorded as a gap, and the chain sti
   const chain = new AuditChain(undefined, undefined)
   let text = ''
   const a = chain.chain([event(1), event(2)])
-  chain.commit(a.head)
+  chain.commit(a)
   text += a.text
   chain.chain([event(3), event(4)]) // the write failed and was cut off again
   chain.lose(2)
   chain.lose(1) // one more dropped while the disk was full
   const b = chain.chain([event(6)])
-  chain.commit(b.head)
+  chain.commit(b)
   text += b.text
   const fields = parseChainFields(lines(b.text)[0] ?? '')
   assert.equal(fields?.seq, 6)
@@ -110,6 +110,16 @@ const TAMPERING: readonly Tamper[] = [
   { name: 'two lines swapped', change: ([a, b]) => { const l = lines(a!.text); return [{ ...a!, text: join([l[0]!, l[2]!, l[1]!, l[3]!]) }, b!] }, file: 'audit.log.1', line: 2, message: /sequence number 3 after 1/ },
   { name: 'a line copied in (replayed)', change: ([a, b]) => { const l = lines(a!.text); return [{ ...a!, text: join([l[0]!, l[1]!, l[1]!, ...l.slice(2)]) }, b!] }, file: 'audit.log.1', line: 3, message: /sequence number 2 after 2: an event is repeated, reordered or inserted/ },
   { name: 'an unchained line inserted', change: ([a, b]) => { const l = lines(a!.text); return [{ ...a!, text: join([l[0]!, event(99).trimEnd(), ...l.slice(1)]) }, b!] }, file: 'audit.log.1', line: 2, message: /without a chain field/ },
+  { name: 'a line replaced by a JSON array', change: ([a, b]) => [a!, { ...b!, text: edit(b!.text, 1, () => '[1,2]') }], file: 'audit.log.0', line: 2, message: /^not a JSON object$/ },
+  { name: 'a chain field that is not an object', change: ([a, b]) => [a!, { ...b!, text: edit(b!.text, 1, (l) => l.replace(/"chain":\{.*\}\}$/, '"chain":7}')) }], file: 'audit.log.0', line: 2, message: /^malformed chain field$/ },
+  { name: 'a sequence number that is not a number', change: ([a, b]) => [a!, { ...b!, text: edit(b!.text, 1, (l) => l.replace(/"seq":(\d+)/, '"seq":"$1"')) }], file: 'audit.log.0', line: 2, message: /^malformed chain\.seq$/ },
+  { name: 'a sequence number of 0', change: ([a, b]) => [a!, { ...b!, text: edit(b!.text, 1, (l) => l.replace(/"seq":\d+/, '"seq":0')) }], file: 'audit.log.0', line: 2, message: /^malformed chain\.seq$/ },
+  { name: 'a link that is not a hash', change: ([a, b]) => [a!, { ...b!, text: edit(b!.text, 0, (l) => l.replace(/"prev":"[0-9a-f]{64}"/, '"prev":"XYZ"')) }], file: 'audit.log.0', line: 1, message: /^malformed chain\.prev$/ },
+  { name: 'a negative lost count', change: ([a, b]) => [a!, { ...b!, text: edit(b!.text, 1, (l) => l.replace(/("seq":\d+)/, '$1,"lost":-2')) }], file: 'audit.log.0', line: 2, message: /^malformed chain\.lost$/ },
+  { name: 'the first file without its first link', change: ([a, b]) => [{ ...a!, text: edit(a!.text, 0, (l) => l.replace(/,"prev":"[0-9a-f]{64}"/, '')) }, b!], file: 'audit.log.1', line: 1, message: /the first chained event has no link \(prev\)/ },
+  { name: 'the chain starting past 1', change: ([a, b]) => [{ ...a!, text: edit(a!.text, 0, (l) => l.replace(/"seq":1,/, '"seq":5,')) }, b!], file: 'audit.log.1', line: 1, message: /the chain starts with sequence number 5, not 1/ },
+  { name: 'a new chain started inside the files', change: ([a, b]) => [a!, { ...b!, text: edit(b!.text, 0, (l) => l.replace(/"prev":"[0-9a-f]{64}"/, `"prev":"${GENESIS}"`)) }], file: 'audit.log.0', line: 1, message: /a new chain starts here/ },
+  { name: 'a line whose link was rewritten', change: ([a, b]) => [a!, { ...b!, text: edit(b!.text, 1, (l) => l.replace(/("seq":\d+)/, `$1,"prev":"${'1'.repeat(64)}"`)) }], file: 'audit.log.0', line: 2, message: /does not link to the line before/ },
   { name: 'a file cut off mid-line', change: ([a, b]) => [a!, { ...b!, text: b!.text.slice(0, -30) }], file: 'audit.log.0', line: 4, message: /cut off|not a JSON/ },
   { name: 'the last lines of a rotated file removed', change: ([a, b]) => [{ ...a!, text: join(lines(a!.text).slice(0, 2)) }, b!], file: 'audit.log.0', line: 1, message: /does not link to the last event of the file before/ },
   { name: 'rotated files given in the wrong order', change: ([a, b]) => [b!, a!], file: 'audit.log.1', line: 1, message: /does not link|new chain starts/ },
@@ -122,7 +132,7 @@ const TAMPERING: readonly Tamper[] = [
       const all = [...lines(a!.text), ...lines(b!.text)].map((l) => `${l.slice(0, l.indexOf(',"chain"'))}}\n`)
       all[1] = all[1]!.replace('"code":200', '"code":404')
       const out = forged.chain(all.slice(0, 4))
-      forged.commit(out.head)
+      forged.commit(out)
       forged.relink()
       const rest = forged.chain(all.slice(4))
       return [{ ...a!, text: out.text }, { ...b!, text: rest.text }]
@@ -169,4 +179,20 @@ test('appended events without a MAC pass without --key but not with it', () => {
   assert.match(r.problem?.message ?? '', /no MAC from this line to the end/)
   const wrongKey = verifyAuditChain([a!], OTHER_KEY)
   assert.deepEqual([wrongKey.ok, wrongKey.problem?.line], [false, 2])
+})
+
+test('events lost while a batch is being written are recorded by the next batch, not forgotten by its commit', () => {
+  const chain = new AuditChain(undefined, KEY)
+  const inFlight = chain.chain([event(1)])
+  chain.lose(3) // the queue was full while event 1 was being written
+  chain.commit(inFlight)
+  const next = chain.chain([event(5)])
+  chain.commit(next)
+  const fields = parseChainFields(next.text.slice(0, -1))
+  assert.equal(fields?.lost, 3)
+  assert.equal(fields?.seq, 5)
+  const result = verifyAuditChain([{ name: 'audit.log', text: inFlight.text + next.text }], KEY)
+  assert.equal(result.ok, true)
+  assert.deepEqual(result.gaps, [{ file: 'audit.log', line: 2, lost: 3 }])
+  assert.equal(result.lastSeq, 5)
 })

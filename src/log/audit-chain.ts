@@ -91,6 +91,14 @@ export function parseChainFields(line: string): ChainFields | undefined {
   }
 }
 
+/** A batch chained by `AuditChain.chain`, ready to be written. */
+export interface ChainedBatch {
+  readonly text: string
+  readonly head: ChainHead
+  /** The lost events the batch records (in its first line). */
+  readonly lost: number
+}
+
 /**
  * The chain state of a writer: the head (last event written), events lost since, and whether
  * the next event carries `prev`. A batch is chained with `chain()`, and only after it is on
@@ -129,9 +137,10 @@ export class AuditChain {
 
   /**
    * Chains a batch of event lines (each a JSON object followed by '\n'). Returns the text to
-   * write and the head it leads to, to be passed to `commit` once written.
+   * write, the head it leads to and the lost events it records, to be passed to `commit` once
+   * written.
    */
-  chain(lines: readonly string[]): { text: string; head: ChainHead } {
+  chain(lines: readonly string[]): ChainedBatch {
     let { seq, hash } = this.#head
     let lost = this.#lost
     let link = this.#link
@@ -148,13 +157,16 @@ export class AuditChain {
       lost = 0
       link = false
     }
-    return { text, head: { seq, hash } }
+    return { text, head: { seq, hash }, lost: lines.length > 0 ? this.#lost : 0 }
   }
 
-  /** The batch chained into `head` is on disk. */
-  commit(head: ChainHead): void {
-    this.#head = head
-    this.#lost = 0
+  /**
+   * The batch is on disk. Only the losses it recorded are cleared: events lost while it was
+   * being written (the queue was full) are recorded by the next batch.
+   */
+  commit(written: ChainedBatch): void {
+    this.#head = written.head
+    this.#lost -= written.lost
     this.#link = false
   }
 }

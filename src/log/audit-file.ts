@@ -139,7 +139,7 @@ export class AuditFile {
       return
     }
     this.#torn = false
-    if (chained !== undefined) this.#chain?.commit(chained.head)
+    if (chained !== undefined) this.#chain?.commit(chained)
     if (!this.#healthy) {
       this.#healthy = true
       this.#events.onHealthChange(true, undefined)

@@ -10,6 +10,7 @@ import type { KeyStore, Table, TableName } from '../keystore/keystore.js'
 import { createMemStore } from '../keystore/mem/mem-store.js'
 import { ErrorLog } from '../log/error-log.js'
 import { AccessControl } from './access.js'
+import { checkedTable, withTables } from '../../test/support/table.js'
 
 const ADMIN = 'a'.repeat(64)
 const APP = 'b'.repeat(64)
@@ -32,34 +33,13 @@ interface Setup {
 function setup(t: TestContext): Setup {
   const inner = createMemStore()
   const failing = new Set<string>()
-  const wrap = (name: TableName): Table => {
-    const table = inner[name]
-    const guard =
-      <A extends unknown[], R>(op: Op, f: (...a: A) => Promise<R>) =>
-      async (...a: A): Promise<R> => {
-        if (failing.has(`${name}.${op}`)) throw new StoreError(`failed to ${op}`, 'broken')
-        return f.apply(table, a)
-      }
-    return {
-      create: guard('create', table.create),
-      put: guard('put', table.put),
-      get: guard('get', table.get),
-      delete: guard('delete', table.delete),
-      deleteIf: guard('delete', table.deleteIf),
-      list: guard('list', table.list),
-      replace: guard('replace', table.replace),
-    }
-  }
-  const store: KeyStore = {
-    kind: 'mem',
-    keys: inner.keys,
-    policies: wrap('policies'),
-    identities: wrap('identities'),
-    deleted: inner.deleted,
-    changes: inner.changes,
-    ping: () => inner.ping(),
-    close: () => inner.close(),
-  }
+  // deleteIf fails with delete: both remove an entry.
+  const wrap = (name: TableName): Table =>
+    checkedTable(inner[name], (op) => {
+      const what = op === 'deleteIf' ? 'delete' : op
+      if (failing.has(`${name}.${what}`)) throw new StoreError(`failed to ${what}`, 'broken')
+    })
+  const store = withTables(inner, { policies: wrap('policies'), identities: wrap('identities') })
   const errors: string[] = []
   const access = new AccessControl({
     adminIdentity: ADMIN,

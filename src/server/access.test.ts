@@ -6,6 +6,7 @@ import type { KeyStore } from '../keystore/keystore.js'
 import { createMemStore } from '../keystore/mem/mem-store.js'
 import { ErrorLog } from '../log/error-log.js'
 import { AccessControl } from './access.js'
+import { forwardingTable, withTables } from '../../test/support/table.js'
 
 const ADMIN = 'a'.repeat(64)
 const APP = 'b'.repeat(64)
@@ -97,26 +98,7 @@ test('the configured admin is admin, and only it', (t) => {
 
 /** The store with its identities or policies table failing on get. */
 function failingOn(store: KeyStore, table: 'identities' | 'policies', err: () => Error): KeyStore {
-  const t = store[table]
-  const failing = {
-    create: t.create.bind(t),
-    put: t.put.bind(t),
-    delete: t.delete.bind(t),
-    deleteIf: t.deleteIf.bind(t),
-    list: t.list.bind(t),
-    replace: t.replace.bind(t),
-    get: async (): Promise<Buffer | undefined> => Promise.reject(err()),
-  }
-  return {
-    kind: store.kind,
-    keys: store.keys,
-    policies: table === 'policies' ? failing : store.policies,
-    identities: table === 'identities' ? failing : store.identities,
-    deleted: store.deleted,
-    changes: store.changes,
-    ping: () => store.ping(),
-    close: () => store.close(),
-  }
+  return withTables(store, { [table]: forwardingTable(store[table], { get: async () => Promise.reject(err()) }) })
 }
 
 for (const table of ['identities', 'policies'] as const) {

@@ -10,6 +10,7 @@ import { StoreError } from '../keystore/keystore.js'
 import type { KeyStore, Table } from '../keystore/keystore.js'
 import { createMemStore } from '../keystore/mem/mem-store.js'
 import { ErrorLog } from '../log/error-log.js'
+import { checkedTable, forwardingTable, withTables } from '../../test/support/table.js'
 import { DeletedKeys } from './deleted-keys.js'
 import { KeyRing } from './key-ring.js'
 
@@ -38,30 +39,22 @@ function setup(hooks: { beforeDeleteIf?: (inner: KeyStore) => Promise<void>; fai
         throw new StoreError(`failed to ${op} ${name}`, 'keystore/test: disk gone bad')
       }
     }
-    return {
-      create: async (n, v) => (check('create'), t.create(n, v)),
-      put: async (n, v) => (check('put'), t.put(n, v)),
-      get: async (n) => (check('get'), t.get(n)),
-      replace: async (n, e, v) => (check('replace'), failing.has(`${name}.replace:false`) ? false : t.replace(n, e, v)),
-      delete: async (n) => (check('delete'), t.delete(n)),
-      list: async () => (check('list'), t.list()),
+    const checked = checkedTable(t, check)
+    return forwardingTable(checked, {
+      // 'keys.replace:false': another server's replace won the race.
+      replace: async (n, e, v) => {
+        if (!failing.has(`${name}.replace:false`)) return checked.replace(n, e, v)
+        check('replace')
+        return false
+      },
       deleteIf: async (n, e) => {
         check('deleteIf')
         await hooks.beforeDeleteIf?.(inner)
         return t.deleteIf(n, e)
       },
-    }
+    })
   }
-  const store: KeyStore = {
-    kind: 'mem',
-    keys: wrap('keys'),
-    policies: inner.policies,
-    identities: inner.identities,
-    deleted: wrap('deleted'),
-    changes: inner.changes,
-    ping: () => inner.ping(),
-    close: () => inner.close(),
-  }
+  const store = withTables(inner, { keys: wrap('keys'), deleted: wrap('deleted') })
   const errors: string[] = []
   const errorLog = new ErrorLog({ enabled: true, sink: (l) => errors.push(l) })
   const keys = new KeyRing(store, { expiryAnyMs: 0, expiryUnusedMs: 0 }, errorLog)

@@ -2,24 +2,22 @@
 // the certificate that would otherwise be root, goes through the policies.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { TestEnv, makeClient } from './harness.js'
+import { FS_KEYSTORE, TestEnv, adminConfig, makeClient, serverPerSuite } from './harness.js'
 
 const wouldBeRoot = makeClient('would-be-root')
 const app = makeClient('app')
 
-const config = `admin:
-  identity: disabled
-policy:
+const config = adminConfig(
+  'disabled',
+  `policy:
   app:
     allow:
     - /v1/key/create/app-*
     - /v1/key/list/*
     identities:
     - ${app.identity}
-keystore:
-  fs:
-    path: ./keys
-`
+${FS_KEYSTORE}`,
+)
 
 // Routes only the admin (or a policy allowing them) may call.
 const adminOnly: Array<[string, string, object | undefined]> = [
@@ -35,23 +33,16 @@ const adminOnly: Array<[string, string, object | undefined]> = [
 ]
 
 describe('admin.identity: disabled', () => {
-  let env: TestEnv
-  before(async () => {
-    env = await TestEnv.create()
-    await env.start(config)
-  })
-  after(async () => {
-    await env.dispose()
-  })
+  const env = serverPerSuite(config)
 
   test('the server has no admin identity', () => {
-    assert.equal(env.server?.state.access.adminIdentity, undefined)
+    assert.equal(env().server?.state.access.adminIdentity, undefined)
   })
 
   for (const [method, target, body] of adminOnly) {
     test(`${method} ${target} is 403 for a client without a policy`, async () => {
       for (const http2 of [false, true]) {
-        const res = await env.request(wouldBeRoot, target, { method, body, http2 })
+        const res = await env().request(wouldBeRoot, target, { method, body, http2 })
         assert.equal(res.status, 403, `${http2 ? 'h2' : 'h1'}: ${res.text}`)
         assert.deepEqual(res.json, { message: 'prohibited by policy' })
       }
@@ -59,15 +50,15 @@ describe('admin.identity: disabled', () => {
   }
 
   test('policies still apply: the policy-bound client gets what it is allowed, and only that', async () => {
-    assert.equal((await env.request(app, '/v1/key/create/app-1', { method: 'POST' })).status, 200)
-    const list = await env.request(app, '/v1/key/list/*')
+    assert.equal((await env().request(app, '/v1/key/create/app-1', { method: 'POST' })).status, 200)
+    const list = await env().request(app, '/v1/key/list/*')
     assert.equal(list.status, 200)
     assert.equal(list.text, '{"name":"app-1"}\n')
-    const denied = await env.request(app, '/v1/policy/list/*')
+    const denied = await env().request(app, '/v1/policy/list/*')
     assert.equal(denied.status, 403)
     assert.deepEqual(denied.json, { message: 'prohibited by policy' })
     // The would-be root still can't see the key the app created.
-    assert.equal((await env.request(wouldBeRoot, '/v1/key/generate/app-1', { method: 'POST', body: {} })).status, 403)
+    assert.equal((await env().request(wouldBeRoot, '/v1/key/generate/app-1', { method: 'POST', body: {} })).status, 403)
   })
 })
 

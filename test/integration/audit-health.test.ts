@@ -5,24 +5,23 @@
 // made with a symlink to /dev/full (every write fails with ENOSPC), which the
 // test then points at a regular file again.
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
-import { readFile, rename, symlink } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { afterEach, beforeEach, describe, test } from 'node:test'
 import { loadConfigFile } from '../../src/config/load.js'
+import { NEEDS_DEV_FULL, pointAt } from '../support/failing-disk.js'
 import { TestEnv, makeClient } from './harness.js'
 
 const root = makeClient('root')
 const PROMETHEUS = 'text/plain; version=0.0.4'
-const haveDevFull = process.platform === 'linux' && existsSync('/dev/full')
 
 function sample(text: string, series: string): number | undefined {
   for (const line of text.split('\n')) if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1))
   return undefined
 }
 
-describe('audit file health', { skip: haveDevFull ? false : 'needs /dev/full (Linux)' }, () => {
+describe('audit file health', NEEDS_DEV_FULL, () => {
   let env: TestEnv
   beforeEach(async () => {
     env = await TestEnv.create()
@@ -39,9 +38,7 @@ describe('audit file health', { skip: haveDevFull ? false : 'needs /dev/full (Li
 
   /** Points audit.log at /dev/full (true) or at a regular file (false), atomically. */
   async function diskFull(full: boolean): Promise<void> {
-    const link = path.join(env.dir, 'audit.log.new')
-    await symlink(full ? '/dev/full' : path.join(env.dir, 'audit.real'), link)
-    await rename(link, path.join(env.dir, 'audit.log'))
+    await pointAt(path.join(env.dir, 'audit.log'), full ? '/dev/full' : path.join(env.dir, 'audit.real'))
   }
 
   /** Requests until the audit file is seen failing (the first write after the switch fails). */

@@ -4,9 +4,10 @@
 // store through authorization and the handlers to the HTTP answer runs.
 import { openFsStore } from '../../src/keystore/fs/fs-store.js'
 import type { KeyStore, Table, TableName } from '../../src/keystore/keystore.js'
+import { checkedTable } from '../support/table.js'
+import type { TableOp } from '../support/table.js'
 
-/** The operations of a Table. */
-export type TableOp = 'create' | 'put' | 'get' | 'delete' | 'deleteIf' | 'list' | 'replace'
+export type { TableOp }
 
 /** A key store whose operations fail while a failure is set for them. */
 export interface FailingStore extends KeyStore {
@@ -24,36 +25,7 @@ export async function openFailingStore(dir: string): Promise<FailingStore> {
     const makeError = failures.get(`${table}.${op}`)
     if (makeError !== undefined) throw makeError()
   }
-  const wrap = (name: TableName, t: Table): Table => ({
-    async create(n, v) {
-      check(name, 'create')
-      return t.create(n, v)
-    },
-    async put(n, v) {
-      check(name, 'put')
-      return t.put(n, v)
-    },
-    async get(n) {
-      check(name, 'get')
-      return t.get(n)
-    },
-    async delete(n) {
-      check(name, 'delete')
-      return t.delete(n)
-    },
-    async deleteIf(n, expected) {
-      check(name, 'deleteIf')
-      return t.deleteIf(n, expected)
-    },
-    async list() {
-      check(name, 'list')
-      return t.list()
-    },
-    async replace(n, expected, v) {
-      check(name, 'replace')
-      return t.replace(n, expected, v)
-    },
-  })
+  const wrap = (name: TableName, t: Table): Table => checkedTable(t, (op) => check(name, op))
   return {
     kind: inner.kind,
     keys: wrap('keys', inner.keys),

@@ -6,6 +6,7 @@ import http2 from 'node:http2'
 import https from 'node:https'
 import os from 'node:os'
 import path from 'node:path'
+import { after, before } from 'node:test'
 import tls from 'node:tls'
 import YAML from 'yaml'
 import { loadConfigFile } from '../../src/config/load.js'
@@ -351,6 +352,57 @@ function toResponse(status: number, headers: Record<string, string | string[] | 
     json = undefined
   }
   return { status, headers, text, json }
+}
+
+/** The fs key store in ./keys, as a config section. */
+export const FS_KEYSTORE = 'keystore:\n  fs:\n    path: ./keys\n'
+
+/** A server config with `admin` as the admin identity, then `extra` (more top-level YAML lines). */
+export function adminConfig(admin: string, extra = ''): string {
+  return `admin:\n  identity: ${admin}\n${extra}`
+}
+
+/**
+ * For the enclosing describe(): a TestEnv whose server runs `config`, started before its tests
+ * and disposed after them. Returns the environment's accessor (it exists once the tests run).
+ */
+export function serverPerSuite(config: string, opts: StartOptions = {}): () => TestEnv {
+  let env: TestEnv | undefined
+  before(async () => {
+    env = await TestEnv.create()
+    await env.start(config, opts)
+  })
+  after(async () => {
+    await env?.dispose()
+  })
+  return () => {
+    if (env === undefined) throw new Error('the server of this suite was not started')
+    return env
+  }
+}
+
+/**
+ * For the enclosing describe(): `count` servers on one key store (the first environment's; on
+ * PostgreSQL one schema), each started from `config` before the tests and disposed after them.
+ * The array fills when the tests run; `at(i)` is the accessor of the i-th server.
+ */
+export function serversOnOneStore(count: number, config: string): { readonly envs: readonly TestEnv[]; at(i: number): () => TestEnv } {
+  const envs: TestEnv[] = []
+  before(async () => {
+    const first = await TestEnv.create()
+    envs.push(first)
+    while (envs.length < count) envs.push(await TestEnv.create({ sameStoreAs: first }))
+    for (const e of envs) await e.start(config)
+  })
+  after(async () => {
+    for (const e of envs) await e.dispose()
+  })
+  const at = (i: number) => (): TestEnv => {
+    const e = envs[i]
+    if (e === undefined) throw new Error('servers not started')
+    return e
+  }
+  return { envs, at }
 }
 
 /** The error body the contract prescribes. */

@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict'
 import http2 from 'node:http2'
 import https from 'node:https'
-import { after, before, describe, test } from 'node:test'
-import { TestEnv, makeClient } from './harness.js'
+import { describe, test } from 'node:test'
+import { makeClient, serverPerSuite } from './harness.js'
+import type { TestEnv } from './harness.js'
 import type { Client } from './harness.js'
 
 const root = makeClient('root')
@@ -212,18 +213,11 @@ for (const useHttp2 of [false, true]) {
   const send = useHttp2 ? send2 : send1
 
   describe(`a KES v0.17 client over ${protocol}`, () => {
-    let env: TestEnv
-    before(async () => {
-      env = await TestEnv.create()
-      await env.start(CONFIG)
-    })
-    after(async () => {
-      await env.dispose()
-    })
+    const env = serverPerSuite(CONFIG)
 
     /** `ListKeys`: nd-json `{"name"}` lines, then the required trailers. */
     async function listKeys(client: Client, pattern: string): Promise<string[]> {
-      const res = await send(env, client, `/v1/key/list/${pattern}`)
+      const res = await send(env(), client, `/v1/key/list/${pattern}`)
       if (res.status !== 200) throw apiError(res)
       const names = res.body.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { name: string }).name)
       requireStatusTrailer(res)
@@ -231,24 +225,24 @@ for (const useHttp2 of [false, true]) {
     }
 
     test('deletes a key, then deletes it a 2nd time: both succeed', async () => {
-      assert.equal((await send(env, root, '/v1/key/create/twice', { method: 'POST' })).status, 200)
+      assert.equal((await send(env(), root, '/v1/key/create/twice', { method: 'POST' })).status, 200)
       for (const attempt of ['1st', '2nd', '3rd']) {
-        const res = await send(env, root, '/v1/key/delete/twice', { method: 'DELETE' })
+        const res = await send(env(), root, '/v1/key/delete/twice', { method: 'DELETE' })
         assert.equal(res.status, 200, `delete a ${attempt} time: ${res.body}`)
         assert.equal(res.body, '')
       }
       // Still gone: the repeated delete did not bring anything back.
-      const gen = await send(env, root, '/v1/key/generate/twice', { method: 'POST', body: '{}' })
+      const gen = await send(env(), root, '/v1/key/generate/twice', { method: 'POST', body: '{}' })
       assert.equal(gen.status, 404)
       assert.deepEqual(JSON.parse(gen.body), { message: 'key does not exist' })
     })
 
     test('ListKeys reads the names, then requires the Status trailer (200, empty Error)', async () => {
-      for (const name of ['lst-a', 'lst-b']) assert.equal((await send(env, root, `/v1/key/create/${name}`, { method: 'POST' })).status, 200)
+      for (const name of ['lst-a', 'lst-b']) assert.equal((await send(env(), root, `/v1/key/create/${name}`, { method: 'POST' })).status, 200)
       assert.deepEqual(await listKeys(root, 'lst-*'), ['lst-a', 'lst-b'])
       assert.deepEqual(await listKeys(member, 'lst-*'), ['lst-a', 'lst-b'])
       assert.deepEqual(await listKeys(root, 'no-such-*'), [])
-      const res = await send(env, root, '/v1/key/list/lst-*')
+      const res = await send(env(), root, '/v1/key/list/lst-*')
       assert.equal(res.headers['content-type'], 'application/x-ndjson')
       assert.equal(res.headers['content-length'], undefined)
       assert.match(String(res.headers['trailer']), /^Status, ?Error$/i)
@@ -257,7 +251,7 @@ for (const useHttp2 of [false, true]) {
     })
 
     test('the identity list keeps its JSON-object body and gains the same trailers', async () => {
-      const res = await send(env, root, '/v1/identity/list/*')
+      const res = await send(env(), root, '/v1/identity/list/*')
       assert.equal(res.status, 200)
       assert.match(String(res.headers['content-type']), /^application\/json/)
       assert.deepEqual(JSON.parse(res.body), { [member.identity]: 'listers' })
@@ -267,7 +261,7 @@ for (const useHttp2 of [false, true]) {
     })
 
     test('a refused listing is an ordinary error answer (the client reads no trailers then)', async () => {
-      const res = await send(env, member, '/v1/identity/list/*')
+      const res = await send(env(), member, '/v1/identity/list/*')
       assert.equal(res.status, 403)
       assert.deepEqual(JSON.parse(res.body), { message: 'prohibited by policy' })
       await assert.rejects(listKeys(makeClient('stranger'), '*'), /kes: 403: prohibited by policy/)
@@ -275,13 +269,13 @@ for (const useHttp2 of [false, true]) {
 
     /** `GetPolicy` with a strict decoder for one client generation's form. */
     async function readPolicy(name: string, fields: readonly string[]): Promise<Record<string, string[] | null>> {
-      const res = await send(env, root, `/v1/policy/read/${name}`)
+      const res = await send(env(), root, `/v1/policy/read/${name}`)
       if (res.status !== 200) throw apiError(res)
       return decodeStrict(res.body, fields)
     }
 
     async function writePolicy(name: string, body: object): Promise<void> {
-      const res = await send(env, root, `/v1/policy/write/${name}`, { method: 'POST', body: JSON.stringify(body) })
+      const res = await send(env(), root, `/v1/policy/write/${name}`, { method: 'POST', body: JSON.stringify(body) })
       assert.equal(res.status, 200, res.body)
     }
 
@@ -320,10 +314,10 @@ for (const useHttp2 of [false, true]) {
 
     test('Metrics without Accept: only KES families, each exactly one series, counting every request', async () => {
       // Make labelled series exist: several APIs and statuses.
-      await send(env, root, '/v1/key/create/met-a', { method: 'POST' })
-      await send(env, root, '/v1/key/generate/met-a', { method: 'POST', body: '{}' })
-      await send(env, root, '/v1/key/generate/met-none', { method: 'POST', body: '{}' })
-      const before = await send(env, root, '/v1/metrics')
+      await send(env(), root, '/v1/key/create/met-a', { method: 'POST' })
+      await send(env(), root, '/v1/key/generate/met-a', { method: 'POST', body: '{}' })
+      await send(env(), root, '/v1/key/generate/met-none', { method: 'POST', body: '{}' })
+      const before = await send(env(), root, '/v1/metrics')
       assert.equal(before.status, 200)
       assert.equal(before.headers['content-type'], 'text/plain; version=0.0.4')
       const m1 = v017Metrics(before.body)
@@ -331,17 +325,17 @@ for (const useHttp2 of [false, true]) {
       for (const family of ['kes_http_request_success', 'kes_http_request_error', 'kes_http_request_failure', 'kes_http_request_active', 'kes_http_response_time', 'kes_log_audit_events', 'kes_log_error_events', 'kes_system_up_time']) {
         assert.ok(m1.has(family), `missing ${family}`)
       }
-      await send(env, root, '/v1/key/generate/met-none', { method: 'POST', body: '{}' }) // 404
-      const m2 = v017Metrics((await send(env, root, '/v1/metrics')).body)
+      await send(env(), root, '/v1/key/generate/met-none', { method: 'POST', body: '{}' }) // 404
+      const m2 = v017Metrics((await send(env(), root, '/v1/metrics')).body)
       assert.equal((m2.get('kes_http_request_error') ?? 0) - (m1.get('kes_http_request_error') ?? 0), 1)
       assert.equal((m2.get('kes_http_request_success') ?? 0) - (m1.get('kes_http_request_success') ?? 0), 1) // the first scrape
       assert.equal((m2.get('kes_http_requests_total') ?? 0) - (m1.get('kes_http_requests_total') ?? 0), 2)
     })
 
     test("Metrics with Prometheus's Accept: every family, labels included (the KES reader refuses it)", async () => {
-      await send(env, root, '/v1/key/create/prom-a', { method: 'POST' })
-      await send(env, root, '/v1/key/generate/prom-a', { method: 'POST', body: '{}' })
-      const res = await send(env, root, '/v1/metrics', { headers: { accept: PROMETHEUS_ACCEPT } })
+      await send(env(), root, '/v1/key/create/prom-a', { method: 'POST' })
+      await send(env(), root, '/v1/key/generate/prom-a', { method: 'POST', body: '{}' })
+      const res = await send(env(), root, '/v1/metrics', { headers: { accept: PROMETHEUS_ACCEPT } })
       assert.equal(res.status, 200)
       const families = metricFamilies(res.body)
       assert.ok((families.get('kes_http_requests_total')?.size ?? 0) > 1)
@@ -350,12 +344,12 @@ for (const useHttp2 of [false, true]) {
       }
       assert.throws(() => v017Metrics(res.body), /more than one metric/)
       // The bare text/plain;version=0.0.4 that older scrapers send counts as Prometheus too.
-      const plain = await send(env, root, '/v1/metrics', { headers: { accept: 'text/plain; version=0.0.4' } })
+      const plain = await send(env(), root, '/v1/metrics', { headers: { accept: 'text/plain; version=0.0.4' } })
       assert.ok(metricFamilies(plain.body).has('process_cpu_seconds_total'))
     })
 
     test('answers that are not listings carry no status trailers', async () => {
-      const res = await send(env, root, '/version')
+      const res = await send(env(), root, '/version')
       assert.equal(res.status, 200)
       assert.equal(res.headers['trailer'], undefined)
       assert.deepEqual(res.trailers, {})
@@ -365,18 +359,11 @@ for (const useHttp2 of [false, true]) {
 }
 
 describe('listing trailers and HTTP/1.0', () => {
-  let env: TestEnv
-  before(async () => {
-    env = await TestEnv.create()
-    await env.start(CONFIG)
-  })
-  after(async () => {
-    await env.dispose()
-  })
+  const env = serverPerSuite(CONFIG)
 
   test('an HTTP/1.0 key list gets the names, without chunked encoding or trailers', async () => {
-    assert.equal((await env.request(root, '/v1/key/create/old-http', { method: 'POST' })).status, 200)
-    const socket = await env.connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, ALPNProtocols: ['http/1.1'] })
+    assert.equal((await env().request(root, '/v1/key/create/old-http', { method: 'POST' })).status, 200)
+    const socket = await env().connectTls({ cert: root.cert.certPem, key: root.cert.keyPem, ALPNProtocols: ['http/1.1'] })
     const raw = await new Promise<string>((resolve, reject) => {
       const chunks: Buffer[] = []
       socket.setTimeout(TIMEOUT_MS, () => socket.destroy(new Error('HTTP/1.0 request timed out')))

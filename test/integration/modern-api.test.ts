@@ -12,7 +12,7 @@ import { createMemStore } from '../../src/keystore/mem/mem-store.js'
 import type { KeyStore } from '../../src/keystore/keystore.js'
 import { KES_VECTORS } from '../support/fixtures.js'
 import { app, nopol, ops, other, root } from './fixtures.js'
-import { TestEnv, makeClient } from './harness.js'
+import { TestEnv, makeClient, serverPerSuite } from './harness.js'
 import type { Client, Response } from './harness.js'
 import { TraceReader } from './trace.js'
 
@@ -438,31 +438,24 @@ describe('config api: skip_auth and timeout', LIMIT, () => {
 })
 
 describe('an unreachable key store', LIMIT, () => {
-  let env: TestEnv
-  before(async () => {
-    env = await TestEnv.create()
-    await env.start(CONFIG)
-  })
-  after(async () => {
-    await env.dispose()
-  })
+  const env = serverPerSuite(CONFIG)
 
   test('/v1/status reports it with 200, /v1/ready answers 503 until the store is back', async () => {
-    const restore = await env.breakStore()
+    const restore = await env().breakStore()
     for (const http2 of [false, true]) {
-      const status = await env.request(ops, '/v1/status', { http2 })
+      const status = await env().request(ops, '/v1/status', { http2 })
       assert.equal(status.status, 200)
       const s = status.json as Record<string, unknown>
       assert.equal(s['keystore_unavailable'], true)
       assert.equal(s['keystore_unreachable'], true)
       assert.equal('keystore_latency' in s, false)
       assert.deepEqual(Object.keys(s).slice(0, 8), ['version', 'os', 'arch', 'uptime', 'num_cpu', 'num_cpu_used', 'mem_heap_used', 'mem_stack_used'])
-      assertError(await env.request(ops, '/v1/ready', { http2 }), 503, 'key store is unavailable')
+      assertError(await env().request(ops, '/v1/ready', { http2 }), 503, 'key store is unavailable')
     }
     await restore()
     // PostgreSQL: the pool reconnects on the next query.
-    assert.equal((await env.request(ops, '/v1/ready')).status, 200)
-    const latency = ((await env.request(ops, '/v1/status')).json as Record<string, number>)['keystore_latency']
+    assert.equal((await env().request(ops, '/v1/ready')).status, 200)
+    const latency = ((await env().request(ops, '/v1/status')).json as Record<string, number>)['keystore_latency']
     assert.ok(latency !== undefined && latency >= 1)
   })
 

@@ -10,17 +10,12 @@ import { StoreError, StoreUnavailableError } from '../../src/keystore/keystore.j
 import type { TableName } from '../../src/keystore/keystore.js'
 import { openFailingStore } from './failing-store.js'
 import type { FailingStore, TableOp } from './failing-store.js'
-import { TestEnv, makeClient } from './harness.js'
+import { FS_KEYSTORE, TestEnv, adminConfig, makeClient, serverPerSuite } from './harness.js'
 import type { Client, RequestOptions } from './harness.js'
 
 const root = makeClient('root')
 
-const config = `admin:
-  identity: ${root.identity}
-keystore:
-  fs:
-    path: ./keys
-`
+const config = adminConfig(root.identity, FS_KEYSTORE)
 
 const UNAVAILABLE = { message: 'key store is unavailable' }
 
@@ -137,34 +132,27 @@ describe('a failing store refuses authorization (fs store on disk)', () => {
 })
 
 describe('an unreachable fs store is 503 over the API', () => {
-  let env: TestEnv
-  before(async () => {
-    env = await TestEnv.create()
-    await env.start(config)
-  })
-  after(async () => {
-    await env.dispose()
-  })
+  const env = serverPerSuite(config)
 
   test('removing the store directory while the server runs: 503 for a key not cached', async () => {
     for (const name of ['gone-1', 'gone-2']) {
-      assert.equal((await env.request(root, `/v1/key/create/${name}`, { method: 'POST' })).status, 200)
+      assert.equal((await env().request(root, `/v1/key/create/${name}`, { method: 'POST' })).status, 200)
     }
     // gone-1 is read (and cached) before the store goes away; gone-2 is not.
-    assert.equal((await env.request(root, '/v1/key/generate/gone-1', { method: 'POST', body: {} })).status, 200)
-    await rm(path.join(env.dir, 'keys'), { recursive: true, force: true })
-    const from = env.errorLines.length
+    assert.equal((await env().request(root, '/v1/key/generate/gone-1', { method: 'POST', body: {} })).status, 200)
+    await rm(path.join(env().dir, 'keys'), { recursive: true, force: true })
+    const from = env().errorLines.length
     for (const http2 of [false, true]) {
-      const res = await env.request(root, '/v1/key/generate/gone-2', { method: 'POST', body: {}, http2 })
+      const res = await env().request(root, '/v1/key/generate/gone-2', { method: 'POST', body: {}, http2 })
       assert.equal(res.status, 503, res.text)
       assert.deepEqual(res.json, UNAVAILABLE)
     }
-    assert.equal(linesSince(env, from).filter((l) => l.includes("keystore: failed to read key 'gone-2'")).length, 2)
-    const created = await env.request(root, '/v1/key/create/gone-3', { method: 'POST' })
+    assert.equal(linesSince(env(), from).filter((l) => l.includes("keystore: failed to read key 'gone-2'")).length, 2)
+    const created = await env().request(root, '/v1/key/create/gone-3', { method: 'POST' })
     assert.equal(created.status, 503, created.text)
     assert.deepEqual(created.json, UNAVAILABLE)
     // What is cached still serves: the store is only asked on a miss.
-    assert.equal((await env.request(root, '/v1/key/generate/gone-1', { method: 'POST', body: {} })).status, 200)
+    assert.equal((await env().request(root, '/v1/key/generate/gone-1', { method: 'POST', body: {} })).status, 200)
   })
 })
 

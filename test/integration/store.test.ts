@@ -8,18 +8,13 @@ import { after, afterEach, before, describe, test } from 'node:test'
 import { loadConfigFile } from '../../src/config/load.js'
 import { startServer } from '../../src/server/server.js'
 import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
-import { TestEnv, makeClient, storeKind } from './harness.js'
+import { FS_KEYSTORE, TestEnv, adminConfig, makeClient, storeKind } from './harness.js'
 
 const VECTORS = KES_VECTORS
 const root = makeClient('root')
 const app = makeClient('app')
 
-const config = (extra = ''): string => `admin:
-  identity: ${root.identity}
-keystore:
-  fs:
-    path: ./keys
-${extra}`
+const config = (extra = ''): string => adminConfig(root.identity, `${FS_KEYSTORE}${extra}`)
 
 describe('restart persistence', () => {
   let env: TestEnv

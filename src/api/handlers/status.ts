@@ -6,6 +6,7 @@ import type { Reply } from '../reply.js'
 import { json, ok } from '../reply.js'
 import { timeoutOf } from '../route-settings.js'
 import type { ApiRequest } from '../routes.js'
+import type { ApiDescription, StatusResponse } from '../wire.js'
 
 /** GET /version: `{"version":"<semver>"}`, open to every identity with a certificate. */
 export async function version(_req: ApiRequest, s: ServerState): Promise<Reply> {
@@ -16,24 +17,6 @@ export async function version(_req: ApiRequest, s: ServerState): Promise<Reply> 
 export async function ready(_req: ApiRequest, s: ServerState): Promise<Reply> {
   if ((await s.keys.ping()) === undefined) throw ErrStoreUnavailable
   return ok()
-}
-
-/** The `/v1/status` answer, in the spelling current KES clients (kes-go v0.2+) decode. */
-export interface StatusResponse {
-  readonly version: string
-  /** Go's GOOS / GOARCH spelling: linux, amd64, arm64, ... */
-  readonly os: string
-  readonly arch: string
-  /** Whole seconds since the server started. */
-  readonly uptime: number
-  readonly num_cpu: number
-  readonly num_cpu_used: number
-  readonly mem_heap_used: number
-  readonly mem_stack_used: number
-  /** Round trip to the key store in whole ms (at least 1); left out when it is unreachable. */
-  readonly keystore_latency?: number
-  readonly keystore_unavailable?: true
-  readonly keystore_unreachable?: true
 }
 
 // Fixed for the life of the process.
@@ -65,16 +48,6 @@ export async function status(_req: ApiRequest, s: ServerState): Promise<Reply> {
       : { keystore_latency: Math.max(1, Math.round(latencyMs)) }),
   }
   return json(200, body)
-}
-
-/** One entry of `/v1/api`. */
-export interface ApiDescription {
-  readonly method: string
-  /** The route's path; with a trailing `/` when it takes arguments (`/v1/key/create/`). */
-  readonly path: string
-  readonly max_body: number
-  /** Whole seconds; 0 for none (the log streams). */
-  readonly timeout: number
 }
 
 /** GET /v1/api — the router's own route table, with the config's timeouts applied. */

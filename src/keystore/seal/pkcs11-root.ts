@@ -25,6 +25,15 @@ export interface Pkcs11Settings {
   readonly keyLabel: string
 }
 
+/**
+ * The roots of this process open on each PKCS#11 module (by library path). Login state and
+ * C_Finalize are per process, not per root: logging out, or finalizing, as one root closes
+ * would cut off every other root on the same token (a migration between two sealed stores).
+ * So a root closes only its own session, and the last root of a module finalizes it when one
+ * of them initialized it (the token logs the process out once its last session is closed).
+ */
+const openRoots = new Map<string, { count: number; finalize: boolean }>()
+
 type Pkcs11Module = typeof import('pkcs11js')
 type Pkcs11 = InstanceType<Pkcs11Module['PKCS11']>
 type Handle = Buffer
@@ -61,6 +70,7 @@ export async function openPkcs11Root(s: Pkcs11Settings): Promise<SealRoot> {
     throw new Error(`seal.pkcs11.library: cannot load '${s.library}': ${reason(err)}`, { cause: err })
   }
   let initialized = false
+  let session: Handle | undefined
   try {
     try {
       mod.C_Initialize()
@@ -82,7 +92,7 @@ export async function openPkcs11Root(s: Pkcs11Settings): Promise<SealRoot> {
       if (slot === undefined) throw new Error(`seal.pkcs11.slot: there is no slot ${index} with a token (${slots.length} found)`)
       tokenName = `in slot ${index}`
     }
-    const session = mod.C_OpenSession(slot, p11.CKF_SERIAL_SESSION | p11.CKF_RW_SESSION)
+    session = mod.C_OpenSession(slot, p11.CKF_SERIAL_SESSION | p11.CKF_RW_SESSION)
     try {
       mod.C_Login(session, p11.CKU_USER, pin ?? '')
     } catch (err) {
@@ -101,8 +111,20 @@ export async function openPkcs11Root(s: Pkcs11Settings): Promise<SealRoot> {
     const key = found[0]
     if (key === undefined) throw new Error(`seal.pkcs11.key_label: no secret key labelled '${s.keyLabel}' on the token ${tokenName}`)
     if (found.length > 1) throw new Error(`seal.pkcs11.key_label: more than one secret key labelled '${s.keyLabel}' on the token ${tokenName}`)
-    return new Pkcs11Root(p11, mod, session, key, `PKCS#11 token ${tokenName} key '${s.keyLabel}'`, initialized)
+    const users = openRoots.get(s.library) ?? { count: 0, finalize: false }
+    users.count++
+    users.finalize ||= initialized
+    openRoots.set(s.library, users)
+    return new Pkcs11Root(p11, mod, session, key, `PKCS#11 token ${tokenName} key '${s.keyLabel}'`, s.library)
   } catch (err) {
+    if (session !== undefined && !initialized) {
+      // The module stays with the roots that use it: only this attempt's session goes.
+      try {
+        mod.C_CloseSession(session)
+      } catch {
+        // Already failing: the first error is the one to report.
+      }
+    }
     if (initialized) {
       try {
         mod.C_Finalize()
@@ -124,10 +146,10 @@ class Pkcs11Root implements SealRoot {
   // Operations on one session run one after the other.
   #queue: Promise<unknown> = Promise.resolve()
   #closed = false
-  readonly #finalize: boolean
+  readonly #library: string
 
-  constructor(p11: Pkcs11Module, mod: Pkcs11, session: Handle, key: Handle, description: string, finalize: boolean) {
-    this.#finalize = finalize
+  constructor(p11: Pkcs11Module, mod: Pkcs11, session: Handle, key: Handle, description: string, library: string) {
+    this.#library = library
     this.#p11 = p11
     this.#mod = mod
     this.#session = session
@@ -169,11 +191,13 @@ class Pkcs11Root implements SealRoot {
   async close(): Promise<void> {
     await this.#serial(async () => {
       this.#closed = true
+      const users = openRoots.get(this.#library)
+      const last = users === undefined || --users.count === 0
+      if (last) openRoots.delete(this.#library)
       try {
-        this.#mod.C_Logout(this.#session)
         this.#mod.C_CloseSession(this.#session)
       } finally {
-        if (this.#finalize) this.#mod.C_Finalize()
+        if (last && users?.finalize === true) this.#mod.C_Finalize()
       }
     }).catch(() => {})
   }

@@ -3,10 +3,10 @@
 // database outage is served from the caches and recovered from without a restart; a killed
 // LISTEN connection reconnects.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import { TestPostgres } from '../../support/postgres.js'
-import { TestEnv, makeClient, usePostgres } from '../harness.js'
-import type { Response } from '../harness.js'
+import { adminConfig, makeClient, serversOnOneStore, usePostgres } from '../harness.js'
+import type { Response, TestEnv } from '../harness.js'
 
 const db = await TestPostgres.start()
 after(() => db.stop())
@@ -16,14 +16,16 @@ const root = makeClient('root')
 const app = makeClient('app')
 const LIMIT = { timeout: 120_000 }
 
-const config = (extra = ''): string => `admin:
-  identity: ${root.identity}
-cache:
+const config = (extra = ''): string =>
+  adminConfig(
+    root.identity,
+    `cache:
   expiry:
     any: 5m
     unused: 5m
     offline: 1h
-${extra}`
+${extra}`,
+  )
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64')
 
@@ -39,20 +41,7 @@ async function eventually(what: string, ms: number, probe: () => Promise<Respons
 }
 
 describe('three servers on one database', LIMIT, () => {
-  const envs: TestEnv[] = []
-  before(async () => {
-    const first = await TestEnv.create()
-    envs.push(first, await TestEnv.create({ sameStoreAs: first }), await TestEnv.create({ sameStoreAs: first }))
-    for (const e of envs) await e.start(config())
-  })
-  after(async () => {
-    for (const e of envs) await e.dispose()
-  })
-  const at = (i: number) => (): TestEnv => {
-    const e = envs[i]
-    if (e === undefined) throw new Error('servers not started')
-    return e
-  }
+  const { envs, at } = serversOnOneStore(3, config())
   const [a, b, c] = [at(0), at(1), at(2)]
 
   test('a key created on one is usable on the others at once; deleted on one, refused by the others within a second', async () => {
@@ -178,21 +167,8 @@ interface DescribedVersions {
 }
 
 describe('three servers on one database: key lifecycle', LIMIT, () => {
-  const envs: TestEnv[] = []
-  before(async () => {
-    const first = await TestEnv.create()
-    envs.push(first, await TestEnv.create({ sameStoreAs: first }), await TestEnv.create({ sameStoreAs: first }))
-    // Keys stay cached for 5 minutes: what a server sees within a second it heard on the change feed.
-    for (const e of envs) await e.start(config())
-  })
-  after(async () => {
-    for (const e of envs) await e.dispose()
-  })
-  const at = (i: number) => (): TestEnv => {
-    const e = envs[i]
-    if (e === undefined) throw new Error('servers not started')
-    return e
-  }
+  // Keys stay cached for 5 minutes: what a server sees within a second it heard on the change feed.
+  const { envs, at } = serversOnOneStore(3, config())
   const [a, b, c] = [at(0), at(1), at(2)]
   const generate = (e: TestEnv, name: string): Promise<Response> => e.request(root, `/v1/key/generate/${name}`, { method: 'POST', body: {} })
   const decrypt = (e: TestEnv, name: string, ciphertext: string): Promise<Response> =>
@@ -320,18 +296,10 @@ describe('three servers on one database: key lifecycle', LIMIT, () => {
 })
 
 describe('three servers on one database: scheduled rotation and retention run by all, done once', LIMIT, () => {
-  const envs: TestEnv[] = []
   const PERIOD_MS = 600
-  before(async () => {
-    const first = await TestEnv.create()
-    envs.push(first, await TestEnv.create({ sameStoreAs: first }), await TestEnv.create({ sameStoreAs: first }))
-    const lifecycle = `rotation:\n  - pattern: sched-*\n    every: ${PERIOD_MS}ms\ndeleted_keys:\n  retention: 400ms\n`
-    for (const e of envs) await e.start(config(lifecycle))
-  })
-  after(async () => {
-    for (const e of envs) await e.dispose()
-  })
-  const first = (): TestEnv => envs[0] ?? assert.fail('servers not started')
+  const lifecycle = `rotation:\n  - pattern: sched-*\n    every: ${PERIOD_MS}ms\ndeleted_keys:\n  retention: 400ms\n`
+  const { envs, at } = serversOnOneStore(3, config(lifecycle))
+  const first = at(0)
 
   test('scheduled rotation adds one version per period, not one per server', async () => {
     assert.equal((await first().request(root, '/v1/key/create/sched-key', { method: 'POST' })).status, 200)
