@@ -116,6 +116,8 @@ describe('a PKCS#11 root key', () => {
       assert.deepEqual(await second.decrypt(iv, sealed, Buffer.alloc(0)), Buffer.from('shared'))
       // A root that fails to open meanwhile takes nothing of theirs with it.
       await refused(settings(tok, { keyLabel: 'no-such-key' }), "seal.pkcs11.key_label: no secret key labelled 'no-such-key' on the token 'unit-token'")
+      // The token is logged in already and would take any PIN: a wrong one is still refused.
+      await refused(settings(tok, { pin: '0000' }), "seal.pkcs11: cannot log in to the token 'unit-token': wrong PIN")
       assert.deepEqual(await second.decrypt(iv, sealed, Buffer.alloc(0)), Buffer.from('shared'))
       await second.close()
       assert.deepEqual(await first.decrypt(iv, sealed, Buffer.alloc(0)), Buffer.from('shared'))

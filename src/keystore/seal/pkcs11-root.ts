@@ -7,6 +7,7 @@
  * pkcs11js is an optional dependency (a native module): it is loaded only when a config has
  * `seal.pkcs11`.
  */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { SEAL_TAG_BYTES } from './root-key.js'
 import type { SealRoot } from './root-key.js'
@@ -33,6 +34,19 @@ export interface Pkcs11Settings {
  * of them initialized it (the token logs the process out once its last session is closed).
  */
 const openRoots = new Map<string, { count: number; finalize: boolean }>()
+
+/**
+ * The PIN that logged each token in (by library and slot), as a SHA-256 digest. A token that a
+ * root of this process already logged in answers any later C_Login with
+ * CKR_USER_ALREADY_LOGGED_IN without looking at the PIN, so a second root is checked against
+ * the PIN of the first: a wrong PIN is refused whether or not the token is logged in already.
+ * Forgotten when the module's last root closes (the token then logs the process out).
+ */
+const loginPins = new Map<string, Buffer>()
+
+function pinDigest(pin: string): Buffer {
+  return createHash('sha256').update(pin, 'utf8').digest()
+}
 
 type Pkcs11Module = typeof import('pkcs11js')
 type Pkcs11 = InstanceType<Pkcs11Module['PKCS11']>
@@ -93,13 +107,20 @@ export async function openPkcs11Root(s: Pkcs11Settings): Promise<SealRoot> {
       tokenName = `in slot ${index}`
     }
     session = mod.C_OpenSession(slot, p11.CKF_SERIAL_SESSION | p11.CKF_RW_SESSION)
+    const login = `${s.library}\0${slot.toString('hex')}`
+    const digest = pinDigest(pin ?? '')
     try {
       mod.C_Login(session, p11.CKU_USER, pin ?? '')
+      loginPins.set(login, digest)
     } catch (err) {
       const r = reason(err)
       if (r !== 'CKR_USER_ALREADY_LOGGED_IN') {
         const hint = r === 'CKR_PIN_INCORRECT' ? 'wrong PIN' : r === 'CKR_PIN_LOCKED' ? 'the PIN is locked' : r
         throw new Error(`seal.pkcs11: cannot log in to the token ${tokenName}: ${hint}`, { cause: err })
+      }
+      const first = loginPins.get(login)
+      if (first !== undefined && !timingSafeEqual(first, digest)) {
+        throw new Error(`seal.pkcs11: cannot log in to the token ${tokenName}: wrong PIN`)
       }
     }
     mod.C_FindObjectsInit(session, [
@@ -193,7 +214,10 @@ class Pkcs11Root implements SealRoot {
       this.#closed = true
       const users = openRoots.get(this.#library)
       const last = users === undefined || --users.count === 0
-      if (last) openRoots.delete(this.#library)
+      if (last) {
+        openRoots.delete(this.#library)
+        for (const login of loginPins.keys()) if (login.startsWith(`${this.#library}\0`)) loginPins.delete(login)
+      }
       try {
         this.#mod.C_CloseSession(this.#session)
       } finally {
