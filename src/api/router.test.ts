@@ -26,6 +26,12 @@ class FakeResponse extends EventEmitter {
   writableEnded = false
   writableLength = 0
   status = 0
+  // As Node's ServerResponse: `closed` is true by the time 'close' is heard.
+  closed = false
+  constructor() {
+    super()
+    this.once('close', () => (this.closed = true))
+  }
   writeHead(status: number): this {
     this.status = status
     this.headersSent = true
