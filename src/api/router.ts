@@ -345,25 +345,47 @@ class HandlerCall implements ApiRequest {
     return this.timeoutMs > 0 ? 0 : BODY_TIMEOUT_MS
   }
 
-  async readBody(): Promise<Buffer> {
-    this.#readingBody = true
-    try {
-      return await readBody(this.req, this.route.maxBodyBytes, this.#bodyMs(), this.account?.charge)
-    } finally {
-      this.#readingBody = false
+  // readBody and stillAllowed are handed out as functions (a handler may pass one on, as the
+  // log streams pass stillAllowed): bound when asked for, not made for every request.
+  get readBody(): () => Promise<Buffer> {
+    return () => {
+      this.#readingBody = true
+      return readBody(this.req, this.route.maxBodyBytes, this.#bodyMs(), this.account?.charge, this)
     }
   }
 
-  /** Asked later (log streams): by the state in force then, not this request's. */
-  async stillAllowed(): Promise<boolean> {
-    const s = this.getState()
-    return isOpen(this.route, s.api) || s.access.isAdmin(this.identity) || (await s.access.allows(this.identity, this.authPath))
+  /** The body read is over (read, refused or failed). */
+  bodyDone(): void {
+    this.#readingBody = false
   }
 
-  async run(): Promise<Reply> {
+  /** Asked later (log streams): by the state in force then, not this request's. */
+  get stillAllowed(): () => Promise<boolean> {
+    return async () => {
+      const s = this.getState()
+      return isOpen(this.route, s.api) || s.access.isAdmin(this.identity) || (await s.access.allows(this.identity, this.authPath))
+    }
+  }
+
+  /** Authorizes the call, then runs the handler; settles as the handler does. */
+  run(): Promise<Reply> {
     const { state, route, identity, authPath, req } = this
     // Open routes, the admin and cached grants are decided without waiting a turn.
     const known = isOpen(route, state.api) || state.access.isAdmin(identity) || state.access.allowsCached(identity, authPath)
+    // The usual call (allowed at once, the audit log writable, no body to throw away) hands
+    // back the handler's own promise: no async wrapper, so no extra turns per request.
+    if (known === true && !state.auditLog.refusing && !(route.maxBodyBytes === 0 && mayHaveBody(req, this.res))) {
+      try {
+        return route.handler(this, state)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
+    return this.#authorizeAndRun(known)
+  }
+
+  async #authorizeAndRun(known: boolean | undefined): Promise<Reply> {
+    const { state, route, identity, authPath, req } = this
     if (known === false || (known === undefined && !(await state.access.allows(identity, authPath)))) throw ErrNotAllowed
     // log.audit_fail_closed: nothing is done that can't be audited; the
     // health probes still answer, so operators can see why.
