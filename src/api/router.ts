@@ -630,9 +630,12 @@ function settleUnreadBody(req: RouterRequest, res: RouterResponse, headers: Reco
 }
 
 function send(req: RouterRequest, res: RouterResponse, reply: BodyReply, body: string | Buffer): void {
-  const headers: Record<string, string | number> = { 'x-content-type-options': NOSNIFF }
-  if (reply.contentType !== undefined) headers['content-type'] = reply.contentType
-  headers['content-length'] = Buffer.byteLength(body)
+  const length = Buffer.byteLength(body)
+  // Built whole, in the order they are sent: an object of one shape is cheaper than one grown field by field.
+  const headers: Record<string, string | number> =
+    reply.contentType === undefined
+      ? { 'x-content-type-options': NOSNIFF, 'content-length': length }
+      : { 'x-content-type-options': NOSNIFF, 'content-type': reply.contentType, 'content-length': length }
   settleUnreadBody(req, res, headers, false)
   res.writeHead(reply.status, headers)
   res.end(body)
