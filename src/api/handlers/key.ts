@@ -82,9 +82,9 @@ export async function generateKey(req: ApiRequest, s: ServerState): Promise<Repl
   const context = optionalBase64(body, 'context')
   const key = s.keys.peek(name) ?? (await s.keys.get(name))
   const plaintext = randomPool.take(KEY_BYTES)
-  const ciphertext = key.newest.encrypt(plaintext, context)
+  const ciphertext = key.newest.encryptToBase64(plaintext, context)
   // Base64 needs no JSON escaping: the same text as JSON.stringify of {plaintext, ciphertext}.
-  const reply = jsonText(200, '{"plaintext":"' + encodeBase64(plaintext) + '","ciphertext":"' + encodeBase64(ciphertext) + '"}')
+  const reply = jsonText(200, '{"plaintext":"' + encodeBase64(plaintext) + '","ciphertext":"' + ciphertext + '"}')
   plaintext.fill(0)
   return reply
 }
@@ -97,9 +97,9 @@ export async function encryptKey(req: ApiRequest, s: ServerState): Promise<Reply
   const plaintext = optionalBase64(body, 'plaintext') ?? Buffer.alloc(0)
   const context = optionalBase64(body, 'context')
   const key = s.keys.peek(name) ?? (await s.keys.get(name))
-  const ciphertext = key.newest.encrypt(plaintext, context)
+  const ciphertext = key.newest.encryptToBase64(plaintext, context)
   plaintext.fill(0)
-  return jsonText(200, '{"ciphertext":"' + encodeBase64(ciphertext) + '"}')
+  return jsonText(200, '{"ciphertext":"' + ciphertext + '"}')
 }
 
 /** POST /v1/key/decrypt/:name — opens a ciphertext of any KES format; every failure is ErrDecrypt or ErrInvalidCiphertext. */
