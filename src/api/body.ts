@@ -36,14 +36,28 @@ export type BodyCharge = (bytes: number) => boolean
  * body is discarded, not paused (a paused HTTP/2 stream holds up the whole
  * connection's flow control) nor destroyed (that would destroy the
  * connection before the answer could be sent). A `timeoutMs` of 0 sets no
- * timer: the caller bounds the read by a deadline of its own.
+ * timer: the caller bounds the read by a deadline of its own. `watcher.bodyDone()` is called
+ * once the read is over, however it ended (before the returned promise settles).
  */
-export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS, charge?: BodyCharge): Promise<Buffer> {
+export function readBody(
+  req: BodySource,
+  maxBytes: number,
+  timeoutMs = BODY_TIMEOUT_MS,
+  charge?: BodyCharge,
+  watcher?: { bodyDone(): void },
+): Promise<Buffer> {
   const chunks: Buffer[] = []
-  return consumeBody(req, maxBytes, timeoutMs, (b) => {
-    if (charge !== undefined && !charge(b.length)) throw ErrBodyBudget
-    chunks.push(b)
-  }).then((size) => (chunks.length === 1 ? (chunks[0] as Buffer) : joinChunks(chunks, size)))
+  return consumeBody(
+    req,
+    maxBytes,
+    timeoutMs,
+    (b) => {
+      if (charge !== undefined && !charge(b.length)) throw ErrBodyBudget
+      chunks.push(b)
+    },
+    (size) => (chunks.length === 1 ? (chunks[0] as Buffer) : joinChunks(chunks, size)),
+    watcher,
+  )
 }
 
 /**
@@ -53,14 +67,27 @@ export function readBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIM
  * same size and time limits as readBody hold.
  */
 export function discardBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<void> {
-  return consumeBody(req, maxBytes, timeoutMs, () => {}).then(() => undefined)
+  return consumeBody(req, maxBytes, timeoutMs, () => {}, () => undefined, undefined)
 }
 
-/** Feeds each chunk to `take` (which may throw a KesError to refuse it) and resolves to the total size. */
-function consumeBody(req: BodySource, maxBytes: number, timeoutMs: number, take: (chunk: Buffer) => void): Promise<number> {
+/**
+ * Feeds each chunk to `take` (which may throw a KesError to refuse it) and resolves to what
+ * `result` makes of the total size, in the same promise (no extra turn per request).
+ */
+function consumeBody<T>(
+  req: BodySource,
+  maxBytes: number,
+  timeoutMs: number,
+  take: (chunk: Buffer) => void,
+  result: (size: number) => T,
+  watcher: { bodyDone(): void } | undefined,
+): Promise<T> {
   const declared = req.headers['content-length']
-  if (typeof declared === 'string' && Number(declared) > maxBytes) return Promise.reject(ErrBodyTooLarge)
-  return new Promise<number>((resolve, reject) => {
+  if (typeof declared === 'string' && Number(declared) > maxBytes) {
+    watcher?.bodyDone()
+    return Promise.reject(ErrBodyTooLarge)
+  }
+  return new Promise<T>((resolve, reject) => {
     let size = 0
     const refuse = (err: unknown): void => {
       done()
@@ -79,7 +106,11 @@ function consumeBody(req: BodySource, maxBytes: number, timeoutMs: number, take:
     }
     const onEnd = (): void => {
       done()
-      resolve(size)
+      try {
+        resolve(result(size))
+      } catch (err) {
+        reject(err)
+      }
     }
     const onError = (err: Error): void => {
       done()
@@ -99,6 +130,7 @@ function consumeBody(req: BodySource, maxBytes: number, timeoutMs: number, take:
       req.off('end', onEnd)
       req.off('error', onError)
       req.off('close', onClose)
+      watcher?.bodyDone()
     }
     req.on('data', onData)
     req.on('end', onEnd)

@@ -7,6 +7,10 @@
  * Requests of one route share one timeout length, so entries of the same
  * length are added in the order they expire: one FIFO list per length stays
  * sorted by itself, and adding or removing an entry is O(1).
+ *
+ * The timer is not cleared when the last deadline is cancelled (at one request at a time, that
+ * would be a setTimeout and a clearTimeout per request): it is only unref'd, so it keeps no
+ * process alive, and when it fires with nothing due it re-arms for what is left, if anything.
  */
 
 /** A deadline in force; `cancel` it once the work is done. */
@@ -87,13 +91,15 @@ export class Deadlines {
     queue.push(entry)
     this.#count++
     if (entry.at < this.#timerAt) this.#arm(entry.at)
+    // The timer left armed after the last cancel serves this entry too (it fires no later).
+    else if (this.#count === 1) this.#timer?.ref()
     return entry
   }
 
-  /** An entry left its list (cancelled): with none left, the timer goes (it would keep the process alive). */
+  /** An entry left its list (cancelled): with none left, the timer stays but no longer keeps the process alive. */
   removed(): void {
     this.#count--
-    if (this.#count === 0) this.#disarm()
+    if (this.#count === 0) this.#timer?.unref()
   }
 
   #arm(at: number): void {

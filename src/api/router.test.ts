@@ -5,6 +5,8 @@ import { EventHub } from '../log/event-hub.js'
 import type { ServerState } from '../server/state.js'
 import { createRouter } from './router.js'
 import type { RouterRequest, RouterResponse } from './router.js'
+import { json } from './reply.js'
+import type { Route } from './routes.js'
 
 class FakeRequest extends EventEmitter {
   readonly method = 'GET'
@@ -26,6 +28,12 @@ class FakeResponse extends EventEmitter {
   writableEnded = false
   writableLength = 0
   status = 0
+  // As Node's ServerResponse: `closed` is true by the time 'close' is heard.
+  closed = false
+  constructor() {
+    super()
+    this.once('close', () => (this.closed = true))
+  }
   writeHead(status: number): this {
     this.status = status
     this.headersSent = true
@@ -97,4 +105,49 @@ test('a log stream ends when its client leaves, and the request then finishes', 
   res.emit('close')
   assert.ok(await settles(done))
   assert.equal(hub.size, 0)
+})
+
+test('a remembered request target gets the same answers as a new one: method, names and path shape are checked every time', async () => {
+  const state = {
+    version: '0.0.0',
+    api: new Map(),
+    access: { isAdmin: () => true, allowsCached: () => undefined, allows: async () => true },
+    auditLog: { refusing: false, hub: new EventHub({ maxBufferedBytes: 1 }) },
+    errorLog: { error: () => {}, hub: new EventHub({ maxBufferedBytes: 1 }) },
+  } as unknown as ServerState
+  const seen: Array<{ path: string; api: string; status: number }> = []
+  const routes: Route[] = [
+    { path: '/t/key', methods: ['POST'], params: ['key'], maxBodyBytes: 0, timeoutMs: 1000, auth: 'policy', handler: async (r) => json(200, { args: r.args }) },
+  ]
+  const route = createRouter(() => state, { identityOf: () => 'f'.repeat(64), routes, hooks: { completed: (e) => seen.push({ path: e.path, api: e.api, status: e.status }) } })
+  const call = async (method: string, url: string): Promise<number> => {
+    const req = Object.assign(new FakeRequest(url), { method })
+    const res = new FakeResponse()
+    const ended = new Promise<void>((resolve) => {
+      const end = res.end.bind(res)
+      res.end = () => (resolve(), end())
+    })
+    route(req as unknown as RouterRequest, res as unknown as RouterResponse)
+    assert.ok(await settles(ended), `${method} ${url} was never answered`)
+    return res.status
+  }
+  for (let round = 0; round < 2; round++) {
+    assert.equal(await call('POST', '/t/key/a'), 200)
+    assert.equal(await call('GET', '/t/key/a'), 405)
+    assert.equal(await call('POST', '/t/key/a%2Fb'), 400) // malformed: never remembered
+    assert.equal(await call('POST', '/t/key/..'), 400)
+    assert.equal(await call('POST', '/t/nope/a'), 404)
+  }
+  // More distinct targets than are remembered: the first is still answered right.
+  for (let i = 0; i < 1100; i++) assert.equal(await call('POST', `/t/key/k${i}`), 200)
+  assert.equal(await call('GET', '/t/key/k0'), 405)
+  assert.equal(await call('POST', '/t/key/k0'), 200)
+  assert.deepEqual(seen.slice(0, 5), [
+    { path: '/t/key/a', api: '/t/key', status: 200 },
+    { path: '/t/key/a', api: '/t/key', status: 405 },
+    { path: '/t/key/a%2Fb', api: '/t/key', status: 400 },
+    { path: '/t/key/..', api: '/t/key', status: 400 },
+    { path: '/t/nope/a', api: 'unknown', status: 404 },
+  ])
+  assert.deepEqual(seen.slice(5, 10), seen.slice(0, 5))
 })

@@ -131,13 +131,35 @@ function createOpener(aead: Aead, subkey: Buffer, nonce: Buffer): DecipherGCM | 
  * Throws only on programming errors (wrong key, iv or nonce lengths).
  */
 export function seal(aead: Aead, master: AeadKey, iv: Buffer, nonce: Buffer, plaintext: Uint8Array, aad?: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(plaintext.length + TAG_BYTES)
+  const n = sealInto(aead, master, iv, nonce, plaintext, aad, out, 0)
+  return n === out.length ? out : out.subarray(0, n)
+}
+
+/**
+ * `seal`, writing ciphertext || tag into `out` at `offset` (which must have room for
+ * plaintext.length + TAG_BYTES); returns the number of bytes written. The output is public, so
+ * `out` may be a buffer reused between calls.
+ */
+export function sealInto(
+  aead: Aead,
+  master: AeadKey,
+  iv: Buffer,
+  nonce: Buffer,
+  plaintext: Uint8Array,
+  aad: Uint8Array | undefined,
+  out: Buffer,
+  offset: number,
+): number {
+  if (offset + plaintext.length + TAG_BYTES > out.length) throw new RangeError('sealed bytes do not fit the output')
   const subkey = subkeyFor(aead, master, iv)
   try {
     const cipher = createSealer(aead, subkey, nonce)
     if (aad !== undefined && aad.length > 0) cipher.setAAD(aad, { plaintextLength: plaintext.length })
-    const body = cipher.update(plaintext)
-    const tail = cipher.final()
-    return Buffer.concat([body, tail, cipher.getAuthTag()], body.length + tail.length + TAG_BYTES)
+    let at = offset + cipher.update(plaintext).copy(out, offset)
+    at += cipher.final().copy(out, at)
+    at += cipher.getAuthTag().copy(out, at)
+    return at - offset
   } finally {
     subkey.fill(0)
   }

@@ -158,15 +158,15 @@ export function parseCiphertext(bytes: Buffer, rawAead: Aead): ParsedCiphertext 
 /**
  * Writes the seed-era JSON ciphertext that every KES release can open:
  * `{"aead":..,"id":..,"iv":..,"nonce":..,"bytes":..}` as compact UTF-8 JSON, in that field order.
- * Every value is ASCII without characters JSON must escape, so the string is built directly.
  */
 export function formatJsonCiphertext(aead: Aead, id: string, iv: Buffer, nonce: Buffer, sealed: Buffer): Buffer {
-  const json =
-    '{"aead":"' + aead +
-    '","id":"' + id +
-    '","iv":"' + iv.toString('base64') +
-    '","nonce":"' + nonce.toString('base64') +
-    '","bytes":"' + sealed.toString('base64') +
-    '"}'
-  return Buffer.from(json, 'latin1')
+  return Buffer.from(jsonCiphertextText(aead, id, iv.toString('base64'), nonce.toString('base64'), sealed.toString('base64')), 'latin1')
+}
+
+/**
+ * The text of formatJsonCiphertext from the base64 of its parts. Every value is ASCII without
+ * characters JSON must escape, so the string is built directly.
+ */
+export function jsonCiphertextText(aead: Aead, id: string, ivBase64: string, nonceBase64: string, sealedBase64: string): string {
+  return '{"aead":"' + aead + '","id":"' + id + '","iv":"' + ivBase64 + '","nonce":"' + nonceBase64 + '","bytes":"' + sealedBase64 + '"}'
 }

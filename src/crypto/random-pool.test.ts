@@ -60,3 +60,21 @@ test('invalid sizes are rejected', () => {
   assert.throws(() => randomPool.take(-1), RangeError)
   assert.throws(() => randomPool.take(1.5), RangeError)
 })
+
+test('takeInto writes fresh bytes where asked, touches nothing else, and refuses what does not fit', () => {
+  const pool = new RandomPool(64, (b) => b.fill(0xab))
+  const target = Buffer.alloc(40)
+  pool.takeInto(target, 10, 28)
+  assert.deepEqual([...target.subarray(0, 10)], new Array(10).fill(0))
+  assert.deepEqual([...target.subarray(10, 38)], new Array(28).fill(0xab))
+  assert.deepEqual([...target.subarray(38)], [0, 0])
+  assert.throws(() => pool.takeInto(target, 30, 11), RangeError)
+  assert.throws(() => pool.takeInto(target, -1, 1), RangeError)
+  // Larger than the pool: filled directly, still only the asked range.
+  const big = Buffer.alloc(200)
+  pool.takeInto(big, 50, 100)
+  assert.equal(big[49], 0)
+  assert.equal(big[50], 0xab)
+  assert.equal(big[149], 0xab)
+  assert.equal(big[150], 0)
+})

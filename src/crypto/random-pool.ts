@@ -40,9 +40,26 @@ export class RandomPool {
   take(n: number): Buffer {
     if (!Number.isSafeInteger(n) || n < 0) throw new RangeError('random byte count must be a non-negative integer')
     const out = Buffer.alloc(n)
+    this.#copyOut(out, 0, n)
+    return out
+  }
+
+  /**
+   * Writes `n` fresh random bytes into `target` at `offset`, for values that go straight into a
+   * buffer of the caller's (an iv and a nonce), saving a buffer per call. Throws a RangeError if
+   * they don't fit.
+   */
+  takeInto(target: Buffer, offset: number, n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0 || !Number.isSafeInteger(offset) || offset < 0 || offset + n > target.length) {
+      throw new RangeError('random bytes do not fit the target')
+    }
+    this.#copyOut(target, offset, n)
+  }
+
+  #copyOut(target: Buffer, offset: number, n: number): void {
     if (n > this.#pool.length) {
-      this.#fill(out)
-      return out
+      this.#fill(target.subarray(offset, offset + n))
+      return
     }
     if (this.#pool.length - this.#offset < n) {
       // The unused tail is overwritten, never handed out: no byte can be returned twice.
@@ -50,10 +67,9 @@ export class RandomPool {
       this.#offset = 0
     }
     const end = this.#offset + n
-    this.#pool.copy(out, 0, this.#offset, end)
+    this.#pool.copy(target, offset, this.#offset, end)
     this.#pool.fill(0, this.#offset, end)
     this.#offset = end
-    return out
   }
 }
 

@@ -210,3 +210,35 @@ test('random and mangled input only ever throws the two decryption errors', () =
   }
   assert.ok(opened >= 2)
 })
+
+for (const cipher of ciphers) {
+  for (const size of [0, 32, 1024, 1025, 65536]) {
+    test(`${cipher}: encryptToBase64 of a ${size}-byte plaintext is the base64 of a JSON ciphertext that opens`, () => {
+      const key = SecretKey.generate(cipher)
+      const plaintext = randomBytes(size)
+      const context = Buffer.from('bucket/object')
+      const text = key.encryptToBase64(plaintext, context)
+      const ciphertext = Buffer.from(text, 'base64')
+      assert.equal(ciphertext.toString('base64'), text, 'strict, padded base64')
+      const fields = JSON.parse(ciphertext.toString('utf8')) as Record<string, string>
+      assert.deepEqual(Object.keys(fields), ['aead', 'id', 'iv', 'nonce', 'bytes'])
+      assert.equal(fields['aead'], AEAD_NAME[cipher])
+      assert.equal(fields['id'], key.id)
+      assert.equal(Buffer.from(fields['iv'] as string, 'base64').length, 16)
+      assert.equal(Buffer.from(fields['nonce'] as string, 'base64').length, 12)
+      assert.equal(Buffer.from(fields['bytes'] as string, 'base64').length, size + 16)
+      assert.ok(key.decrypt(ciphertext, context).equals(plaintext))
+      assert.throws(() => key.decrypt(ciphertext), NotAuthenticError, 'the context is bound')
+    })
+  }
+  test(`${cipher}: encryptToBase64 uses a fresh iv and nonce every time (the scratch buffer is not reused stale)`, () => {
+    const key = SecretKey.generate(cipher)
+    const seen = new Set<string>()
+    for (let i = 0; i < 100; i++) {
+      const fields = JSON.parse(Buffer.from(key.encryptToBase64(Buffer.alloc(32)), 'base64').toString('utf8')) as Record<string, string>
+      const ivNonce = `${fields['iv']}/${fields['nonce']}`
+      assert.equal(seen.has(ivNonce), false)
+      seen.add(ivNonce)
+    }
+  })
+}

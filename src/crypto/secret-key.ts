@@ -2,8 +2,8 @@ import { Buffer } from 'node:buffer'
 import { createHash, createHmac, hkdfSync } from 'node:crypto'
 import { inspect } from 'node:util'
 import type { Aead } from './aead.js'
-import { AeadKey, IV_BYTES, NONCE_BYTES, open, seal } from './aead.js'
-import { formatJsonCiphertext, parseCiphertext } from './ciphertext.js'
+import { AeadKey, IV_BYTES, NONCE_BYTES, open, seal, sealInto } from './aead.js'
+import { formatJsonCiphertext, jsonCiphertextText, parseCiphertext } from './ciphertext.js'
 import { NotAuthenticError } from './errors.js'
 import { randomPool } from './random-pool.js'
 
@@ -59,6 +59,13 @@ function copyKey(bytes: Uint8Array, what: string): Buffer {
 export function keyIdOf(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest().toString('hex', 0, 16)
 }
+
+// Where encryptToBase64 assembles a ciphertext: iv, nonce and sealed bytes, then the JSON text.
+// All of it is public (what the client gets) and used synchronously, so one buffer serves every call.
+const SCRATCH_BYTES = 4096
+// Plaintexts up to this size fit the scratch buffer as JSON ciphertext (larger ones take encrypt's way).
+const MAX_SCRATCH_PLAINTEXT = 1024
+const scratch = Buffer.alloc(SCRATCH_BYTES)
 
 /**
  * A 256-bit master key. The key bytes live in a private field and never appear in errors,
@@ -129,6 +136,28 @@ export class SecretKey {
     const aead = SEALING_AEAD[this.cipher]
     const sealed = seal(aead, this.#aeadKey, iv, nonce, plaintext, context)
     return formatJsonCiphertext(aead, this.id, iv, nonce, sealed)
+  }
+
+  /**
+   * The base64 text of `encrypt(plaintext, context)` (what generate and encrypt answer), without
+   * the intermediate buffers: the ciphertext is assembled in a reused scratch buffer.
+   */
+  encryptToBase64(plaintext: Uint8Array, context?: Uint8Array): string {
+    if (plaintext.length > MAX_SCRATCH_PLAINTEXT) return this.encrypt(plaintext, context).toString('base64')
+    const sealedStart = IV_BYTES + NONCE_BYTES
+    randomPool.takeInto(scratch, 0, sealedStart)
+    const aead = SEALING_AEAD[this.cipher]
+    const sealedEnd =
+      sealedStart + sealInto(aead, this.#aeadKey, scratch.subarray(0, IV_BYTES), scratch.subarray(IV_BYTES, sealedStart), plaintext, context, scratch, sealedStart)
+    const json = jsonCiphertextText(
+      aead,
+      this.id,
+      scratch.toString('base64', 0, IV_BYTES),
+      scratch.toString('base64', IV_BYTES, sealedStart),
+      scratch.toString('base64', sealedStart, sealedEnd),
+    )
+    const length = scratch.write(json, 0, 'latin1')
+    return scratch.toString('base64', 0, length)
   }
 
   /**

@@ -145,14 +145,38 @@ export class KeyRing {
    * ErrKeyNotFound, 502 or 503.
    */
   async decrypt(name: string, ciphertext: Uint8Array, context: Uint8Array | undefined): Promise<Buffer> {
-    let cached = this.#cache.peek(name)
-    if (cached !== undefined) this.#hits++
-    else cached = await this.#miss(name)
+    return this.decryptNow(name, ciphertext, context)
+  }
+
+  /**
+   * `decrypt` without a turn of the event loop when it can: the plaintext at once (or a throw)
+   * when the key is cached and the answer does not need the store, else a promise as `decrypt`
+   * gives. The decrypt API calls it on every request.
+   */
+  decryptNow(name: string, ciphertext: Uint8Array, context: Uint8Array | undefined): Buffer | Promise<Buffer> {
+    const cached = this.#cache.peek(name)
+    if (cached === undefined) return this.#decryptAfterMiss(name, ciphertext, context)
+    this.#hits++
     try {
       return cached.key.decrypt(ciphertext, context)
     } catch (err) {
       if (!(err instanceof NotAuthenticError) || performance.now() - cached.loadedAt < RELOAD_AFTER_MS) throw err
     }
+    return this.#decryptReloaded(name, cached, ciphertext, context)
+  }
+
+  async #decryptAfterMiss(name: string, ciphertext: Uint8Array, context: Uint8Array | undefined): Promise<Buffer> {
+    const cached = await this.#miss(name)
+    try {
+      return cached.key.decrypt(ciphertext, context)
+    } catch (err) {
+      if (!(err instanceof NotAuthenticError) || performance.now() - cached.loadedAt < RELOAD_AFTER_MS) throw err
+    }
+    return this.#decryptReloaded(name, cached, ciphertext, context)
+  }
+
+  // No cached version opens the ciphertext: read the key again once, in case it was rotated.
+  async #decryptReloaded(name: string, cached: CachedKey, ciphertext: Uint8Array, context: Uint8Array | undefined): Promise<Buffer> {
     this.#cache.delete(name)
     const fresh = await this.#miss(name)
     if (fresh.key.versions.length === cached.key.versions.length) throw new NotAuthenticError()
