@@ -222,11 +222,16 @@ async function measure(server: RunningServer, s: Scenario, round: number, opts: 
       messages.push(m)
       wake?.()
     })
-    child.once('exit', () => wake?.())
+    // 'close', not 'exit': a process's last messages can still be delivered after its 'exit'.
+    let closed = false
+    child.once('close', () => {
+      closed = true
+      wake?.()
+    })
     const next = async (): Promise<WorkerMessage> => {
       const deadline = Date.now() + 60_000
       while (messages.length === 0) {
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`load process ended without answering (${s.name})`)
+        if (closed || Date.now() > deadline) throw new Error(`load process ended without answering (${s.name})`)
         await new Promise<void>((r) => {
           wake = r
           setTimeout(r, 1000)
