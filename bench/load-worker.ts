@@ -372,6 +372,12 @@ function send(message: unknown): void {
   process.send?.(message)
 }
 
+/** Sends `message` to the bench, then closes the channel: only once the message is written, or a large result is cut off. */
+function sendLast(message: unknown): void {
+  if (process.send === undefined) return
+  process.send(message, undefined, {}, () => process.disconnect?.())
+}
+
 process.on('message', (message: Job | string) => {
   if (typeof message === 'string') {
     commands.push(message)
@@ -381,13 +387,7 @@ process.on('message', (message: Job | string) => {
     return
   }
   run(message).then(
-    (result) => {
-      send(result)
-      process.disconnect?.()
-    },
-    (err: unknown) => {
-      send({ kind: 'failed', message: err instanceof Error ? err.message : String(err) })
-      process.disconnect?.()
-    },
+    (result) => sendLast(result),
+    (err: unknown) => sendLast({ kind: 'failed', message: err instanceof Error ? err.message : String(err) }),
   )
 })

@@ -231,7 +231,7 @@ async function measure(server: RunningServer, s: Scenario, round: number, opts: 
     const next = async (): Promise<WorkerMessage> => {
       const deadline = Date.now() + 60_000
       while (messages.length === 0) {
-        if (closed || Date.now() > deadline) throw new Error(`load process ended without answering (${s.name})`)
+        if (closed || Date.now() > deadline) throw new Error(`load process ended without answering (${s.name}; exit ${child.exitCode ?? child.signalCode ?? "none"}, ${closed ? "closed" : "timed out"})`)
         await new Promise<void>((r) => {
           wake = r
           setTimeout(r, 1000)
