@@ -5,9 +5,12 @@
 // acknowledged delete is gone, every file in the store parses whole (nothing
 // torn, nothing half-present), and after the restart no temp file is left.
 // STRESS_SEED=<n> replays a run; STRESS_ROUNDS=<n> changes the number of rounds.
+// The server runs with its default worker processes; a kill is of all its processes at once
+// (a power cut, or the OOM killer taking the service's whole cgroup).
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readFile, readdir } from 'node:fs/promises'
+import { setTimeout as delay } from 'node:timers/promises'
 import path from 'node:path'
 import { after, test } from 'node:test'
 import { parseKeyFile } from '../../src/crypto/key-version.js'
@@ -59,6 +62,50 @@ after(async () => {
   if (server !== undefined) await withTimeout(server.stop('SIGKILL'), EXIT_TIMEOUT_MS, 'final kill').catch(() => {})
   await env?.dispose()
 })
+
+/** The pids of `pid` and every process below it (its workers), from /proc. */
+async function processTree(pid: number): Promise<number[]> {
+  const parents = new Map<number, number>()
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8')
+      // The fields after the command (which may hold spaces): state, then the parent's pid.
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]))
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const tree = [pid]
+  for (let i = 0; i < tree.length; i++) for (const [child, parent] of parents) if (parent === tree[i]) tree.push(child)
+  return tree
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** SIGKILLs the server and its workers together, and waits until every one of them is gone. */
+async function killServer(running: Running): Promise<void> {
+  const pids = await processTree(running.child.pid ?? -1)
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // Already gone.
+    }
+  }
+  await withTimeout(running.exited(), EXIT_TIMEOUT_MS, 'killed server exit')
+  for (let waited = 0; pids.some(alive); waited += 20) {
+    if (waited > EXIT_TIMEOUT_MS) assert.fail(`killed server processes still running: ${pids.filter(alive).join(', ')}`)
+    await delay(20)
+  }
+}
 
 async function startChild(config: string): Promise<Running> {
   const child = startCli(['server', '--config', config])
@@ -164,9 +211,8 @@ test(`acknowledged writes survive SIGKILL at random moments (${ROUNDS} rounds)`,
     const workers = Array.from({ length: WORKERS }, (_, i) => worker(i, round, rand, model, () => stopped))
     const killAfterMs = 30 + Math.floor(rand() * 400)
     await new Promise((r) => setTimeout(r, killAfterMs))
-    server.child.kill('SIGKILL')
+    await killServer(server)
     stopped = true
-    await withTimeout(server.exited(), EXIT_TIMEOUT_MS, 'killed server exit')
     env.resetConnections()
     await withTimeout(Promise.all(workers), EXIT_TIMEOUT_MS, 'workers')
     const before = await readdir(dir)
