@@ -11,11 +11,12 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-// Just under what the suite measures (at the last change of the floors, with the
-// PostgreSQL store and the seal merged: lines 98.00 %, branches 91.69 %, functions
-// 96.60 %; the issue that set them asked for at least ~97 % lines and ~91 %
-// branches). Raise them as coverage grows; never lower them to make a change pass.
-const FLOOR = { lines: 97.8, branches: 91.5, functions: 96.0 }
+// Just under what the suite measures (at the last change of the floors, with worker
+// processes merged and the error-path tests of the audit file, PostgreSQL listener and seal:
+// lines 98.44 %, branches 93.34-93.40 %, functions 96.79-96.85 % in two CI runs; the issue
+// that set the first floors asked for at least ~97 % lines and ~91 % branches). Raise them
+// as coverage grows; never lower them to make a change pass.
+const FLOOR = { lines: 98.2, branches: 93.0, functions: 96.5 }
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const outDir = path.join(repo, 'coverage')
