@@ -97,6 +97,16 @@ export async function processTree(root: number): Promise<number[]> {
   return tree
 }
 
+/** Whether a process of this pid runs (signal 0 checks without sending anything). */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /**
  * CPU time so far (user + system, every thread) of each of these processes, in µs.
  * Throws when one of them is gone: a process that ended mid-measurement (a crashed

@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url'
 import { formatKeyFile } from '../src/crypto/key-version.js'
 import { SecretKey } from '../src/crypto/secret-key.js'
 import { createCertificate } from '../src/x509/certificate.js'
-import { cpuMicros, memoryMb, processTree, startProcess, StartError, stopProcess } from './processes.js'
+import { cpuMicros, isRunning, memoryMb, processTree, startProcess, StartError, stopProcess } from './processes.js'
 import type { ServerProcess } from './processes.js'
 import type { Job, WorkerMessage, WorkerResult } from './protocol.js'
 import {
@@ -187,15 +187,6 @@ async function stopServer(server: RunningServer): Promise<void> {
       console.error(`bench: ${server.spec.label}: process ${pid} outlived its primary; killing it`)
       process.kill(pid, 'SIGKILL')
     }
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
   }
 }
 

@@ -6,6 +6,7 @@ import https from 'node:https'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import tls from 'node:tls'
+import { isRunning } from '../../bench/processes.js'
 import { createCertificate } from '../../src/x509/certificate.js'
 import { TestEnv, makeClient } from '../integration/harness.js'
 import type { Client } from '../integration/harness.js'
@@ -98,15 +99,6 @@ function visit(env: TestEnv, session: Buffer | undefined): Promise<{ reused: boo
 /** The worker pids the primary logged as serving, in order. */
 function workerPids(server: Running): number[] {
   return [...server.stderr().matchAll(/cluster: worker \d+ \(pid (\d+)\) serving/g)].map((m) => Number(m[1]))
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 describe('openkes server --workers 2', () => {
@@ -213,7 +205,7 @@ describe('openkes server --workers 2', () => {
     const pids = workerPids(server)
     assert.equal(pids.length, 3)
     assert.equal(await server.stop('SIGTERM'), 0)
-    for (const pid of pids) assert.equal(alive(pid), false, `worker pid ${pid} still running`)
+    for (const pid of pids) assert.equal(isRunning(pid), false, `worker pid ${pid} still running`)
 
     const events = (await readFile(path.join(env.dir, 'audit.log'), 'utf8'))
       .trimEnd()

@@ -10,9 +10,10 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readFile, readdir } from 'node:fs/promises'
-import { setTimeout as delay } from 'node:timers/promises'
 import path from 'node:path'
 import { after, test } from 'node:test'
+import { setTimeout as delay } from 'node:timers/promises'
+import { isRunning, processTree } from '../../bench/processes.js'
 import { parseKeyFile } from '../../src/crypto/key-version.js'
 import { startCli } from '../cli/run.js'
 import type { Running } from '../cli/run.js'
@@ -63,33 +64,6 @@ after(async () => {
   await env?.dispose()
 })
 
-/** The pids of `pid` and every process below it (its workers), from /proc. */
-async function processTree(pid: number): Promise<number[]> {
-  const parents = new Map<number, number>()
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8')
-      // The fields after the command (which may hold spaces): state, then the parent's pid.
-      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]))
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  const tree = [pid]
-  for (let i = 0; i < tree.length; i++) for (const [child, parent] of parents) if (parent === tree[i]) tree.push(child)
-  return tree
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /** SIGKILLs the server and its workers together, and waits until every one of them is gone. */
 async function killServer(running: Running): Promise<void> {
   const pids = await processTree(running.child.pid ?? -1)
@@ -101,8 +75,8 @@ async function killServer(running: Running): Promise<void> {
     }
   }
   await withTimeout(running.exited(), EXIT_TIMEOUT_MS, 'killed server exit')
-  for (let waited = 0; pids.some(alive); waited += 20) {
-    if (waited > EXIT_TIMEOUT_MS) assert.fail(`killed server processes still running: ${pids.filter(alive).join(', ')}`)
+  for (let waited = 0; pids.some(isRunning); waited += 20) {
+    if (waited > EXIT_TIMEOUT_MS) assert.fail(`killed server processes still running: ${pids.filter(isRunning).join(', ')}`)
     await delay(20)
   }
 }
