@@ -97,16 +97,21 @@ export interface Config {
 export type SealConfig =
   | { readonly kind: 'key'; readonly key: string }
   | { readonly kind: 'key_file'; readonly file: string }
-  | {
-      readonly kind: 'pkcs11'
-      readonly library: string
-      /** Index in the list of slots that hold a token; undefined when token_label is used. */
-      readonly slot: number | undefined
-      readonly tokenLabel: string | undefined
-      readonly pin: string | undefined
-      readonly pinFile: string | undefined
-      readonly keyLabel: string
-    }
+  | ({ readonly kind: 'pkcs11' } & Pkcs11Settings)
+
+/** Where the token and key are (the validated `seal.pkcs11` section). */
+export interface Pkcs11Settings {
+  /** The PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so. */
+  readonly library: string
+  /** Index in the list of slots that hold a token (`slot`); undefined when `token_label` is used. */
+  readonly slot: number | undefined
+  readonly tokenLabel: string | undefined
+  /** The user PIN (`pin`, usually `${ENV_VAR}`) or a file holding it (`pin_file`). */
+  readonly pin: string | undefined
+  readonly pinFile: string | undefined
+  /** The CKA_LABEL of the AES key. */
+  readonly keyLabel: string
+}
 
 /**
  * The YAML document as plain data: every scalar is its text (numbers and booleans keep their

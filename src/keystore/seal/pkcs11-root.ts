@@ -9,22 +9,12 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import type { Pkcs11Settings } from '../../config/validate.js'
 import { SEAL_TAG_BYTES } from './root-key.js'
 import type { SealRoot } from './root-key.js'
 
-/** Where the token and key are (the validated `seal.pkcs11` section). */
-export interface Pkcs11Settings {
-  /** The PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so. */
-  readonly library: string
-  /** The slot: its index in the list of slots with a token (`slot`), or the token's label (`token_label`). */
-  readonly slot: number | undefined
-  readonly tokenLabel: string | undefined
-  /** The user PIN (`pin`, usually `${ENV_VAR}`) or a file holding it (`pin_file`). */
-  readonly pin: string | undefined
-  readonly pinFile: string | undefined
-  /** The CKA_LABEL of the AES key. */
-  readonly keyLabel: string
-}
+// The validated `seal.pkcs11` section is what opens a root.
+export type { Pkcs11Settings } from '../../config/validate.js'
 
 /**
  * The roots of this process open on each PKCS#11 module (by library path). Login state and
