@@ -4,14 +4,10 @@
 import { LADDER_PREFIX, SERVERS, WORKERS_PREFIX } from './scenarios.js'
 import type { Scenario, ServerId } from './scenarios.js'
 
-/** What one scenario measured on one server in one round. */
-export interface Measurement {
-  readonly server: ServerId
-  readonly scenario: string
-  readonly round: number
+/** The figures of a scenario on one server: one round's (Measurement) or the rounds' medians (Summary). */
+export interface Summary {
   readonly requests: number
   readonly errors: number
-  readonly errorKinds: Record<string, number>
   readonly resumed: number
   readonly rps: number
   readonly p50Us: number
@@ -22,22 +18,16 @@ export interface Measurement {
   readonly cpuUsPerRequest: number
   /** The part of it spent by a cluster's primary (NaN for a single process). */
   readonly primaryCpuUsPerRequest: number
-  /** How many processes the server was (1, or a primary and its workers). */
-  readonly processes: number
 }
 
-export interface Summary {
-  readonly rps: number
-  readonly p50Us: number
-  readonly p90Us: number
-  readonly p99Us: number
-  readonly maxUs: number
-  readonly cpuUsPerRequest: number
-  /** The part of it spent by a cluster's primary (NaN for a single process). */
-  readonly primaryCpuUsPerRequest: number
-  readonly requests: number
-  readonly errors: number
-  readonly resumed: number
+/** What one scenario measured on one server in one round. */
+export interface Measurement extends Summary {
+  readonly server: ServerId
+  readonly scenario: string
+  readonly round: number
+  readonly errorKinds: Record<string, number>
+  /** How many processes the server was (1, or a primary and its workers). */
+  readonly processes: number
 }
 
 export interface Ratio {
