@@ -5,11 +5,11 @@ import { readFile, writeFile } from 'node:fs/promises'
 import https from 'node:https'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import tls from 'node:tls'
 import { isRunning } from '../../bench/processes.js'
 import { createCertificate } from '../../src/x509/certificate.js'
 import { TestEnv, makeClient } from '../integration/harness.js'
 import type { Client } from '../integration/harness.js'
+import { visit } from '../integration/tls-visit.js'
 import { TraceReader } from '../integration/trace.js'
 import { runCli, startCli, within } from './run.js'
 import type { Running } from './run.js'
@@ -65,36 +65,6 @@ async function statuses(env: TestEnv, client: Client, target: (i: number) => str
 
 const all = (status: number, n = SPREAD): number[] => Array.from({ length: n }, () => status)
 
-/** A TLS 1.3 connection as root offering `session`: whether it was resumed, and the ticket it got. */
-function visit(env: TestEnv, session: Buffer | undefined): Promise<{ reused: boolean; ticket: Buffer | undefined }> {
-  return within(
-    new Promise((resolve, reject) => {
-      let ticket: Buffer | undefined
-      let reused = false
-      const socket = tls.connect({
-        host: '127.0.0.1',
-        port: env.port,
-        servername: 'localhost',
-        ca: env.serverCert.certPem,
-        cert: root.cert.certPem,
-        key: root.cert.keyPem,
-        ALPNProtocols: ['http/1.1'],
-        minVersion: 'TLSv1.3',
-        session,
-      })
-      socket.on('session', (s: Buffer) => (ticket = s))
-      socket.once('secureConnect', () => {
-        reused = socket.isSessionReused()
-        socket.write('GET /v1/identity/self/describe HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
-      })
-      socket.on('data', () => {})
-      socket.on('error', reject)
-      socket.on('close', () => resolve({ reused, ticket }))
-    }),
-    10_000,
-    'a TLS connection to end',
-  )
-}
 
 /** The worker pids the primary logged as serving, in order. */
 function workerPids(server: Running): number[] {
@@ -167,16 +137,16 @@ describe('openkes server --workers 2', () => {
 
   test('a TLS session ticket of one worker resumes on the other', async () => {
     // Fresh connections (so both workers get some), each offering the first one's ticket.
-    const { ticket } = await visit(env, undefined)
+    const { session: ticket } = await visit(env, root.cert, 'TLSv1.3')
     assert.ok(ticket !== undefined, 'a session ticket was issued')
     const reused: boolean[] = []
-    for (let i = 0; i < 6; i++) reused.push((await visit(env, ticket)).reused)
+    for (let i = 0; i < 6; i++) reused.push((await visit(env, root.cert, 'TLSv1.3', ticket)).reused)
     assert.deepEqual(reused, [true, true, true, true, true, true])
   })
 
   test('SIGHUP reloads the policies and the certificate of every worker; no session outlives the certificate', async () => {
     assert.deepEqual(await statuses(env, app, () => '/v1/key/list/*', 4), all(403, 4))
-    const { ticket } = await visit(env, undefined)
+    const { session: ticket } = await visit(env, root.cert, 'TLSv1.3')
     assert.ok(ticket !== undefined)
     const next = createCertificate('ecdsa-p256', { commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], extKeyUsage: ['serverAuth'] })
     await writeFile(path.join(env.dir, 'server.key'), next.keyPem)
@@ -188,7 +158,7 @@ describe('openkes server --workers 2', () => {
     env.serverCert = next
     assert.deepEqual(await statuses(env, app, () => '/v1/key/list/*'), all(200))
     const reused: boolean[] = []
-    for (let i = 0; i < 6; i++) reused.push((await visit(env, ticket)).reused)
+    for (let i = 0; i < 6; i++) reused.push((await visit(env, root.cert, 'TLSv1.3', ticket)).reused)
     assert.deepEqual(reused, [false, false, false, false, false, false])
   })
 
