@@ -11,6 +11,13 @@ export interface BodySource {
   off(event: 'end' | 'close', listener: () => void): unknown
   off(event: 'error', listener: (err: Error) => void): unknown
   resume(): unknown
+  /**
+   * The whole body, when it had arrived before the request was dispatched (the HTTP/1.1 fast
+   * path): then it is taken as it is, with the same checks and no listening.
+   */
+  readonly completeBody?: Buffer
+  /** Called when `completeBody` was taken, so the request counts as read to its end. */
+  bodyTaken?(): void
 }
 
 // Enough for 1 MiB over any link a key server should serve.
@@ -46,6 +53,13 @@ export function readBody(
   charge?: BodyCharge,
   watcher?: { bodyDone(): void },
 ): Promise<Buffer> {
+  const complete = req.completeBody
+  if (complete !== undefined) {
+    return takeCompleteBody(req, complete, maxBytes, (b) => {
+      if (charge !== undefined && !charge(b.length)) throw ErrBodyBudget
+      return b
+    }, watcher)
+  }
   const chunks: Buffer[] = []
   return consumeBody(
     req,
@@ -67,6 +81,8 @@ export function readBody(
  * same size and time limits as readBody hold.
  */
 export function discardBody(req: BodySource, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<void> {
+  const complete = req.completeBody
+  if (complete !== undefined) return takeCompleteBody(req, complete, maxBytes, () => undefined, undefined)
   return consumeBody(req, maxBytes, timeoutMs, () => {}, () => undefined, undefined)
 }
 
@@ -74,6 +90,26 @@ export function discardBody(req: BodySource, maxBytes: number, timeoutMs = BODY_
  * Feeds each chunk to `take` (which may throw a KesError to refuse it) and resolves to what
  * `result` makes of the total size, in the same promise (no extra turn per request).
  */
+/** readBody and discardBody of a body that is already complete: the same limits, checked at once. */
+function takeCompleteBody<T>(
+  req: BodySource,
+  body: Buffer,
+  maxBytes: number,
+  take: (body: Buffer) => T,
+  watcher: { bodyDone(): void } | undefined,
+): Promise<T> {
+  try {
+    if (body.length > maxBytes) throw ErrBodyTooLarge
+    const taken = take(body)
+    req.bodyTaken?.()
+    return Promise.resolve(taken)
+  } catch (err) {
+    return Promise.reject(err)
+  } finally {
+    watcher?.bodyDone()
+  }
+}
+
 function consumeBody<T>(
   req: BodySource,
   maxBytes: number,

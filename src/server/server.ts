@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createSecureServer } from 'node:http2'
-import type { Http2SecureServer, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
+import type { Http2SecureServer, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import { createSecureContext } from 'node:tls'
 import type { SecureContext, TLSSocket } from 'node:tls'
@@ -26,6 +26,9 @@ import { VERSION } from '../version.js'
 import { checkTlsPair, unreadable } from '../x509/tls-pair.js'
 import { AccessControl, GRANT_TTL_MS } from './access.js'
 import { BodyBudget } from './body-budget.js'
+import { serveHttp1 } from './http1-fast-path.js'
+import { routeStream } from './http2-fast-path.js'
+import type { CompatStreamListener, StreamRequest, StreamResponse } from './http2-fast-path.js'
 import { ConnectionGate } from './connection-gate.js'
 import { findUnsafeFiles } from './file-safety.js'
 import { DeletedKeys } from './deleted-keys.js'
@@ -71,6 +74,11 @@ export interface StartOptions {
    * to other users (`openkes server --strict`); without it they are warned about.
    */
   strictFiles?: boolean
+  /**
+   * Serve generate/encrypt/decrypt and the health checks on the fast paths (./fast-routes.ts;
+   * default true). False leaves every request to Node's HTTP/1.1 server and HTTP/2 compatibility layer.
+   */
+  fastPaths?: boolean
   /** This server is one worker of `openkes server --workers N` (src/server/cluster): how it joins the others. */
   cluster?: ClusterLink
 }
@@ -254,12 +262,21 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ticketKeys: opts.cluster?.ticketKeys() ?? randomBytes(TICKET_KEYS_BYTES),
     sessionTimeout: SESSION_TICKET_LIFETIME_S,
   })
-  // An HTTP/1.1 request's headers must arrive within the idle timeout, however slowly they trickle in.
+  // An HTTP/1.1 request's headers must arrive within the idle timeout, however slowly they trickle in,
+  // and an idle keep-alive connection is closed after the same idle timeout (Node's default is 5 s).
   // (Node's HTTP/1.1 fallback of an HTTP/2 server reads these, untyped, fields when it starts listening.)
   Object.assign(server, {
     headersTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
     connectionsCheckingInterval: Math.min(HEADERS_CHECK_INTERVAL_MS, limits.idleTimeoutMs),
   })
+  // Node's own listener starts HTTP/2 or its HTTP/1.1 server on every connection. HTTP/1.1
+  // connections start on the fast path instead (./http1-fast-path.ts), which hands them to
+  // Node's listener at the first request it does not serve itself.
+  const nodeConnectionListener = server.listeners('secureConnection')[0] as (socket: TLSSocket) => void
+  const fastPath = opts.fastPaths ?? true
+  const keepAliveSeconds = Math.floor(limits.idleTimeoutMs / 1000)
+  server.removeListener('secureConnection', nodeConnectionListener)
   const sockets = new Set<Socket>()
   const tlsSockets = new Set<ServerSocket>()
   const sessions = new Set<ServerHttp2Session>()
@@ -293,6 +310,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   })
   server.on('secureConnection', (socket: ServerSocket) => {
     if (socket[IDENTITY] === undefined) return
+    if (socket.alpnProtocol === 'h2' || !fastPath) nodeConnectionListener.call(server, socket)
+    else serveHttp1(socket, { serve: (req, res) => router(req, res), handOver: (s) => nodeConnectionListener.call(server, s), keepAliveSeconds })
     tlsSockets.add(socket)
     socket.once('close', () => tlsSockets.delete(socket))
     if (closing && socket.alpnProtocol !== 'h2') socket.end()
@@ -381,6 +400,19 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     }
     router(req, res)
   })
+  // The compatibility layer's own 'stream' listener, installed with the 'request' listener above:
+  // fast-route streams are served on the core stream API instead (./http2-fast-path.ts).
+  const compatStream = server.listeners('stream')[0] as CompatStreamListener
+  if (fastPath) {
+    server.removeListener('stream', compatStream)
+    const serveStream = (req: StreamRequest, res: StreamResponse): void => {
+      if ((req.socket as ServerSocket | undefined)?.[IDENTITY] === undefined) req.stream.session?.destroy()
+      else router(req, res)
+    }
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) =>
+      routeStream(serveStream, compatStream, server, stream, headers, flags, rawHeaders),
+    )
+  }
 
   const address = parseListenAddress(config.address)
   await listen(server, address.host, address.port)

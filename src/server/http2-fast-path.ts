@@ -1,0 +1,139 @@
+// The HTTP/2 fast path: the calls of ./fast-routes.ts served on Node's core stream API
+// instead of through its compatibility layer (Http2ServerRequest/Http2ServerResponse),
+// whose request and response objects, header proxies and stream wrapping cost a good
+// part of what an HTTP/2 request costs. The router sees the same request and response
+// shape either way (RouterRequest, RouterResponse); every other stream goes to Node's
+// compatibility layer as before.
+import { constants as h2 } from 'node:http2'
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
+import type { TLSSocket } from 'node:tls'
+import type { RouterRequest, RouterResponse } from '../api/router.js'
+import { isFastTarget } from './fast-routes.js'
+
+/** Node's compatibility layer's handler of a new stream (a 'stream' listener of the server). */
+export type CompatStreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void
+
+type Listener = (...args: never[]) => void
+
+/** An HTTP/2 request as the router reads it: its body is the stream's data. */
+export class StreamRequest implements RouterRequest {
+  readonly method: string
+  readonly url: string
+  readonly headers: IncomingHttpHeaders
+  readonly httpVersionMajor = 2
+  readonly httpVersionMinor = 0
+  readonly stream: ServerHttp2Stream
+  readonly socket: TLSSocket | undefined
+
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, url: string) {
+    this.stream = stream
+    this.headers = headers
+    this.method = method
+    this.url = url
+    this.socket = stream.session?.socket as TLSSocket | undefined
+  }
+
+  /** True once the client's side of the stream has ended (its body was read, or there was none). */
+  get readableEnded(): boolean {
+    return this.stream.readableEnded
+  }
+
+  // As with the compatibility layer's request, a stream error (the client reset the stream)
+  // reaches a body reader as the stream's 'close' before its 'end': the request was aborted.
+  on(event: string, listener: Listener): this {
+    if (event !== 'error') this.stream.on(event, listener as (...args: unknown[]) => void)
+    return this
+  }
+
+  off(event: string, listener: Listener): this {
+    if (event !== 'error') this.stream.off(event, listener as (...args: unknown[]) => void)
+    return this
+  }
+
+  resume(): this {
+    this.stream.resume()
+    return this
+  }
+}
+
+/** An HTTP/2 response written with the stream's own respond() and end(). */
+export class StreamResponse implements RouterResponse {
+  readonly stream: ServerHttp2Stream
+  writableEnded = false
+
+  constructor(stream: ServerHttp2Stream) {
+    this.stream = stream
+  }
+
+  get headersSent(): boolean {
+    return this.stream.headersSent
+  }
+
+  get writableLength(): number {
+    return this.stream.writableLength
+  }
+
+  writeHead(status: number, headers: Record<string, string | number>): this {
+    const stream = this.stream
+    // A stream the client reset is gone: there is no one to answer (the compatibility layer does the same).
+    if (stream.destroyed || stream.closed) return this
+    stream.respond({ ...headers, [h2.HTTP2_HEADER_STATUS]: status })
+    return this
+  }
+
+  write(chunk: string | Buffer): boolean {
+    if (this.stream.destroyed || this.stream.closed) return false
+    return this.stream.write(chunk)
+  }
+
+  end(body?: string | Buffer): this {
+    if (this.writableEnded) return this
+    this.writableEnded = true
+    const stream = this.stream
+    if (stream.destroyed || stream.closed) return this
+    if (!stream.headersSent) stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200 })
+    if (body === undefined || body.length === 0) stream.end()
+    else stream.end(body)
+    return this
+  }
+
+  addTrailers(): void {
+    // Fast-path answers carry no trailers (no listing is served here).
+  }
+
+  destroy(): this {
+    this.stream.destroy()
+    return this
+  }
+
+  once(event: 'finish' | 'close' | 'drain', listener: () => void): this {
+    this.stream.once(event, listener)
+    return this
+  }
+}
+
+// Errors of a stream (a reset by the client, a session torn down) end it; the request sees 'close'.
+function ignoreStreamError(): void {}
+
+/**
+ * Serves a new stream: a fast-route request goes to `serve` with StreamRequest/StreamResponse,
+ * every other one to Node's compatibility layer (`compat`).
+ */
+export function routeStream(
+  serve: (req: StreamRequest, res: StreamResponse) => void,
+  compat: CompatStreamListener,
+  thisArg: unknown,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  flags: number,
+  rawHeaders: string[],
+): void {
+  const method = headers[h2.HTTP2_HEADER_METHOD]
+  const path = headers[h2.HTTP2_HEADER_PATH]
+  if (typeof method !== 'string' || typeof path !== 'string' || headers['expect'] !== undefined || !isFastTarget(method, path)) {
+    compat.call(thisArg, stream, headers, flags, rawHeaders)
+    return
+  }
+  stream.on('error', ignoreStreamError)
+  serve(new StreamRequest(stream, headers, method, path), new StreamResponse(stream))
+}
