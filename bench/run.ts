@@ -24,7 +24,7 @@
 // works and that no request fails; CI runs it), --seconds N, --warmup N, --rounds N,
 // --keys N (store size of the store-size scenario), --out FILE (JSON report),
 // --only a,b (set names, or parts of scenario names), --load-procs N,
-// --cpu-prof DIR (profile the one-process OpenKES server).
+// --cpu-prof DIR (every one-process server writes a CPU profile into DIR/<server id>).
 import { fork } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -110,7 +110,8 @@ interface RunningServer {
 /** What the servers of a run are started with. */
 interface StartContext {
   readonly dir: string
-  readonly nodeArgs: readonly string[]
+  /** --cpu-prof: each one-process server writes its profile into <cpuProfDir>/<server id>. */
+  readonly cpuProfDir: string | undefined
   /** Cleared when this OpenKES turns out not to know --workers (then it runs without it). */
   workersFlag: boolean
 }
@@ -131,6 +132,12 @@ async function listProcesses(spec: ServerSpec, pid: number): Promise<number[]> {
   }
 }
 
+/** Node's flags that make a one-process server write a CPU profile when it stops (--cpu-prof). */
+function profileArgs(spec: ServerSpec, ctx: StartContext): string[] {
+  if (ctx.cpuProfDir === undefined || spec.workers > 1) return []
+  return ['--cpu-prof', '--cpu-prof-dir', path.join(ctx.cpuProfDir, spec.id)]
+}
+
 /**
  * Starts a server, or returns undefined when it is an OpenKES with workers and this
  * OpenKES has no --workers (so the bench still runs against a server from before it).
@@ -138,11 +145,10 @@ async function listProcesses(spec: ServerSpec, pid: number): Promise<number[]> {
 async function startServer(spec: ServerSpec, ctx: StartContext): Promise<RunningServer | undefined> {
   let proc: ServerProcess
   if (spec.kind === 'baseline') {
-    proc = await startProcess(spec.id, [BASELINE_MAIN, path.join(ctx.dir, 'server.key'), path.join(ctx.dir, 'server.cert'), spec.level ?? 'crypto'], /listening (\d+)/)
+    proc = await startProcess(spec.id, [...profileArgs(spec, ctx), BASELINE_MAIN, path.join(ctx.dir, 'server.key'), path.join(ctx.dir, 'server.cert'), spec.level ?? 'crypto'], /listening (\d+)/)
   } else {
     if (spec.workers > 1 && !ctx.workersFlag) return undefined
-    const nodeArgs = spec.id === 'openkes' ? ctx.nodeArgs : []
-    const args = [...nodeArgs, OPENKES_MAIN, 'server', '--config', path.join(ctx.dir, 'config.yml')]
+    const args = [...profileArgs(spec, ctx), OPENKES_MAIN, 'server', '--config', path.join(ctx.dir, 'config.yml')]
     // The connection distribution of a cluster is Node's: set it explicitly for the
     // worker variants, and keep the bench's own setting from leaking into the others.
     const env: NodeJS.ProcessEnv = { ...process.env }
@@ -358,7 +364,7 @@ async function main(): Promise<void> {
   await writeKeys(storeDir, smallStore)
   const tlsMaterial = { key: client.keyPem, cert: client.certPem, ca: serverCert.certPem }
 
-  const ctx: StartContext = { dir, nodeArgs: opts.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.cpuProf)], workersFlag: true }
+  const ctx: StartContext = { dir, cpuProfDir: opts.cpuProf === undefined ? undefined : path.resolve(opts.cpuProf), workersFlag: true }
   // Only the servers the selected scenarios need, in a fixed order.
   const needed = (Object.keys(SERVERS) as ServerId[]).filter((id) => list.some((s) => s.servers.includes(id)) || (id === 'openkes' && runStore))
   const servers = new Map<ServerId, RunningServer>()
