@@ -2,26 +2,44 @@
 // the calls a storage server makes for every object it writes or reads, and the health checks
 // it polls. Every other request goes through Node's HTTP servers as before.
 
-/** The targets served on the fast path: their method, and the prefix of their request target. */
-const FAST_ROUTES: ReadonlyArray<{ readonly prefix: string; readonly methods: readonly string[] }> = [
-  { prefix: '/v1/key/generate/', methods: ['POST', 'PUT'] },
-  { prefix: '/v1/key/encrypt/', methods: ['POST', 'PUT'] },
-  { prefix: '/v1/key/decrypt/', methods: ['POST', 'PUT'] },
-  { prefix: '/version', methods: ['GET'] },
-  { prefix: '/v1/status', methods: ['GET'] },
-  { prefix: '/v1/ready', methods: ['GET'] },
+/** A fast route: the methods it is served for, and the prefix of its request targets. */
+interface FastRoute {
+  readonly prefix: string
+  readonly methods: ReadonlySet<string>
+  /** True when a key name follows the prefix; else the target is the prefix, or it and a query. */
+  readonly takesName: boolean
+}
+
+const WRITE: ReadonlySet<string> = new Set(['POST', 'PUT'])
+const READ: ReadonlySet<string> = new Set(['GET'])
+const FAST_ROUTES: readonly FastRoute[] = [
+  { prefix: '/v1/key/generate/', methods: WRITE, takesName: true },
+  { prefix: '/v1/key/encrypt/', methods: WRITE, takesName: true },
+  { prefix: '/v1/key/decrypt/', methods: WRITE, takesName: true },
+  { prefix: '/version', methods: READ, takesName: false },
+  { prefix: '/v1/status', methods: READ, takesName: false },
+  { prefix: '/v1/ready', methods: READ, takesName: false },
 ]
 
-// The request target: origin-form, visible ASCII only.
-const TARGET = /^\/[\x21-\x7e]*$/
+const QUESTION_MARK = 0x3f
+
+/** Origin-form targets of visible ASCII only: anything else is left to Node's parser. */
+function isVisibleAscii(url: string): boolean {
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i)
+    if (c < 0x21 || c > 0x7e) return false
+  }
+  return true
+}
 
 /** Whether `method` on `url` is served on a fast path (the router still checks everything else). */
 export function isFastTarget(method: string, url: string): boolean {
   for (const r of FAST_ROUTES) {
     if (!url.startsWith(r.prefix)) continue
-    // '/version' must not take '/versions' too; a prefix that ends in '/' takes any name after it.
-    const whole = url.length === r.prefix.length || r.prefix.endsWith('/') || url[r.prefix.length] === '?'
-    return whole && r.methods.includes(method) && TARGET.test(url)
+    if (!r.methods.has(method)) return false
+    // '/version' must not take '/versions' too.
+    if (!r.takesName && url.length !== r.prefix.length && url.charCodeAt(r.prefix.length) !== QUESTION_MARK) return false
+    return isVisibleAscii(url)
   }
   return false
 }

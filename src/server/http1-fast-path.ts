@@ -39,10 +39,13 @@ export interface FastPathOptions {
 const MAX_HEAD_BYTES = 8 * 1024
 const MAX_BODY_BYTES = 64 * 1024
 const MAX_HEADERS = 64
-const HEAD_END = '\r\n\r\n'
-// A header field: a token name, a colon, the value between optional whitespace. The value
-// may hold visible ASCII, obs-text, spaces and tabs, and nothing else (no CR, LF or NUL).
-const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*$/
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1')
+// A header field's name is a token; its value (between optional spaces and tabs) may hold
+// visible ASCII, obs-text, spaces and tabs, and nothing else (no CR, LF, NUL or other controls).
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const INVALID_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/
+const SP = 0x20
+const HT = 0x09
 const DIGITS = /^[0-9]{1,9}$/
 const UNSAFE_HEADER_TEXT = /[\r\n\0]/
 // Headers whose presence means the request is not one the fast path understands whole.
@@ -190,12 +193,38 @@ export class FastResponse implements RouterResponse {
   }
 }
 
+// Clients send the same few header lines on every request (Host, User-Agent, Content-Type,
+// the Content-Length of a fixed-size body): a valid line's name and value are remembered, so a
+// repeat costs one Map lookup instead of its checks, trimming and lowercasing.
+const MAX_REMEMBERED_LINES = 512
+const MAX_REMEMBERED_LINE = 200
+const knownLines = new Map<string, readonly [string, string]>()
+
+/** A header line's lowercase name and trimmed value, or undefined when it is malformed. */
+function headerField(line: string): readonly [string, string] | undefined {
+  const known = knownLines.get(line)
+  if (known !== undefined) return known
+  const colon = line.indexOf(':')
+  if (colon <= 0) return undefined
+  const name = line.slice(0, colon)
+  if (!TOKEN.test(name)) return undefined
+  let start = colon + 1
+  let end = line.length
+  while (start < end && (line.charCodeAt(start) === SP || line.charCodeAt(start) === HT)) start++
+  while (end > start && (line.charCodeAt(end - 1) === SP || line.charCodeAt(end - 1) === HT)) end--
+  const value = line.slice(start, end)
+  if (INVALID_VALUE.test(value)) return undefined
+  const field = [name.toLowerCase(), value] as const
+  if (knownLines.size < MAX_REMEMBERED_LINES && line.length <= MAX_REMEMBERED_LINE) knownLines.set(line, field)
+  return field
+}
+
 /**
  * Parses `bytes` as exactly one complete HTTP/1.1 request for a FAST_ROUTES target, or returns
  * undefined when the request is anything else (then Node's parser gets it).
  */
 export function parseFastRequest(bytes: Buffer, socket: TLSSocket): FastRequest | undefined {
-  const headEnd = bytes.indexOf(HEAD_END, 0, 'latin1')
+  const headEnd = bytes.indexOf(HEAD_END)
   if (headEnd < 0 || headEnd > MAX_HEAD_BYTES) return undefined
   const head = bytes.toString('latin1', 0, headEnd)
   const lineEnd = head.indexOf('\r\n')
@@ -206,18 +235,19 @@ export function parseFastRequest(bytes: Buffer, socket: TLSSocket): FastRequest 
   const method = requestLine.slice(0, sp1)
   const url = requestLine.slice(sp1 + 1, sp2)
   if (!isFastTarget(method, url)) return undefined
-  const headers: Record<string, string> = Object.create(null) as Record<string, string>
+  // A plain object, as Node's request headers: a name it already has — a repeat, or one of
+  // Object.prototype's such as __proto__ — sends the request to Node's parser.
+  const headers: Record<string, string> = {}
   let count = 0
   let at = lineEnd
   while (at >= 0 && at < head.length) {
     const next = head.indexOf('\r\n', at + 2)
-    const line = head.slice(at + 2, next < 0 ? head.length : next)
+    const field = headerField(head.slice(at + 2, next < 0 ? head.length : next))
     at = next
-    const m = HEADER_LINE.exec(line)
-    if (m === null || ++count > MAX_HEADERS) return undefined
-    const name = (m[1] as string).toLowerCase()
-    if (name in headers || NODE_ONLY_HEADERS.has(name)) return undefined
-    headers[name] = m[2] as string
+    if (field === undefined || ++count > MAX_HEADERS) return undefined
+    const [name, value] = field
+    if (headers[name] !== undefined || NODE_ONLY_HEADERS.has(name)) return undefined
+    headers[name] = value
   }
   if (headers['host'] === undefined) return undefined
   const connection = headers['connection']
