@@ -277,14 +277,20 @@ function currentDate(): string {
   return dateHeader
 }
 
+// What a connection may send ahead while a request of it is served: one more request of the
+// largest size the fast path takes. Beyond it the socket is paused (as Node's server pauses a
+// pipelining client), so a client can't make the server hold more than that.
+const MAX_PENDING_BYTES = MAX_HEAD_BYTES + MAX_BODY_BYTES
+
 /** One HTTP/1.1 connection on the fast path, until it is handed to Node or closed. */
 export class FastConnection {
   readonly #socket: TLSSocket
   readonly #opts: FastPathOptions
   readonly #keepAlive: string
-  /** A request is being served: bytes that arrive meanwhile wait in #pending. */
+  /** A request is being served, or its answer waits for the client to read: arriving bytes wait in #pending. */
   #busy = false
   #pending: Buffer[] = []
+  #pendingBytes = 0
   #done = false
 
   constructor(socket: TLSSocket, opts: FastPathOptions) {
@@ -299,6 +305,8 @@ export class FastConnection {
     if (this.#done) return
     if (this.#busy) {
       this.#pending.push(chunk)
+      this.#pendingBytes += chunk.length
+      if (this.#pendingBytes > MAX_PENDING_BYTES) this.#socket.pause()
       return
     }
     this.#dispatch(chunk)
@@ -309,6 +317,12 @@ export class FastConnection {
     this.#socket.destroy()
   }
 
+  // The client read the answer the socket could not take at once: serve what it sent meanwhile.
+  readonly #onDrain = (): void => {
+    this.#busy = false
+    this.#next()
+  }
+
   #dispatch(bytes: Buffer): void {
     const req = parseFastRequest(bytes, this.#socket)
     if (req === undefined) {
@@ -317,6 +331,17 @@ export class FastConnection {
     }
     this.#busy = true
     this.#opts.serve(req, new FastResponse(this))
+  }
+
+  /** Serves the bytes that arrived while busy, and reads again. */
+  #next(): void {
+    if (this.#done) return
+    const pending = this.#pending
+    if (this.#socket.isPaused()) this.#socket.resume()
+    if (pending.length === 0) return
+    this.#pending = []
+    this.#pendingBytes = 0
+    this.#dispatch(pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending))
   }
 
   /** Writes a response in one write, then serves what arrived meanwhile. */
@@ -337,21 +362,23 @@ export class FastConnection {
     head += 'Date: ' + currentDate() + '\r\n'
     head += close ? 'Connection: close\r\n\r\n' : this.#keepAlive
     const socket = this.#socket
+    let flushed = true
     if (!socket.destroyed && socket.writable) {
-      if (typeof body === 'string') socket.write(head + body)
-      else socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body]))
+      flushed = typeof body === 'string' ? socket.write(head + body) : socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body]))
     }
-    this.#busy = false
     if (close) {
+      this.#busy = false
       this.#done = true
       socket.end()
       return
     }
-    const pending = this.#pending
-    if (pending.length > 0) {
-      this.#pending = []
-      this.#dispatch(pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending))
+    // A client that sends requests without reading the answers is not served further until it reads.
+    if (!flushed && !socket.destroyed) {
+      socket.once('drain', this.#onDrain)
+      return
     }
+    this.#busy = false
+    this.#next()
   }
 
   /** The response was abandoned (destroyed): so is the connection, as Node's server does. */

@@ -5,7 +5,7 @@
 // shape either way (RouterRequest, RouterResponse); every other stream goes to Node's
 // compatibility layer as before.
 import { constants as h2 } from 'node:http2'
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import type { TLSSocket } from 'node:tls'
 import type { RouterRequest, RouterResponse } from '../api/router.js'
 import { isFastTarget } from './fast-routes.js'
@@ -77,7 +77,9 @@ export class StreamResponse implements RouterResponse {
     const stream = this.stream
     // A stream the client reset is gone: there is no one to answer (the compatibility layer does the same).
     if (stream.destroyed || stream.closed) return this
-    stream.respond({ ...headers, [h2.HTTP2_HEADER_STATUS]: status })
+    // The router builds a fresh headers object for every response: it is completed in place.
+    headers[h2.HTTP2_HEADER_STATUS] = status
+    respond(stream, headers)
     return this
   }
 
@@ -91,7 +93,7 @@ export class StreamResponse implements RouterResponse {
     this.writableEnded = true
     const stream = this.stream
     if (stream.destroyed || stream.closed) return this
-    if (!stream.headersSent) stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200 })
+    if (!stream.headersSent) respond(stream, { [h2.HTTP2_HEADER_STATUS]: 200 })
     if (body === undefined || body.length === 0) stream.end()
     else stream.end(body)
     return this
@@ -110,6 +112,23 @@ export class StreamResponse implements RouterResponse {
     this.stream.once(event, listener)
     return this
   }
+}
+
+/**
+ * Sends the response headers. As the compatibility layer does, the stream ends with (empty)
+ * trailers once its body is written: ended right after its last write instead, the stream is
+ * closed and destroyed before that write's completion runs, and Node then builds an
+ * ERR_STREAM_DESTROYED error, stack trace and all, for every response.
+ */
+function respond(stream: ServerHttp2Stream, headers: OutgoingHttpHeaders): void {
+  stream.on('wantTrailers', sendNoTrailers)
+  stream.respond(headers, RESPOND_OPTIONS)
+}
+
+const RESPOND_OPTIONS = Object.freeze({ waitForTrailers: true })
+
+function sendNoTrailers(this: ServerHttp2Stream): void {
+  if (!this.destroyed && !this.closed) this.sendTrailers({})
 }
 
 // Errors of a stream (a reset by the client, a session torn down) end it; the request sees 'close'.
