@@ -41,9 +41,11 @@ const MAX_BODY_BYTES = 64 * 1024
 const MAX_HEADERS = 64
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1')
 // A header field's name is a token; its value (between optional spaces and tabs) may hold
-// visible ASCII, obs-text, spaces and tabs, and nothing else (no CR, LF, NUL or other controls).
+// visible ASCII, obs-text, spaces and tabs.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-const INVALID_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/
+// Checked once over the whole head: no control character but the CR LF that end its lines and
+// the tabs a value may hold (so no bare CR or LF, no NUL, anywhere).
+const INVALID_HEAD = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/
 const SP = 0x20
 const HT = 0x09
 const DIGITS = /^[0-9]{1,9}$/
@@ -193,30 +195,45 @@ export class FastResponse implements RouterResponse {
   }
 }
 
-// Clients send the same few header lines on every request (Host, User-Agent, Content-Type,
-// the Content-Length of a fixed-size body): a valid line's name and value are remembered, so a
-// repeat costs one Map lookup instead of its checks, trimming and lowercasing.
-const MAX_REMEMBERED_LINES = 512
-const MAX_REMEMBERED_LINE = 200
-const knownLines = new Map<string, readonly [string, string]>()
+/**
+ * The lowercase name of a header, or undefined when `raw` is not a token. The names clients
+ * send on every request are matched as they are usually written, without a regex or a copy.
+ */
+function headerName(raw: string): string | undefined {
+  switch (raw) {
+    case 'Host':
+    case 'host':
+      return 'host'
+    case 'Content-Length':
+    case 'content-length':
+      return 'content-length'
+    case 'Content-Type':
+    case 'content-type':
+      return 'content-type'
+    case 'User-Agent':
+    case 'user-agent':
+      return 'user-agent'
+    case 'Accept-Encoding':
+    case 'accept-encoding':
+      return 'accept-encoding'
+    case 'Accept':
+    case 'accept':
+      return 'accept'
+  }
+  return TOKEN.test(raw) ? raw.toLowerCase() : undefined
+}
 
 /** A header line's lowercase name and trimmed value, or undefined when it is malformed. */
 function headerField(line: string): readonly [string, string] | undefined {
-  const known = knownLines.get(line)
-  if (known !== undefined) return known
   const colon = line.indexOf(':')
   if (colon <= 0) return undefined
-  const name = line.slice(0, colon)
-  if (!TOKEN.test(name)) return undefined
+  const name = headerName(line.slice(0, colon))
+  if (name === undefined) return undefined
   let start = colon + 1
   let end = line.length
   while (start < end && (line.charCodeAt(start) === SP || line.charCodeAt(start) === HT)) start++
   while (end > start && (line.charCodeAt(end - 1) === SP || line.charCodeAt(end - 1) === HT)) end--
-  const value = line.slice(start, end)
-  if (INVALID_VALUE.test(value)) return undefined
-  const field = [name.toLowerCase(), value] as const
-  if (knownLines.size < MAX_REMEMBERED_LINES && line.length <= MAX_REMEMBERED_LINE) knownLines.set(line, field)
-  return field
+  return [name, line.slice(start, end)]
 }
 
 /**
@@ -227,6 +244,7 @@ export function parseFastRequest(bytes: Buffer, socket: TLSSocket): FastRequest 
   const headEnd = bytes.indexOf(HEAD_END)
   if (headEnd < 0 || headEnd > MAX_HEAD_BYTES) return undefined
   const head = bytes.toString('latin1', 0, headEnd)
+  if (INVALID_HEAD.test(head)) return undefined
   const lineEnd = head.indexOf('\r\n')
   const requestLine = lineEnd < 0 ? head : head.slice(0, lineEnd)
   const sp1 = requestLine.indexOf(' ')
