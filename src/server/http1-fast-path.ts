@@ -298,8 +298,12 @@ export class FastConnection {
       for (const name in headers) {
         const value = String(headers[name])
         const lower = name.toLowerCase()
-        if (lower === 'connection') close = value.toLowerCase() === 'close'
-        else if (lower === 'content-length') hasLength = true
+        // The Connection header is written once, below, with the keep-alive announcement or without.
+        if (lower === 'connection') {
+          close = value.toLowerCase() === 'close'
+          continue
+        }
+        if (lower === 'content-length') hasLength = true
         head += name + ': ' + value + '\r\n'
       }
     }
