@@ -39,6 +39,9 @@ export interface FastPathOptions {
 const MAX_HEAD_BYTES = 8 * 1024
 const MAX_BODY_BYTES = 64 * 1024
 const MAX_HEADERS = 64
+// Bytes queued while a request is served beyond this cannot be one fast request: the socket is
+// paused until the answer is out (then they go to Node), so a client can't fill memory meanwhile.
+const MAX_PENDING_BYTES = MAX_HEAD_BYTES + MAX_BODY_BYTES
 const HEAD_END = '\r\n\r\n'
 // A header field: a token name, a colon, the value between optional whitespace. The value
 // may hold visible ASCII, obs-text, spaces and tabs, and nothing else (no CR, LF or NUL).
@@ -255,6 +258,9 @@ export class FastConnection {
   /** A request is being served: bytes that arrive meanwhile wait in #pending. */
   #busy = false
   #pending: Buffer[] = []
+  #pendingBytes = 0
+  /** The socket was paused because too much queued while a request was served. */
+  #paused = false
   #done = false
 
   constructor(socket: TLSSocket, opts: FastPathOptions) {
@@ -269,6 +275,11 @@ export class FastConnection {
     if (this.#done) return
     if (this.#busy) {
       this.#pending.push(chunk)
+      this.#pendingBytes += chunk.length
+      if (this.#pendingBytes > MAX_PENDING_BYTES && !this.#paused) {
+        this.#paused = true
+        this.#socket.pause()
+      }
       return
     }
     this.#dispatch(chunk)
@@ -322,8 +333,14 @@ export class FastConnection {
       return
     }
     const pending = this.#pending
+    if (this.#paused) {
+      // Resumed data arrives on a later turn: the queued bytes are dispatched (handed over) first.
+      this.#paused = false
+      socket.resume()
+    }
     if (pending.length > 0) {
       this.#pending = []
+      this.#pendingBytes = 0
       this.#dispatch(pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending))
     }
   }
