@@ -452,6 +452,8 @@ describe('HTTP/2: fast-route streams on the core stream API', () => {
     { name: 'a body over the route limit', as: root, method: 'POST', target: '/v1/key/decrypt/app-key', body: Buffer.alloc(MiB + 1, 'x'), status: 413, fast: true, exact: true },
     { name: '/version', as: stranger, method: 'GET', target: '/version', status: 200, fast: true, exact: true },
     { name: '/v1/ready', as: root, method: 'GET', target: '/v1/ready', status: 200, fast: true, exact: true },
+    { name: '/version with a body', as: root, method: 'GET', target: '/version', body: 'abc', status: 200, fast: true, exact: true },
+    { name: 'generate with a query', as: root, method: 'POST', target: '/v1/key/generate/app-key?x=1', body: '{}', status: 200, fast: true, exact: false },
     { name: '/v1/status allowed by policy', as: app, method: 'GET', target: '/v1/status', status: 200, fast: true, exact: false },
     { name: '/v1/status denied', as: stranger, method: 'GET', target: '/v1/status', status: 403, fast: true, exact: true },
     { name: 'wrong method: 405 with Allow (compatibility layer)', as: root, method: 'GET', target: '/v1/key/generate/app-key', status: 405, fast: false, exact: true },
@@ -585,5 +587,48 @@ describe('idle HTTP/1.1 connections after a fast request (limits.idle_timeout)',
       const rest = await conn.closed(15_000)
       assert.equal(rest.length, 0)
     }
+  })
+})
+
+describe('a fast-path request refused by the body budget (limits.body_bytes_*)', () => {
+  let pair: Pair | undefined
+  before(async () => {
+    pair = await startPair('limits:\n  body_bytes_per_connection: 1MiB\n  body_bytes_total: 1MiB\n')
+  })
+  after(() => stopPair(pair))
+
+  test('is 503 with one Connection: close, as Node answers it, and its connection is closed', async (t) => {
+    const answers: RawResponse[] = []
+    for (const env of [pair?.fast as TestEnv, pair?.node as TestEnv]) {
+      // Another connection holds all but 8 KiB of the server's budget with a body it never finishes.
+      const session = h2Session(env, root)
+      t.after(() => session.destroy())
+      const holder = session.request({ ':method': 'POST', ':path': '/v1/key/encrypt/app-key' }, { endStream: false })
+      holder.on('error', () => {})
+      holder.write(Buffer.alloc(MiB - 8 * KiB, 'x'))
+      // Until the server has taken in the held bytes, a 12 KiB body fits (and is a 400: not JSON).
+      let refused: RawResponse | undefined
+      let conn: RawConnection | undefined
+      await waitFor('a 12 KiB body refused for the budget', async () => {
+        conn?.destroy()
+        conn = await RawConnection.open(env, root)
+        const before = fastAnswers1
+        await conn.write(post('/v1/key/encrypt/app-key', 'x'.repeat(12 * KiB)))
+        const res = await conn.next()
+        assert.equal(fastAnswers1 - before, env === pair?.fast ? 1 : 0, 'the fast server serves it on the fast path')
+        if (res.status !== 503) return false
+        refused = res
+        return true
+      })
+      const c = conn as RawConnection
+      t.after(() => c.destroy())
+      answers.push(refused as RawResponse)
+      assert.deepEqual(bodyOf(refused as RawResponse), { message: 'too many request body bytes in flight, try again later' })
+      assert.equal(header(refused as RawResponse, 'connection'), 'close')
+      assert.equal((await c.closed()).length, 0, 'nothing after the answer')
+      holder.close(http2.constants.NGHTTP2_CANCEL)
+    }
+    const [fastAnswer, nodeAnswer] = answers as [RawResponse, RawResponse]
+    assert.deepEqual(comparable(fastAnswer, true), comparable(nodeAnswer, true))
   })
 })
