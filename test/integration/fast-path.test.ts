@@ -11,6 +11,11 @@ import { after, before, describe, test } from 'node:test'
 import type { CompletedRequest } from '../../src/api/router.js'
 import { FastConnection } from '../../src/server/http1-fast-path.js'
 import { StreamResponse } from '../../src/server/http2-fast-path.js'
+import type { KeyStore } from '../../src/keystore/keystore.js'
+import { openFsStore } from '../../src/keystore/fs/fs-store.js'
+import type { RunningServer } from '../../src/server/server.js'
+import { forwardingTable, withTables } from '../support/table.js'
+import { within } from '../support/within.js'
 import { TestEnv, makeClient } from './harness.js'
 import type { Client, Response } from './harness.js'
 import { h2Session, sample, scrape, waitFor } from './edge.js'
@@ -630,5 +635,129 @@ describe('a fast-path request refused by the body budget (limits.body_bytes_*)',
     }
     const [fastAnswer, nodeAnswer] = answers as [RawResponse, RawResponse]
     assert.deepEqual(comparable(fastAnswer, true), comparable(nodeAnswer, true))
+  })
+})
+
+/**
+ * A key store whose read of key `gated` waits, once per hold(), until the test releases it:
+ * a fast request for that key stays in flight for as long as a test needs.
+ */
+class GatedStore {
+  #held: { arrived: () => void; release: Promise<void> } | undefined
+
+  /** The store, over a real fs store in `dir`. */
+  async open(dir: string): Promise<KeyStore> {
+    const inner = await openFsStore(dir)
+    const keys = forwardingTable(inner.keys, {
+      get: async (name) => {
+        const held = this.#held
+        if (held !== undefined && name === 'gated') {
+          this.#held = undefined
+          held.arrived()
+          await held.release
+        }
+        return inner.keys.get(name)
+      },
+    })
+    return withTables(inner, { keys })
+  }
+
+  /** The next read of `gated` waits: `arrived` resolves when it has started, `release` lets it go on. */
+  hold(): { arrived: Promise<void>; release: () => void } {
+    let arrived = (): void => {}
+    let release = (): void => {}
+    const arrivedP = new Promise<void>((r) => (arrived = r))
+    const releaseP = new Promise<void>((r) => (release = r))
+    this.#held = { arrived, release: releaseP }
+    return { arrived: within(arrivedP, 10_000, 'the request to reach the store'), release }
+  }
+}
+
+describe('HTTP/1.1: while a fast request is in flight', () => {
+  let env: TestEnv | undefined
+  const gate = new GatedStore()
+  before(async () => {
+    env = await TestEnv.create()
+    await env.start(config('./keys'), { store: await gate.open(path.join(env.dir, 'keys')) })
+  })
+  after(() => env?.dispose())
+
+  test('a request that arrives meanwhile is served after it, on the fast path too', async (t) => {
+    const e = env as TestEnv
+    const conn = await RawConnection.open(e, root)
+    t.after(() => conn.destroy())
+    const held = gate.hold()
+    const before = fastAnswers1
+    await conn.write(post('/v1/key/generate/gated', {}))
+    await held.arrived
+    await conn.write(post('/v1/key/generate/app-key', {}))
+    // (A pause, so the second request has arrived while the first is held; nothing is timed.)
+    await new Promise((r) => setTimeout(r, 50))
+    held.release()
+    const first = await conn.next()
+    const second = await conn.next()
+    assert.deepEqual([first.status, second.status], [404, 200])
+    assert.deepEqual(bodyOf(first), { message: 'key does not exist' })
+    assert.equal(fastAnswers1 - before, 2)
+    assert.equal(conn.isClosed, false)
+  })
+
+  test('a large request sent meanwhile (more than the fast path queues): both are answered, in order', async (t) => {
+    const e = env as TestEnv
+    const conn = await RawConnection.open(e, root)
+    t.after(() => conn.destroy())
+    const held = gate.hold()
+    await conn.write(post('/v1/key/generate/gated', {}))
+    await held.arrived
+    // 533 KiB: the server stops reading once more than one fast request can be has queued, and
+    // reads on (as Node's connection now) once the held request is answered.
+    const plaintext = Buffer.alloc(400 * KiB, 7).toString('base64')
+    const sent = conn.write(post('/v1/key/encrypt/app-key', { plaintext }))
+    sent.catch(() => {})
+    await new Promise((r) => setTimeout(r, 50))
+    held.release()
+    const first = await conn.next()
+    assert.equal(first.status, 404)
+    const second = await conn.next()
+    assert.equal(second.status, 200, second.body.toString().slice(0, 200))
+    await sent
+    // The ciphertext decrypts to what was sent.
+    await conn.write(post('/v1/key/decrypt/app-key', { ciphertext: (bodyOf(second) as { ciphertext: string }).ciphertext }))
+    const third = await conn.next()
+    assert.equal(third.status, 200)
+    assert.deepEqual(bodyOf(third), { plaintext })
+  })
+})
+
+describe('HTTP/1.1: shutdown with a fast request in flight', () => {
+  let env: TestEnv | undefined
+  const gate = new GatedStore()
+  before(async () => {
+    env = await TestEnv.create()
+    await env.start(config('./keys'), { store: await gate.open(path.join(env.dir, 'keys')) })
+  })
+  after(() => env?.dispose())
+
+  test('the request in flight is answered, then its connection is closed; idle ones are closed at once', async (t) => {
+    const e = env as TestEnv
+    const server = e.server as RunningServer
+    const busy = await RawConnection.open(e, root)
+    const idle = await RawConnection.open(e, root)
+    t.after(() => {
+      busy.destroy()
+      idle.destroy()
+    })
+    await idle.write(request('GET /version HTTP/1.1'))
+    assert.equal((await idle.next()).status, 200)
+    const held = gate.hold()
+    await busy.write(post('/v1/key/generate/gated', {}))
+    await held.arrived
+    const closed = server.close(10_000)
+    await idle.closed()
+    held.release()
+    const res = await busy.next()
+    assert.equal(res.status, 404)
+    await busy.closed()
+    await within(closed, 15_000, 'the server to close')
   })
 })
