@@ -95,7 +95,7 @@ async function stopPair(p: Pair | undefined): Promise<void> {
 
 /** What an audit event says that must not depend on the path that served the request. */
 function auditView(e: CompletedRequest): unknown {
-  return { method: e.method, path: e.path, api: e.api, status: e.status, identity: e.identity, error: e.error }
+  return { method: e.method, path: e.path, api: e.api, status: e.status, identity: e.identity, ip: e.ip, error: e.error }
 }
 
 /** The structure of a JSON value: keys and types, not the values (random keys, uptimes). */
