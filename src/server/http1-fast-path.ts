@@ -35,7 +35,11 @@ export interface FastPathOptions {
   readonly keepAliveSeconds: number
 }
 
-/** The largest request head (request line and headers) and body the fast path takes; bigger ones go to Node. */
+/**
+ * The largest request head (request line and headers) and body the fast path takes; bigger ones go
+ * to Node. (A request must also arrive in one read, and TLS delivers at most one 16 KiB record per
+ * read: in practice larger requests are Node's anyway. Key API bodies are a few hundred bytes.)
+ */
 const MAX_HEAD_BYTES = 8 * 1024
 const MAX_BODY_BYTES = 64 * 1024
 const MAX_HEADERS = 64
@@ -371,8 +375,12 @@ export class FastConnection {
       for (const name in headers) {
         const value = String(headers[name])
         const lower = name.toLowerCase()
-        if (lower === 'connection') close = value.toLowerCase() === 'close'
-        else if (lower === 'content-length') hasLength = true
+        // The Connection header is written once, below, with the keep-alive announcement or without.
+        if (lower === 'connection') {
+          close = value.toLowerCase() === 'close'
+          continue
+        }
+        if (lower === 'content-length') hasLength = true
         head += name + ': ' + value + '\r\n'
       }
     }
