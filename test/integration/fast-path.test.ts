@@ -673,7 +673,8 @@ class GatedStore {
   }
 }
 
-describe('HTTP/1.1: while a fast request is in flight', () => {
+/** A server for the suite whose key store holds the next read of `gated` until the test releases it. */
+function gatedServerPerSuite(): { env: () => TestEnv; gate: GatedStore } {
   let env: TestEnv | undefined
   const gate = new GatedStore()
   before(async () => {
@@ -681,9 +682,14 @@ describe('HTTP/1.1: while a fast request is in flight', () => {
     await env.start(config('./keys'), { store: await gate.open(path.join(env.dir, 'keys')) })
   })
   after(() => env?.dispose())
+  return { env: () => env as TestEnv, gate }
+}
+
+describe('HTTP/1.1: while a fast request is in flight', () => {
+  const { env, gate } = gatedServerPerSuite()
 
   test('a request that arrives meanwhile is served after it, on the fast path too', async (t) => {
-    const e = env as TestEnv
+    const e = env()
     const conn = await RawConnection.open(e, root)
     t.after(() => conn.destroy())
     const held = gate.hold()
@@ -703,7 +709,7 @@ describe('HTTP/1.1: while a fast request is in flight', () => {
   })
 
   test('a large request sent meanwhile (more than the fast path queues): both are answered, in order', async (t) => {
-    const e = env as TestEnv
+    const e = env()
     const conn = await RawConnection.open(e, root)
     t.after(() => conn.destroy())
     const held = gate.hold()
@@ -730,16 +736,10 @@ describe('HTTP/1.1: while a fast request is in flight', () => {
 })
 
 describe('HTTP/1.1: shutdown with a fast request in flight', () => {
-  let env: TestEnv | undefined
-  const gate = new GatedStore()
-  before(async () => {
-    env = await TestEnv.create()
-    await env.start(config('./keys'), { store: await gate.open(path.join(env.dir, 'keys')) })
-  })
-  after(() => env?.dispose())
+  const { env, gate } = gatedServerPerSuite()
 
   test('the request in flight is answered, then its connection is closed; idle ones are closed at once', async (t) => {
-    const e = env as TestEnv
+    const e = env()
     const server = e.server as RunningServer
     const busy = await RawConnection.open(e, root)
     const idle = await RawConnection.open(e, root)
