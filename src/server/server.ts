@@ -273,7 +273,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // Node's own listener starts HTTP/2 or its HTTP/1.1 server on every connection. HTTP/1.1
   // connections start on the fast path instead (./http1-fast-path.ts), which hands them to
   // Node's listener at the first request it does not serve itself.
-  const nodeConnectionListener = server.listeners('secureConnection')[0] as (socket: TLSSocket) => void
+  const nodeConnectionListener = soleListener(server, 'secureConnection') as ((socket: TLSSocket) => void) | undefined
+  if (nodeConnectionListener === undefined) throw new Error(`Node.js ${process.version} starts its HTTPS connections in a way this OpenKES does not know`)
   const fastPath = opts.fastPaths ?? true
   const keepAliveSeconds = Math.floor(limits.idleTimeoutMs / 1000)
   server.removeListener('secureConnection', nodeConnectionListener)
@@ -402,8 +403,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   })
   // The compatibility layer's own 'stream' listener, installed with the 'request' listener above:
   // fast-route streams are served on the core stream API instead (./http2-fast-path.ts).
-  const compatStream = server.listeners('stream')[0] as CompatStreamListener
-  if (fastPath) {
+  const compatStream = soleListener(server, 'stream') as CompatStreamListener | undefined
+  if (fastPath && compatStream !== undefined) {
     server.removeListener('stream', compatStream)
     const serveStream = (req: StreamRequest, res: StreamResponse): void => {
       if ((req.socket as ServerSocket | undefined)?.[IDENTITY] === undefined) req.stream.session?.destroy()
@@ -555,6 +556,12 @@ function parserRefusal(code: string | undefined): [number, string, string] {
     default:
       return [400, 'Bad Request', 'malformed HTTP request']
   }
+}
+
+/** The one listener Node's server has for `event`, or undefined when it has none or several. */
+function soleListener(server: Http2SecureServer, event: string): ((...args: never[]) => unknown) | undefined {
+  const listeners = server.listeners(event)
+  return listeners.length === 1 ? (listeners[0] as (...args: never[]) => unknown) : undefined
 }
 
 /** What stands for a request's connection: its HTTP/2 session, or its HTTP/1.1 socket. */
