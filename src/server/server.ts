@@ -269,6 +269,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     headersTimeout: limits.idleTimeoutMs,
     keepAliveTimeout: limits.idleTimeoutMs,
     connectionsCheckingInterval: Math.min(HEADERS_CHECK_INTERVAL_MS, limits.idleTimeoutMs),
+    // Node 24 answers an HTTP/1.1 request without Host with a bare 400 of its own (no JSON, no
+    // audit event); Node 20 serves it. The same on every Node version: served (the TLS
+    // connection, not the Host header, says who the client is).
+    requireHostHeader: false,
   })
   // Node's own listener starts HTTP/2 or its HTTP/1.1 server on every connection. HTTP/1.1
   // connections start on the fast path instead (./http1-fast-path.ts), which hands them to
