@@ -121,6 +121,8 @@ const UNKNOWN_API = 'unknown'
 // Served even while log.audit_fail_closed refuses everything else: they show state, never keys.
 const AUDIT_EXEMPT = new Set(['/version', '/v1/ready', '/v1/status', '/v1/metrics'])
 const ErrAuditUnavailable = new KesError(503, 'audit log cannot be written')
+// The charge of a body read after its request was answered (it finishes unobserved): nothing fits.
+const REFUSE_BODY_BYTES: BodyCharge = () => false
 
 /**
  * Builds the request handler. It does the shared work of every API in the
@@ -174,7 +176,7 @@ export function createRouter(
     let status = 500
     let error: string | undefined
     let stream: Subscription | undefined
-    const account = opts.bodyAccount?.(req)
+    let call: HandlerCall | undefined
     try {
       try {
         const target = lookUp(path)
@@ -189,7 +191,7 @@ export function createRouter(
         // Remembered targets carry their checked arguments; for the others this throws their 400.
         const args = target.args ?? parseArgs(route.params, target.rest)
         const timeoutMs = timeoutOf(route, state.api)
-        const call = new HandlerCall(req, res, identity, route, args, target.authPath, timeoutMs, state, getState, table, account)
+        call = new HandlerCall(req, res, identity, route, args, target.authPath, timeoutMs, state, getState, table, opts.bodyAccount)
         // A request still working at its deadline is answered then (408 while its body is
         // still arriving, else 503); what it was doing finishes unobserved.
         const reply = timeoutMs > 0 ? await withDeadline(deadlines, call.run(), timeoutMs, call) : await call.run()
@@ -216,7 +218,7 @@ export function createRouter(
         error = e.message
         sendError(req, res, e, err)
       }
-      account?.release()
+      call?.releaseBody()
       hooks.completed?.({
         time,
         method: req.method ?? '',
@@ -301,7 +303,12 @@ class HandlerCall implements ApiRequest {
   readonly state: ServerState
   readonly getState: () => ServerState
   readonly routes: readonly Route[]
-  readonly account: BodyAccount | undefined
+  /** Opens a request's body account; undefined: bodies are bounded only by their route's limit. */
+  readonly #openAccount: ((req: RouterRequest) => BodyAccount) | undefined
+  /** Opened at the first body read: most requests on the hot path have nothing to account for. */
+  #account: BodyAccount | undefined
+  /** The request is answered: its account is given back, and a late read is refused (503). */
+  #released = false
   /** True while the body is being read: a deadline then answers 408, not 503. */
   #readingBody = false
 
@@ -316,7 +323,7 @@ class HandlerCall implements ApiRequest {
     state: ServerState,
     getState: () => ServerState,
     routes: readonly Route[],
-    account: BodyAccount | undefined,
+    openAccount: ((req: RouterRequest) => BodyAccount) | undefined,
   ) {
     this.req = req
     this.res = res
@@ -328,7 +335,7 @@ class HandlerCall implements ApiRequest {
     this.state = state
     this.getState = getState
     this.routes = routes
-    this.account = account
+    this.#openAccount = openAccount
   }
 
   get accept(): string | undefined {
@@ -345,13 +352,23 @@ class HandlerCall implements ApiRequest {
     return this.timeoutMs > 0 ? 0 : BODY_TIMEOUT_MS
   }
 
-  // readBody and stillAllowed are handed out as functions (a handler may pass one on, as the
-  // log streams pass stillAllowed): bound when asked for, not made for every request.
-  get readBody(): () => Promise<Buffer> {
-    return () => {
-      this.#readingBody = true
-      return readBody(this.req, this.route.maxBodyBytes, this.#bodyMs(), this.account?.charge, this)
-    }
+  readBody(): Promise<Buffer> {
+    this.#readingBody = true
+    return readBody(this.req, this.route.maxBodyBytes, this.#bodyMs(), this.#charge(), this)
+  }
+
+  /** The charge of this request's body bytes against the server's caps (undefined: no caps). */
+  #charge(): BodyCharge | undefined {
+    if (this.#openAccount === undefined) return undefined
+    if (this.#released) return REFUSE_BODY_BYTES
+    this.#account ??= this.#openAccount(this.req)
+    return this.#account.charge
+  }
+
+  /** The request is answered: every body byte it holds is given back. */
+  releaseBody(): void {
+    this.#released = true
+    this.#account?.release()
   }
 
   /** The body read is over (read, refused or failed). */
@@ -359,6 +376,8 @@ class HandlerCall implements ApiRequest {
     this.#readingBody = false
   }
 
+  // stillAllowed is handed out as a function (the log streams pass it on): bound when asked for,
+  // not made for every request.
   /** Asked later (log streams): by the state in force then, not this request's. */
   get stillAllowed(): () => Promise<boolean> {
     return async () => {
