@@ -146,21 +146,28 @@ function chunked(json: string): string {
   return parts.map((p) => `${Buffer.byteLength(p).toString(16)}\r\n${p}\r\n`).join('') + '0\r\n\r\n'
 }
 
-describe('HTTP/1.1: the fast path answers as Node does (differential)', () => {
+/** Two servers for the suite, started before its tests and stopped after them (see startPair). */
+function pairPerSuite(extra = ''): () => Pair {
   let pair: Pair | undefined
-  let ciphertext = ''
-  let plaintext = ''
-  const p = (): Pair => {
+  before(async () => {
+    pair = await startPair(extra)
+  })
+  after(() => stopPair(pair))
+  return () => {
     if (pair === undefined) throw new Error('servers not started')
     return pair
   }
+}
+
+describe('HTTP/1.1: the fast path answers as Node does (differential)', () => {
+  const p = pairPerSuite()
+  let ciphertext = ''
+  let plaintext = ''
   before(async () => {
-    pair = await startPair()
-    const res = await pair.fast.request(root, '/v1/key/generate/app-key', { method: 'POST', body: { context: 'Y3R4' } })
+    const res = await p().fast.request(root, '/v1/key/generate/app-key', { method: 'POST', body: { context: 'Y3R4' } })
     assert.equal(res.status, 200)
     ;({ ciphertext, plaintext } = res.json as { ciphertext: string; plaintext: string })
   })
-  after(() => stopPair(pair))
 
   interface Case {
     readonly name: string
@@ -260,15 +267,8 @@ describe('HTTP/1.1: the fast path answers as Node does (differential)', () => {
 })
 
 describe('HTTP/1.1: one connection on the fast path', () => {
-  let pair: Pair | undefined
-  const env = (): TestEnv => {
-    if (pair === undefined) throw new Error('servers not started')
-    return pair.fast
-  }
-  before(async () => {
-    pair = await startPair()
-  })
-  after(() => stopPair(pair))
+  const p = pairPerSuite()
+  const env = (): TestEnv => p().fast
 
   /** A connection of `client` to the fast server, destroyed when the test ends. */
   async function open(t: { after(fn: () => void): void }, client: Client = root): Promise<RawConnection> {
@@ -366,7 +366,7 @@ describe('HTTP/1.1: one connection on the fast path', () => {
   })
 
   test('Connection: close is honoured: the answer, then the server closes the connection', async (t) => {
-    for (const target of [env(), pair?.node as TestEnv]) {
+    for (const target of [env(), p().node]) {
       const conn = await RawConnection.open(target, root)
       t.after(() => conn.destroy())
       await roundTrip(conn, 7)
@@ -380,7 +380,7 @@ describe('HTTP/1.1: one connection on the fast path', () => {
   })
 
   test('a client without a certificate never gets an answer, nor an audit event', async () => {
-    const events = pair?.fastEvents as CompletedRequest[]
+    const events = p().fastEvents
     const from = events.length
     let conn: RawConnection | undefined
     try {
@@ -404,15 +404,7 @@ describe('HTTP/1.1: one connection on the fast path', () => {
 })
 
 describe('HTTP/2: fast-route streams on the core stream API', () => {
-  let pair: Pair | undefined
-  const p = (): Pair => {
-    if (pair === undefined) throw new Error('servers not started')
-    return pair
-  }
-  before(async () => {
-    pair = await startPair()
-  })
-  after(() => stopPair(pair))
+  const p = pairPerSuite()
 
   test('generate then decrypt, 100 streams at once on one session, all on the fast path', async () => {
     const { fast } = p()
@@ -524,14 +516,10 @@ describe('HTTP/2: fast-route streams on the core stream API', () => {
 })
 
 describe('audit events and metrics of fast-path requests', () => {
-  let pair: Pair | undefined
-  before(async () => {
-    pair = await startPair()
-  })
-  after(() => stopPair(pair))
+  const p = pairPerSuite()
 
   test('each request is one audit event with its api, status and identity, and /v1/metrics counts it', async () => {
-    const { fast, fastEvents } = pair as Pair
+    const { fast, fastEvents } = p()
     const series = (api: string, code: number): string => `kes_http_requests_total{api="${api}",code="${code}"}`
     const before = await scrape(fast, root)
     const from = fastEvents.length
@@ -570,15 +558,11 @@ describe('audit events and metrics of fast-path requests', () => {
 })
 
 describe('idle HTTP/1.1 connections after a fast request (limits.idle_timeout)', () => {
-  let pair: Pair | undefined
-  before(async () => {
-    pair = await startPair('limits:\n  idle_timeout: 1s\n')
-  })
-  after(() => stopPair(pair))
+  const p = pairPerSuite('limits:\n  idle_timeout: 1s\n')
 
   test('the answer announces Keep-Alive: timeout=<idle seconds>, as Node does, and the idle connection is closed', async (t) => {
     const answers: RawResponse[] = []
-    for (const env of [pair?.fast as TestEnv, pair?.node as TestEnv]) {
+    for (const env of [p().fast, p().node]) {
       const conn = await RawConnection.open(env, root)
       t.after(() => conn.destroy())
       const before = fastAnswers1
@@ -586,7 +570,7 @@ describe('idle HTTP/1.1 connections after a fast request (limits.idle_timeout)',
       const res = await conn.next()
       assert.equal(res.status, 200)
       answers.push(res)
-      assert.equal(fastAnswers1 - before, env === pair?.fast ? 1 : 0)
+      assert.equal(fastAnswers1 - before, env === p().fast ? 1 : 0)
       assert.equal(header(res, 'keep-alive'), 'timeout=1')
       assert.equal(header(res, 'connection'), 'keep-alive')
       const rest = await conn.closed(15_000)
@@ -596,15 +580,11 @@ describe('idle HTTP/1.1 connections after a fast request (limits.idle_timeout)',
 })
 
 describe('a fast-path request refused by the body budget (limits.body_bytes_*)', () => {
-  let pair: Pair | undefined
-  before(async () => {
-    pair = await startPair('limits:\n  body_bytes_per_connection: 1MiB\n  body_bytes_total: 1MiB\n')
-  })
-  after(() => stopPair(pair))
+  const p = pairPerSuite('limits:\n  body_bytes_per_connection: 1MiB\n  body_bytes_total: 1MiB\n')
 
   test('is 503 with one Connection: close, as Node answers it, and its connection is closed', async (t) => {
     const answers: RawResponse[] = []
-    for (const env of [pair?.fast as TestEnv, pair?.node as TestEnv]) {
+    for (const env of [p().fast, p().node]) {
       // Another connection holds all but 8 KiB of the server's budget with a body it never finishes.
       const session = h2Session(env, root)
       t.after(() => session.destroy())
@@ -620,7 +600,7 @@ describe('a fast-path request refused by the body budget (limits.body_bytes_*)',
         const before = fastAnswers1
         await conn.write(post('/v1/key/encrypt/app-key', 'x'.repeat(12 * KiB)))
         const res = await conn.next()
-        assert.equal(fastAnswers1 - before, env === pair?.fast ? 1 : 0, 'the fast server serves it on the fast path')
+        assert.equal(fastAnswers1 - before, env === p().fast ? 1 : 0, 'the fast server serves it on the fast path')
         if (res.status !== 503) return false
         refused = res
         return true
