@@ -5,7 +5,8 @@ import { test } from 'node:test'
 import type { ServerState } from '../server/state.js'
 import { json } from './reply.js'
 import { createRouter } from './router.js'
-import type { CompletedRequest, RouterRequest, RouterResponse } from './router.js'
+import type { BodyAccount, CompletedRequest, RouterRequest, RouterResponse } from './router.js'
+import { ErrBodyBudget } from './errors.js'
 import type { Route } from './routes.js'
 
 class FakeRequest extends EventEmitter {
@@ -102,4 +103,101 @@ test('a request done before its deadline is answered normally', async () => {
   const { res } = await serve(new FakeRequest('/t/fast'))
   assert.equal(res.status, 200)
   assert.equal(res.body, '{}')
+})
+
+// ---- the body account of a request (limits.body_bytes_*): opened at the first body read ----
+
+/** A request whose whole body had arrived before it was dispatched (the HTTP/1.1 fast path's). */
+class CompleteRequest extends FakeRequest {
+  readonly completeBody: Buffer
+  constructor(url: string, body: string) {
+    super(url, { 'content-length': String(Buffer.byteLength(body)) })
+    this.completeBody = Buffer.from(body)
+  }
+}
+
+/** Counts what the router does with body accounts. */
+class AccountLog {
+  opened = 0
+  charged: number[] = []
+  released = 0
+  open(): BodyAccount {
+    this.opened++
+    return {
+      charge: (bytes) => {
+        this.charged.push(bytes)
+        return true
+      },
+      release: () => {
+        this.released++
+      },
+    }
+  }
+}
+
+test('a request that reads its body opens one account, charged with the body, given back once after the answer', async () => {
+  const log = new AccountLog()
+  const res = new FakeResponse()
+  const done = new Promise<CompletedRequest>((resolve) => {
+    const route = createRouter(() => state, { identityOf: () => 'f'.repeat(64), routes: testRoutes, bodyAccount: () => log.open(), hooks: { completed: resolve } })
+    route(new CompleteRequest('/t/body', '12345') as unknown as RouterRequest, res as unknown as RouterResponse)
+  })
+  assert.equal((await done).status, 200)
+  assert.deepEqual(JSON.parse(res.body), { got: 5 })
+  assert.deepEqual([log.opened, log.charged, log.released], [1, [5], 1])
+})
+
+test('a request that reads no body opens no account', async () => {
+  const log = new AccountLog()
+  const done = new Promise<CompletedRequest>((resolve) => {
+    const route = createRouter(() => state, { identityOf: () => 'f'.repeat(64), routes: testRoutes, bodyAccount: () => log.open(), hooks: { completed: resolve } })
+    route(new FakeRequest('/t/fast') as unknown as RouterRequest, new FakeResponse() as unknown as RouterResponse)
+  })
+  assert.equal((await done).status, 200)
+  assert.deepEqual([log.opened, log.released], [0, 0])
+})
+
+test('a body read after the deadline answered the request is refused, and charges nothing', async () => {
+  const log = new AccountLog()
+  let go = (): void => {}
+  const wait = new Promise<void>((resolve) => (go = resolve))
+  let late: unknown
+  const lateRead = new Promise<void>((resolve) => {
+    const routes: Route[] = [
+      {
+        path: '/t/late',
+        methods: ['POST'],
+        params: [],
+        maxBodyBytes: 100,
+        timeoutMs: 5,
+        auth: 'policy',
+        handler: async (req) => {
+          await wait
+          try {
+            await req.readBody()
+          } catch (err) {
+            late = err
+          }
+          resolve()
+          return json(200, {})
+        },
+      },
+    ]
+    const res = new FakeResponse()
+    const route = createRouter(() => state, {
+      identityOf: () => 'f'.repeat(64),
+      routes,
+      bodyAccount: () => log.open(),
+      hooks: {
+        completed: (event) => {
+          assert.equal(event.status, 503)
+          go()
+        },
+      },
+    })
+    route(new CompleteRequest('/t/late', '12345') as unknown as RouterRequest, res as unknown as RouterResponse)
+  })
+  await lateRead
+  assert.equal(late, ErrBodyBudget)
+  assert.deepEqual([log.opened, log.charged, log.released], [0, [], 0])
 })

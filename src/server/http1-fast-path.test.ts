@@ -432,4 +432,40 @@ describe('FastConnection', () => {
     assert.equal(served.length, 2, 'served once the client read')
     assert.equal((served[1] as [FastRequest, FastResponse])[0].url, '/v1/key/generate/b')
   })
+
+  test('a listener taken off before the body is delivered gets nothing; resume() changes nothing', async () => {
+    const { socket, served } = connection()
+    socket.emit('data', post('/v1/key/generate/k', '{"a":1}'))
+    const [req] = served[0] as [FastRequest, FastResponse]
+    const got: string[] = []
+    const dropped = (c: Buffer): void => {
+      got.push('dropped ' + c.toString())
+    }
+    req.on('data', dropped)
+    req.on('data', (c: Buffer) => got.push(c.toString()))
+    req.off('data', dropped)
+    req.off('end', dropped)
+    req.resume()
+    await new Promise<void>((resolve) => req.on('end', () => resolve()))
+    assert.deepEqual(got, ['{"a":1}'])
+  })
+
+  test('an error on the socket (a reset) destroys it', () => {
+    const { socket } = connection()
+    socket.emit('error', new Error('read ECONNRESET'))
+    assert.equal(socket.destroyed, true)
+  })
+
+  test('trailers are never sent: the answer is one Content-Length response', () => {
+    const { socket, served } = connection()
+    socket.emit('data', post('/v1/key/generate/k', '{}'))
+    const [, res] = served[0] as [FastRequest, FastResponse]
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.addTrailers()
+    res.end('{}')
+    assert.equal(socket.written.length, 1)
+    assert.match(socket.written[0] as string, /\r\nContent-Length: 2\r\n/)
+    assert.doesNotMatch(socket.written[0] as string, /Trailer|chunked/i)
+  })
 })
+

@@ -1,0 +1,173 @@
+// The HTTP/2 fast path's request and response adapters over a stand-in for Node's server stream.
+// (test/integration/fast-path.test.ts compares them with the compatibility layer over real HTTP/2.)
+import assert from 'node:assert/strict'
+import { EventEmitter } from 'node:events'
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2'
+import { describe, test } from 'node:test'
+import { routeStream, StreamRequest, StreamResponse } from './http2-fast-path.js'
+
+/** Records what the adapters do with the stream. */
+class FakeStream extends EventEmitter {
+  destroyed = false
+  closed = false
+  headersSent = false
+  readableEnded = false
+  writableLength = 0
+  readonly session = { socket: { remoteAddress: '127.0.0.1' } }
+  readonly responded: Array<[OutgoingHttpHeaders, unknown]> = []
+  readonly written: Array<string | Buffer> = []
+  ended: Array<string | Buffer | undefined> = []
+  trailers: OutgoingHttpHeaders[] = []
+  respond(headers: OutgoingHttpHeaders, options: unknown): void {
+    this.responded.push([{ ...headers }, options])
+    this.headersSent = true
+  }
+  write(chunk: string | Buffer): boolean {
+    this.written.push(chunk)
+    return true
+  }
+  end(body?: string | Buffer): this {
+    this.ended.push(body)
+    return this
+  }
+  sendTrailers(headers: OutgoingHttpHeaders): void {
+    this.trailers.push(headers)
+  }
+  destroy(): this {
+    this.destroyed = true
+    return this
+  }
+  resume(): this {
+    return this
+  }
+  get asStream(): ServerHttp2Stream {
+    return this as unknown as ServerHttp2Stream
+  }
+}
+
+describe('StreamResponse', () => {
+  test('writeHead then end: one respond with :status, the body, and empty trailers when the stream wants them', () => {
+    const stream = new FakeStream()
+    const res = new StreamResponse(stream.asStream)
+    res.writeHead(404, { 'content-type': 'application/json', 'content-length': 2 })
+    assert.equal(res.headersSent, true)
+    res.end('{}')
+    assert.deepEqual(stream.responded, [[{ 'content-type': 'application/json', 'content-length': 2, ':status': 404 }, { waitForTrailers: true }]])
+    assert.deepEqual(stream.ended, ['{}'])
+    stream.emit('wantTrailers')
+    assert.deepEqual(stream.trailers, [{}])
+    assert.equal(res.writableEnded, true)
+    res.end('again')
+    assert.deepEqual(stream.ended, ['{}'], 'a second end is ignored')
+  })
+
+  test('end without writeHead answers 200; an empty body ends the stream without data', () => {
+    const stream = new FakeStream()
+    new StreamResponse(stream.asStream).end('')
+    assert.deepEqual(stream.responded.map(([h]) => h[':status']), [200])
+    assert.deepEqual(stream.ended, [undefined])
+  })
+
+  test('write passes parts through, writableLength is the stream\'s, destroy destroys the stream', () => {
+    const stream = new FakeStream()
+    const res = new StreamResponse(stream.asStream)
+    res.writeHead(200, {})
+    assert.equal(res.write('a'), true)
+    stream.writableLength = 7
+    assert.equal(res.writableLength, 7)
+    res.addTrailers()
+    res.destroy()
+    assert.equal(stream.destroyed, true)
+    assert.deepEqual(stream.written, ['a'])
+    assert.deepEqual(stream.trailers, [])
+  })
+
+  test('a stream the client reset gets nothing: no respond, no write, no end', () => {
+    const stream = new FakeStream()
+    stream.closed = true
+    const res = new StreamResponse(stream.asStream)
+    res.writeHead(200, {})
+    assert.equal(res.write('a'), false)
+    res.end('{}')
+    assert.deepEqual([stream.responded, stream.written, stream.ended], [[], [], []])
+    // (and trailers a stream asks for once it is gone are not sent)
+    stream.destroyed = true
+    stream.emit('wantTrailers')
+    assert.deepEqual(stream.trailers, [])
+  })
+
+  test('once listens on the stream', () => {
+    const stream = new FakeStream()
+    let finished = 0
+    new StreamResponse(stream.asStream).once('finish', () => finished++)
+    stream.emit('finish')
+    stream.emit('finish')
+    assert.equal(finished, 1)
+  })
+})
+
+describe('StreamRequest', () => {
+  test('reads its method, target and headers; the body is the stream\'s data; errors reach it only as close', () => {
+    const stream = new FakeStream()
+    const headers: IncomingHttpHeaders = { ':method': 'POST', ':path': '/v1/key/decrypt/k', 'content-length': '2' }
+    const req = new StreamRequest(stream.asStream, headers, 'POST', '/v1/key/decrypt/k')
+    assert.deepEqual([req.method, req.url, req.httpVersionMajor, req.headers['content-length']], ['POST', '/v1/key/decrypt/k', 2, '2'])
+    assert.equal(req.socket, stream.session.socket)
+    const seen: string[] = []
+    const onData = (c: Buffer): void => {
+      seen.push(c.toString())
+    }
+    const onError = (): void => {
+      seen.push('error')
+    }
+    req.on('data', onData)
+    req.on('error', onError)
+    assert.equal(stream.listenerCount('error'), 0, 'a stream error is not a body reader\'s error')
+    stream.emit('data', Buffer.from('{}'))
+    req.off('data', onData)
+    req.off('error', onError)
+    stream.emit('data', Buffer.from('more'))
+    req.resume()
+    assert.deepEqual(seen, ['{}'])
+    assert.equal(req.readableEnded, false)
+    stream.readableEnded = true
+    assert.equal(req.readableEnded, true)
+  })
+})
+
+describe('routeStream', () => {
+  const cases: ReadonlyArray<[string, IncomingHttpHeaders, 'fast' | 'compat']> = [
+    ['decrypt', { ':method': 'POST', ':path': '/v1/key/decrypt/k' }, 'fast'],
+    ['/version', { ':method': 'GET', ':path': '/version' }, 'fast'],
+    ['a listing', { ':method': 'GET', ':path': '/v1/key/list/*' }, 'compat'],
+    ['HEAD /version', { ':method': 'HEAD', ':path': '/version' }, 'compat'],
+    ['expect: 100-continue', { ':method': 'POST', ':path': '/v1/key/decrypt/k', expect: '100-continue' }, 'compat'],
+    ['no :path (CONNECT)', { ':method': 'CONNECT', ':authority': 'kes:7373' }, 'compat'],
+  ]
+  for (const [name, headers, way] of cases) {
+    test(`${name} → ${way}`, () => {
+      const stream = new FakeStream()
+      const ways: string[] = []
+      const self = {}
+      routeStream(
+        (req) => {
+          assert.equal(req.stream, stream.asStream)
+          ways.push('fast')
+        },
+        function (this: unknown, s) {
+          assert.equal(this, self)
+          assert.equal(s, stream.asStream)
+          ways.push('compat')
+        },
+        self,
+        stream.asStream,
+        headers,
+        0,
+        [],
+      )
+      assert.deepEqual(ways, [way])
+      // A fast-path stream's error (a reset) must not be thrown as an unhandled 'error' event.
+      if (way === 'fast') stream.emit('error', new Error('stream reset'))
+    })
+  }
+})
