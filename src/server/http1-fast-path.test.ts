@@ -267,6 +267,14 @@ function connection(keepAliveSeconds = 7): { socket: FakeSocket; served: Array<[
   return { socket, served, handedOver }
 }
 
+/** A connection that has just received one fast request (a generate of key k with `body`): its request and response. */
+function oneRequest(body = '{}'): { socket: FakeSocket; served: Array<[FastRequest, FastResponse]>; req: FastRequest; res: FastResponse } {
+  const { socket, served } = connection()
+  socket.emit('data', post('/v1/key/generate/k', body))
+  const [req, res] = served[0] as [FastRequest, FastResponse]
+  return { socket, served, req, res }
+}
+
 /** The header lines of a written response, lowercased names. */
 function headerLines(response: string): string[] {
   return response
@@ -291,9 +299,7 @@ describe('FastConnection', () => {
   })
 
   test('a body without a Content-Length gets one; parts written before end go out with it', () => {
-    const { socket, served } = connection()
-    socket.emit('data', post('/v1/key/generate/k', '{}'))
-    const [, res] = served[0] as [FastRequest, FastResponse]
+    const { socket, res } = oneRequest()
     res.writeHead(200, { 'content-type': 'text/plain' })
     res.write('h\u00e9')
     res.end(Buffer.from('!'))
@@ -303,17 +309,13 @@ describe('FastConnection', () => {
   })
 
   test('a response header with CR or LF is refused before anything is written', () => {
-    const { socket, served } = connection()
-    socket.emit('data', post('/v1/key/generate/k', '{}'))
-    const [, res] = served[0] as [FastRequest, FastResponse]
+    const { socket, res } = oneRequest()
     assert.throws(() => res.writeHead(200, { 'x-a': 'a\r\nSet-Cookie: x' }), TypeError)
     assert.deepEqual(socket.written, [])
   })
 
   test('connection: close from the router: one Connection header, then the socket is ended', () => {
-    const { socket, served } = connection()
-    socket.emit('data', post('/v1/key/generate/k', '{}'))
-    const [, res] = served[0] as [FastRequest, FastResponse]
+    const { socket, res, served } = oneRequest()
     res.writeHead(503, { 'content-type': 'application/json', 'content-length': 2, connection: 'close' })
     res.end('{}')
     const out = socket.written[0] as string
@@ -382,9 +384,7 @@ describe('FastConnection', () => {
   })
 
   test('a destroyed response destroys the connection', () => {
-    const { socket, served } = connection()
-    socket.emit('data', post('/v1/key/generate/k', '{}'))
-    const [, res] = served[0] as [FastRequest, FastResponse]
+    const { socket, res } = oneRequest()
     let closed = 0
     res.once('close', () => closed++)
     res.destroy()
@@ -394,9 +394,7 @@ describe('FastConnection', () => {
   })
 
   test('a request that listens for its body gets it once, then end', async () => {
-    const { socket, served } = connection()
-    socket.emit('data', post('/v1/key/generate/k', '{"a":1}'))
-    const [req] = served[0] as [FastRequest, FastResponse]
+    const { req } = oneRequest('{"a":1}')
     const chunks: Buffer[] = []
     const ended = new Promise<void>((resolve) => req.on('end', () => resolve()))
     req.on('data', (c: Buffer) => chunks.push(c))
@@ -434,9 +432,7 @@ describe('FastConnection', () => {
   })
 
   test('a listener taken off before the body is delivered gets nothing; resume() changes nothing', async () => {
-    const { socket, served } = connection()
-    socket.emit('data', post('/v1/key/generate/k', '{"a":1}'))
-    const [req] = served[0] as [FastRequest, FastResponse]
+    const { req } = oneRequest('{"a":1}')
     const got: string[] = []
     const dropped = (c: Buffer): void => {
       got.push('dropped ' + c.toString())
@@ -457,9 +453,7 @@ describe('FastConnection', () => {
   })
 
   test('trailers are never sent: the answer is one Content-Length response', () => {
-    const { socket, served } = connection()
-    socket.emit('data', post('/v1/key/generate/k', '{}'))
-    const [, res] = served[0] as [FastRequest, FastResponse]
+    const { socket, res } = oneRequest()
     res.writeHead(200, { 'content-type': 'application/json' })
     res.addTrailers()
     res.end('{}')
