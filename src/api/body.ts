@@ -86,10 +86,6 @@ export function discardBody(req: BodySource, maxBytes: number, timeoutMs = BODY_
   return consumeBody(req, maxBytes, timeoutMs, () => {}, () => undefined, undefined)
 }
 
-/**
- * Feeds each chunk to `take` (which may throw a KesError to refuse it) and resolves to what
- * `result` makes of the total size, in the same promise (no extra turn per request).
- */
 /** readBody and discardBody of a body that is already complete: the same limits, checked at once. */
 function takeCompleteBody<T>(
   req: BodySource,
@@ -110,6 +106,10 @@ function takeCompleteBody<T>(
   }
 }
 
+/**
+ * Feeds each chunk to `take` (which may throw a KesError to refuse it) and resolves to what
+ * `result` makes of the total size, in the same promise (no extra turn per request).
+ */
 function consumeBody<T>(
   req: BodySource,
   maxBytes: number,

@@ -376,9 +376,10 @@ class HandlerCall implements ApiRequest {
     this.#readingBody = false
   }
 
-  // stillAllowed is handed out as a function (the log streams pass it on): bound when asked for,
-  // not made for every request.
-  /** Asked later (log streams): by the state in force then, not this request's. */
+  /**
+   * Asked later (log streams): by the state in force then, not this request's. Handed out as a
+   * function (the log streams pass it on), made when asked for, not for every request.
+   */
   get stillAllowed(): () => Promise<boolean> {
     return async () => {
       const s = this.getState()
