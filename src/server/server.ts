@@ -28,7 +28,7 @@ import { AccessControl, GRANT_TTL_MS } from './access.js'
 import { BodyBudget } from './body-budget.js'
 import { serveHttp1 } from './http1-fast-path.js'
 import { routeStream } from './http2-fast-path.js'
-import type { CompatStreamListener, StreamRequest, StreamResponse } from './http2-fast-path.js'
+import type { CompatStreamListener } from './http2-fast-path.js'
 import { ConnectionGate } from './connection-gate.js'
 import { findUnsafeFiles } from './file-safety.js'
 import { DeletedKeys } from './deleted-keys.js'
@@ -316,7 +316,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   server.on('secureConnection', (socket: ServerSocket) => {
     if (socket[IDENTITY] === undefined) return
     if (socket.alpnProtocol === 'h2' || !fastPath) nodeConnectionListener.call(server, socket)
-    else serveHttp1(socket, { serve: (req, res) => router(req, res), handOver: (s) => nodeConnectionListener.call(server, s), keepAliveSeconds })
+    else serveHttp1(socket, { serve: (req, res) => serveIdentified(req, res), handOver: (s) => nodeConnectionListener.call(server, s), keepAliveSeconds })
     tlsSockets.add(socket)
     socket.once('close', () => tlsSockets.delete(socket))
     if (closing && socket.alpnProtocol !== 'h2') socket.end()
@@ -396,26 +396,24 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       },
     },
   })
-  server.on('request', (req: RouterRequest & { stream?: ServerHttp2Stream }, res: Parameters<typeof router>[1]) => {
-    // Defence in depth: a connection without an identity never reaches the router.
+  // Every way in (Node's HTTP/1.1 server and HTTP/2 compatibility layer, both fast paths) goes
+  // through here. Defence in depth: a connection without an identity never reaches the router.
+  const serveIdentified = (req: RouterRequest & { stream?: ServerHttp2Stream }, res: Parameters<typeof router>[1]): void => {
     if ((req.socket as ServerSocket | null | undefined)?.[IDENTITY] === undefined) {
       if (req.stream !== undefined) req.stream.session?.destroy()
       else res.destroy()
       return
     }
     router(req, res)
-  })
+  }
+  server.on('request', serveIdentified)
   // The compatibility layer's own 'stream' listener, installed with the 'request' listener above:
   // fast-route streams are served on the core stream API instead (./http2-fast-path.ts).
   const compatStream = soleListener(server, 'stream') as CompatStreamListener | undefined
   if (fastPath && compatStream !== undefined) {
     server.removeListener('stream', compatStream)
-    const serveStream = (req: StreamRequest, res: StreamResponse): void => {
-      if ((req.socket as ServerSocket | undefined)?.[IDENTITY] === undefined) req.stream.session?.destroy()
-      else router(req, res)
-    }
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) =>
-      routeStream(serveStream, compatStream, server, stream, headers, flags, rawHeaders),
+      routeStream(serveIdentified, compatStream, server, stream, headers, flags, rawHeaders),
     )
   }
 
