@@ -1,6 +1,7 @@
 // The requests both fast paths (./http1-fast-path.ts, ./http2-fast-path.ts) serve themselves:
 // the calls a storage server makes for every object it writes or reads, and the health checks
 // it polls. Every other request goes through Node's HTTP servers as before.
+import { routes } from '../api/routes.js'
 
 /** A fast route: the methods it is served for, and the prefix of its request targets. */
 interface FastRoute {
@@ -10,16 +11,16 @@ interface FastRoute {
   readonly takesName: boolean
 }
 
-const WRITE: ReadonlySet<string> = new Set(['POST', 'PUT'])
-const READ: ReadonlySet<string> = new Set(['GET'])
-const FAST_ROUTES: readonly FastRoute[] = [
-  { prefix: '/v1/key/generate/', methods: WRITE, takesName: true },
-  { prefix: '/v1/key/encrypt/', methods: WRITE, takesName: true },
-  { prefix: '/v1/key/decrypt/', methods: WRITE, takesName: true },
-  { prefix: '/version', methods: READ, takesName: false },
-  { prefix: '/v1/status', methods: READ, takesName: false },
-  { prefix: '/v1/ready', methods: READ, takesName: false },
-]
+const FAST_PATHS: readonly string[] = ['/v1/key/generate', '/v1/key/encrypt', '/v1/key/decrypt', '/version', '/v1/status', '/v1/ready']
+
+// Their methods and parameters are the route table's (src/api/routes.ts), so the two never disagree.
+const FAST_ROUTES: readonly FastRoute[] = FAST_PATHS.map((path) => {
+  const route = routes.find((r) => r.path === path)
+  if (route === undefined) throw new Error(`fast route ${path} is not in the route table`)
+  const takesName = route.params.length > 0
+  // HEAD is never served here: its answer has no body, and the fast paths always send one.
+  return { prefix: takesName ? path + '/' : path, methods: new Set(route.methods.filter((m) => m !== 'HEAD')), takesName }
+})
 
 const QUESTION_MARK = 0x3f
 
