@@ -13,7 +13,7 @@ class FakeStream extends EventEmitter {
   headersSent = false
   readableEnded = false
   writableLength = 0
-  readonly session = { socket: { remoteAddress: '127.0.0.1' } }
+  session: { socket: { remoteAddress: string }; destroyed: boolean } | undefined = { socket: { remoteAddress: '127.0.0.1' }, destroyed: false }
   readonly responded: Array<[OutgoingHttpHeaders, unknown]> = []
   readonly written: Array<string | Buffer> = []
   ended: Array<string | Buffer | undefined> = []
@@ -112,7 +112,7 @@ describe('StreamRequest', () => {
     const headers: IncomingHttpHeaders = { ':method': 'POST', ':path': '/v1/key/decrypt/k', 'content-length': '2' }
     const req = new StreamRequest(stream.asStream, headers, 'POST', '/v1/key/decrypt/k')
     assert.deepEqual([req.method, req.url, req.httpVersionMajor, req.headers['content-length']], ['POST', '/v1/key/decrypt/k', 2, '2'])
-    assert.equal(req.socket, stream.session.socket)
+    assert.equal(req.socket, stream.session?.socket)
     const seen: string[] = []
     const onData = (c: Buffer): void => {
       seen.push(c.toString())
@@ -170,4 +170,17 @@ describe('routeStream', () => {
       if (way === 'fast') stream.emit('error', new Error('stream reset'))
     })
   }
+})
+
+describe('StreamRequest.socket', () => {
+  test('is the session\'s socket while the session is alive, and undefined once it is destroyed or gone', () => {
+    const stream = new FakeStream()
+    const req = new StreamRequest(stream.asStream, { ':method': 'POST', ':path': '/v1/key/generate/k' }, 'POST', '/v1/key/generate/k')
+    assert.equal(req.socket?.remoteAddress, '127.0.0.1')
+    // (Node's session.socket would now throw ERR_HTTP2_SOCKET_UNBOUND on any read.)
+    ;(stream.session as { destroyed: boolean }).destroyed = true
+    assert.equal(req.socket, undefined)
+    stream.session = undefined
+    assert.equal(req.socket, undefined)
+  })
 })

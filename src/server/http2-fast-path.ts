@@ -23,14 +23,23 @@ export class StreamRequest implements RouterRequest {
   readonly httpVersionMajor = 2
   readonly httpVersionMinor = 0
   readonly stream: ServerHttp2Stream
-  readonly socket: TLSSocket | undefined
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, url: string) {
     this.stream = stream
     this.headers = headers
     this.method = method
     this.url = url
-    this.socket = stream.session?.socket as TLSSocket | undefined
+  }
+
+  /**
+   * The connection's TLS socket while the stream's session holds it, else undefined. Node's
+   * `session.socket` is a proxy that throws ERR_HTTP2_SOCKET_UNBOUND on any read once the session
+   * let its socket go (a client that reset the connection mid-request): read through it only
+   * while the session is alive, so a request that outlives its session is still audited.
+   */
+  get socket(): TLSSocket | undefined {
+    const session = this.stream.session
+    return session === undefined || session.destroyed ? undefined : (session.socket as TLSSocket)
   }
 
   /** True once the client's side of the stream has ended (its body was read, or there was none). */
