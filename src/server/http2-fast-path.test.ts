@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import { describe, test } from 'node:test'
-import { routeStream, StreamRequest, StreamResponse } from './http2-fast-path.js'
+import { routeStream, SESSION_PEER, StreamRequest, StreamResponse } from './http2-fast-path.js'
 
 /** Records what the adapters do with the stream. */
 class FakeStream extends EventEmitter {
@@ -13,7 +13,7 @@ class FakeStream extends EventEmitter {
   headersSent = false
   readableEnded = false
   writableLength = 0
-  session: { socket: { remoteAddress: string }; destroyed: boolean } | undefined = { socket: { remoteAddress: '127.0.0.1' }, destroyed: false }
+  session: { [SESSION_PEER]?: { remoteAddress: string }; destroyed: boolean } | undefined = { [SESSION_PEER]: { remoteAddress: '127.0.0.1' }, destroyed: false }
   readonly responded: Array<[OutgoingHttpHeaders, unknown]> = []
   readonly written: Array<string | Buffer> = []
   ended: Array<string | Buffer | undefined> = []
@@ -112,7 +112,7 @@ describe('StreamRequest', () => {
     const headers: IncomingHttpHeaders = { ':method': 'POST', ':path': '/v1/key/decrypt/k', 'content-length': '2' }
     const req = new StreamRequest(stream.asStream, headers, 'POST', '/v1/key/decrypt/k')
     assert.deepEqual([req.method, req.url, req.httpVersionMajor, req.headers['content-length']], ['POST', '/v1/key/decrypt/k', 2, '2'])
-    assert.equal(req.socket, stream.session?.socket)
+    assert.equal(req.socket, stream.session?.[SESSION_PEER])
     const seen: string[] = []
     const onData = (c: Buffer): void => {
       seen.push(c.toString())
@@ -173,14 +173,22 @@ describe('routeStream', () => {
 })
 
 describe('StreamRequest.socket', () => {
-  test('is the session\'s socket while the session is alive, and undefined once it is destroyed or gone', () => {
+  test('is the peer noted on its session, read once: still there when the session is destroyed or gone', () => {
     const stream = new FakeStream()
     const req = new StreamRequest(stream.asStream, { ':method': 'POST', ':path': '/v1/key/generate/k' }, 'POST', '/v1/key/generate/k')
     assert.equal(req.socket?.remoteAddress, '127.0.0.1')
-    // (Node's session.socket would now throw ERR_HTTP2_SOCKET_UNBOUND on any read.)
+    // (Node's session.socket would now throw ERR_HTTP2_SOCKET_UNBOUND on any read: it is never read.)
     ;(stream.session as { destroyed: boolean }).destroyed = true
-    assert.equal(req.socket, undefined)
+    assert.equal(req.socket?.remoteAddress, '127.0.0.1')
     stream.session = undefined
-    assert.equal(req.socket, undefined)
+    assert.equal(req.socket?.remoteAddress, '127.0.0.1', 'a request that outlives its session is still audited with its address')
+  })
+
+  test('is undefined on a session with no peer noted (the server then refuses the request)', () => {
+    const stream = new FakeStream()
+    stream.session = { destroyed: false }
+    assert.equal(new StreamRequest(stream.asStream, {}, 'GET', '/version').socket, undefined)
+    stream.session = undefined
+    assert.equal(new StreamRequest(stream.asStream, {}, 'GET', '/version').socket, undefined)
   })
 })

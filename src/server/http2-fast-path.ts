@@ -5,8 +5,7 @@
 // shape either way (RouterRequest, RouterResponse); every other stream goes to Node's
 // compatibility layer as before.
 import { constants as h2 } from 'node:http2'
-import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2'
-import type { TLSSocket } from 'node:tls'
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
 import type { RouterRequest, RouterResponse } from '../api/router.js'
 import { isFastTarget } from './fast-routes.js'
 
@@ -14,6 +13,20 @@ import { isFastTarget } from './fast-routes.js'
 export type CompatStreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void
 
 type Listener = (...args: never[]) => void
+
+/**
+ * What the requests of a session read of its connection (its address; the server adds the
+ * identity), noted on the session once, when it starts. Node's `session.socket` is a proxy that
+ * costs a trap on every read, and throws ERR_HTTP2_SOCKET_UNBOUND once the session let its socket
+ * go (a client that reset the connection mid-request): requests never read through it.
+ */
+export const SESSION_PEER = Symbol('openkes.sessionPeer')
+
+/** The connection as a request on the HTTP/2 fast path shows it to the router. */
+export type StreamPeer = NonNullable<RouterRequest['socket']>
+
+/** A session with its peer noted (server.ts notes it when the session starts). */
+export type PeerSession = ServerHttp2Session & { [SESSION_PEER]?: StreamPeer }
 
 /** An HTTP/2 request as the router reads it: its body is the stream's data. */
 export class StreamRequest implements RouterRequest {
@@ -23,23 +36,15 @@ export class StreamRequest implements RouterRequest {
   readonly httpVersionMajor = 2
   readonly httpVersionMinor = 0
   readonly stream: ServerHttp2Stream
+  /** The session's peer (see SESSION_PEER), still there when the session is gone: a request that outlives it is audited with its address. */
+  readonly socket: StreamPeer | undefined
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, url: string) {
     this.stream = stream
     this.headers = headers
     this.method = method
     this.url = url
-  }
-
-  /**
-   * The connection's TLS socket while the stream's session holds it, else undefined. Node's
-   * `session.socket` is a proxy that throws ERR_HTTP2_SOCKET_UNBOUND on any read once the session
-   * let its socket go (a client that reset the connection mid-request): read through it only
-   * while the session is alive, so a request that outlives its session is still audited.
-   */
-  get socket(): TLSSocket | undefined {
-    const session = this.stream.session
-    return session === undefined || session.destroyed ? undefined : (session.socket as TLSSocket)
+    this.socket = (stream.session as PeerSession | undefined)?.[SESSION_PEER]
   }
 
   /** True once the client's side of the stream has ended (its body was read, or there was none). */

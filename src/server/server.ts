@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createSecureServer } from 'node:http2'
-import type { Http2SecureServer, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
+import type { Http2SecureServer, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
 import { createSecureContext } from 'node:tls'
 import type { SecureContext, TLSSocket } from 'node:tls'
@@ -27,8 +27,9 @@ import { checkTlsPair, unreadable } from '../x509/tls-pair.js'
 import { AccessControl, GRANT_TTL_MS } from './access.js'
 import { BodyBudget } from './body-budget.js'
 import { serveHttp1 } from './http1-fast-path.js'
-import { routeStream } from './http2-fast-path.js'
-import type { CompatStreamListener } from './http2-fast-path.js'
+import { routeStream, SESSION_PEER } from './http2-fast-path.js'
+import type { CompatStreamListener, PeerSession } from './http2-fast-path.js'
+import { Http2Sessions } from './http2-sessions.js'
 import { ConnectionGate } from './connection-gate.js'
 import { findUnsafeFiles } from './file-safety.js'
 import { DeletedKeys } from './deleted-keys.js'
@@ -89,6 +90,8 @@ const IDENTITY = Symbol('openkes.identity')
 // HTTP/1.1 requests in flight on a socket, so shutdown can close it when idle.
 const IN_FLIGHT = Symbol('openkes.inFlight')
 type ServerSocket = TLSSocket & { [IDENTITY]?: string; [IN_FLIGHT]?: number }
+// What an HTTP/2 fast-path request shows of its connection (./http2-fast-path.ts, SESSION_PEER).
+type ServerPeer = { readonly remoteAddress: string | undefined; readonly [IDENTITY]: string }
 
 // TLS 1.3, and TLS 1.2 only with forward-secret AEAD suites (docs/api.md, "Connecting: TLS and identities").
 const CIPHERS = [
@@ -284,7 +287,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   server.removeListener('secureConnection', nodeConnectionListener)
   const sockets = new Set<Socket>()
   const tlsSockets = new Set<ServerSocket>()
-  const sessions = new Set<ServerHttp2Session>()
+  const sessions = new Http2Sessions(limits.idleTimeoutMs)
   let closing = false
 
   const tlsErrors = new RateLimitedLog(errorLog, TLS_ERROR_LINES_PER_SECOND)
@@ -329,22 +332,19 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       })
     }
   })
-  server.on('session', (session: ServerHttp2Session) => {
-    if ((session.socket as ServerSocket | undefined)?.[IDENTITY] === undefined) {
+  server.on('session', (session: PeerSession) => {
+    const socket = session.socket as ServerSocket | undefined
+    const identity = socket?.[IDENTITY]
+    if (socket === undefined || identity === undefined) {
       session.destroy()
       return
     }
+    // Read once here, through Node's socket proxy; the fast path's requests read this instead.
+    const peer: ServerPeer = { remoteAddress: socket.remoteAddress, [IDENTITY]: identity }
+    session[SESSION_PEER] = peer
+    // Tracked until it closes; closed when idle (./http2-sessions.ts).
     sessions.add(session)
-    session.once('close', () => sessions.delete(session))
     if (closing) session.close()
-    let open = 0
-    session.on('stream', (stream: ServerHttp2Stream) => {
-      open++
-      stream.once('close', () => open--)
-    })
-    session.setTimeout(limits.idleTimeoutMs, () => {
-      if (open === 0) session.close()
-    })
   })
   server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
     const address = socket.remoteAddress ?? 'client'
@@ -458,6 +458,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         closing = true
         streams.close()
         lifecycle.close()
+        sessions.stop()
         await shutdown(server, sockets, tlsSockets, sessions, auditLog, errorLog, graceMs)
         keys.close()
         state.access.close()
@@ -628,7 +629,7 @@ async function shutdown(
   server: Http2SecureServer,
   sockets: Set<Socket>,
   tlsSockets: Set<ServerSocket>,
-  sessions: Set<ServerHttp2Session>,
+  sessions: Http2Sessions,
   auditLog: AuditLog,
   errorLog: ErrorLog,
   graceMs: number,
@@ -639,7 +640,7 @@ async function shutdown(
   errorLog.hub.closeAll()
   auditLog.hub.closeAll()
   // HTTP/2: GOAWAY, then the session closes once its open streams are done.
-  for (const session of sessions) session.close()
+  sessions.closeAll()
   // HTTP/1.1: idle connections close now, busy ones after their response.
   for (const socket of tlsSockets) {
     if (socket.alpnProtocol !== 'h2' && (socket[IN_FLIGHT] ?? 0) === 0) socket.end()
