@@ -60,7 +60,7 @@ export function parseKesKeyFileVectors(text: string, source: string): KesKeyFile
   try {
     parsed = JSON.parse(text)
   } catch (err) {
-    return fail(`not JSON: ${(err as Error).message}`)
+    return fail(`not JSON: ${err instanceof Error ? err.message : String(err)}`)
   }
   if (!Array.isArray(parsed)) return fail('expected a JSON array of key file entries')
   return parsed.map((entry: unknown, i) => parseVector(entry, (what) => fail(`entry ${i}: ${what}`)))
