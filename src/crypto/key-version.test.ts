@@ -6,33 +6,15 @@ import { test } from 'node:test'
 import { decodeBase64Strict } from './base64.js'
 import { KeyFileError, formatKeyFile, parseKeyFile } from './key-version.js'
 import { SecretKey } from './secret-key.js'
-import type { Cipher } from './secret-key.js'
-import { KES_VECTORS } from '../../test/support/fixtures.js'
+import { KES_KEY_FILES, readKesKeyFileVectors } from '../../test/support/kes-key-files.js'
+import type { KesKeyFileSample } from '../../test/support/kes-key-files.js'
 
-interface Sample {
-  context: string | null
-  plaintext: string
-  ciphertext: string
-}
+const vectors = await readKesKeyFileVectors()
 
-interface KeyFileVector {
-  file: string
-  key: string | null
-  cipher: Cipher
-  created_at?: string
-  created_by?: string
-  hmac_key?: string
-  sample?: Sample
-  raw_sample?: Sample
-}
-
-const vectorDir = path.join(KES_VECTORS, 'keystore-fs')
-const vectors = JSON.parse(readFileSync(path.join(vectorDir, 'expected.json'), 'utf8')) as KeyFileVector[]
-
-function open(key: SecretKey, sample: Sample): string {
+function open(key: SecretKey, sample: KesKeyFileSample): string {
   const ciphertext = decodeBase64Strict(sample.ciphertext)
   assert.ok(ciphertext)
-  const context = sample.context === null ? undefined : Buffer.from(sample.context, 'base64')
+  const context = Buffer.from(sample.context, 'base64')
   return key.decrypt(ciphertext, context).toString('base64')
 }
 
@@ -40,7 +22,7 @@ test('every key file vector is present', () => assert.equal(vectors.length, 17))
 
 for (const v of vectors) {
   test(`key file ${v.file}`, () => {
-    const key = parseKeyFile(readFileSync(path.join(vectorDir, v.file)))
+    const key = parseKeyFile(readFileSync(path.join(KES_KEY_FILES, v.file)))
     assert.equal(key.cipher, v.cipher)
     if (v.key !== null) assert.equal(key.exportBytesForStorage().toString('base64'), v.key)
     assert.equal(key.createdAt, v.created_at)

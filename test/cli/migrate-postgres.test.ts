@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test'
 import { openFsStore } from '../../src/keystore/fs/fs-store.js'
 import { TestPostgres } from '../support/postgres.js'
 import { KES_VECTORS } from '../support/fixtures.js'
+import { readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { within } from '../support/within.js'
 import { TestEnv, makeClient, usePostgres } from '../integration/harness.js'
 import { runCli } from './run.js'
@@ -26,17 +27,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-interface Sample {
-  context: string
-  plaintext: string
-  ciphertext: string
-}
-const vectors = JSON.parse(await readFile(path.join(KES_VECTORS, 'keystore-fs', 'expected.json'), 'utf8')) as Array<{
-  version: string
-  name: string
-  key: string | null
-  raw_sample: Sample
-}>
+const vectors = await readKesKeyFileVectors()
 
 test('fs → PostgreSQL → fs round trip: the same bytes, verified by migrate and by a server', { timeout: 180_000 }, async () => {
   const version = 'v0.17.6'

@@ -11,25 +11,14 @@ import { processContext } from '../../src/cli/connect.js'
 import { parseKeyFile } from '../../src/crypto/key-version.js'
 import { TestEnv, makeClient } from '../integration/harness.js'
 import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
+import { readKesKeyFileVectors } from '../support/kes-key-files.js'
+import type { KesKeyFileVector } from '../support/kes-key-files.js'
 import { runCli } from './run.js'
 import type { Finished } from './run.js'
 
 const KEYSTORE_FS = path.join(KES_VECTORS, 'keystore-fs')
 
-interface Sample {
-  context: string
-  plaintext: string
-  ciphertext: string
-}
-interface KeyFileVector {
-  version: string
-  name: string
-  key: string | null
-  hmac_key?: string
-  sample?: Sample
-  raw_sample: Sample
-}
-const vectors = JSON.parse(await readFile(path.join(KEYSTORE_FS, 'expected.json'), 'utf8')) as KeyFileVector[]
+const vectors = await readKesKeyFileVectors()
 const versions = [...new Set(vectors.map((v) => v.version))]
 
 const root = makeClient('root')
@@ -174,7 +163,7 @@ describe('openkes migrate', () => {
 
       // A server on the destination: the assignment grants what the policy allows.
       await env.start(`admin:\n  identity: ${root.identity}\nkeystore:\n  fs:\n    path: ${dest}\n`)
-      const v = vectors.find((x) => x.version === 'v0.17.6' && x.name === 'ks-imported') as KeyFileVector
+      const v = vectors.find((x) => x.version === 'v0.17.6' && x.name === 'ks-imported') as KesKeyFileVector
       const dec = await env.request(app, '/v1/key/decrypt/ks-imported', { method: 'POST', body: { ciphertext: v.raw_sample.ciphertext, context: v.raw_sample.context } })
       assert.equal(dec.status, 200, dec.text)
       assert.deepEqual(dec.json, { plaintext: v.raw_sample.plaintext })
@@ -192,7 +181,7 @@ describe('openkes migrate', () => {
     // Same name, another key; and the same key as the source written in an older file format.
     const other = `{"bytes":"${randomBytes(32).toString('base64')}"}`
     await writeFile(path.join(to, 'ks-random'), other)
-    const imported = vectors.find((x) => x.version === '2023-10-03' && x.name === 'ks-imported') as KeyFileVector
+    const imported = vectors.find((x) => x.version === '2023-10-03' && x.name === 'ks-imported') as KesKeyFileVector
     await writeFile(path.join(to, 'ks-imported'), `{"bytes":"${imported.key}"}`)
     const before = await snapshot(to)
 
@@ -309,7 +298,7 @@ describe('openkes migrate', () => {
     assert.match(res.stdout, /^keys: +4 copied, 0 already there, 0 conflicts, 0 failed$/m)
     assert.deepEqual(await snapshot(to.keys), await snapshot(exported))
     for (const [name, version, file] of picks) {
-      const v = vectors.find((x) => x.version === version && x.name === file) as KeyFileVector
+      const v = vectors.find((x) => x.version === version && x.name === file) as KesKeyFileVector
       const key = parseKeyFile(await readFile(path.join(to.keys, name)))
       const plaintext = key.decrypt(Buffer.from(v.raw_sample.ciphertext, 'base64'), Buffer.from(v.raw_sample.context, 'base64'))
       assert.equal(plaintext.toString('base64'), v.raw_sample.plaintext, name)

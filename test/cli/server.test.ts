@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test'
 import { identityOfPem } from '../../src/auth/identity.js'
 import { createCertificate } from '../../src/x509/certificate.js'
 import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
+import { readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { runCli, startCli } from './run.js'
 
 function get(port: number, target: string, cert: string, key: string, ca: string): Promise<{ status: number; body: string }> {
@@ -149,8 +150,7 @@ describe('openkes server --config with a KES config file as it is', () => {
         const list = await get(Number(port), '/v1/key/list/*', rootCert.certPem, rootCert.keyPem, serverCert.certPem)
         assert.equal(list.status, 200)
         const names = list.body.trim().split('\n').map((l) => (JSON.parse(l) as { name: string }).name)
-        const vectorNames = (await readFile(path.join(KES_VECTORS, 'keystore-fs', 'expected.json'), 'utf8'))
-        const expectedNames = (JSON.parse(vectorNames) as Array<{ version: string; name: string }>).filter((v) => v.version === version).map((v) => v.name)
+        const expectedNames = (await readKesKeyFileVectors()).filter((v) => v.version === version).map((v) => v.name)
         for (const name of expectedNames) assert.ok(names.includes(name), `${name} listed`)
         // The policy of the config binds the app identity; listing is not among its rules.
         assert.equal((await get(Number(port), '/v1/key/list/*', appCert.certPem, appCert.keyPem, serverCert.certPem)).status, 403)

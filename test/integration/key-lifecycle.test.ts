@@ -8,6 +8,7 @@ import { cp, readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { KES_VECTORS } from '../support/fixtures.js'
+import { readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { TestEnv, makeClient, storeKind } from './harness.js'
 import type { Response } from './harness.js'
 
@@ -472,12 +473,7 @@ describe('KES key files (a KES key directory; on PostgreSQL its files as rows)',
   })
 
   test('served files stay byte for byte as KES wrote them; only a rotated one is converted, and still opens its old ciphertexts', async () => {
-    const expected = JSON.parse(await readFile(path.join(KES_VECTORS, 'keystore-fs', 'expected.json'), 'utf8')) as Array<{
-      file: string
-      name: string
-      sample?: { context: string; plaintext: string; ciphertext: string }
-      raw_sample?: { context: string; plaintext: string; ciphertext: string }
-    }>
+    const expected = await readKesKeyFileVectors()
     const served = expected.filter((e) => e.file.startsWith('v0.17.6/') || e.file.startsWith('kes-unit-test/'))
     const originals = new Map<string, Buffer>()
     for (const e of served) originals.set(e.name, await readFile(path.join(KES_VECTORS, 'keystore-fs', e.file)))

@@ -11,6 +11,7 @@ import { routes } from '../../src/api/routes.js'
 import { createMemStore } from '../../src/keystore/mem/mem-store.js'
 import type { KeyStore } from '../../src/keystore/keystore.js'
 import { KES_VECTORS } from '../support/fixtures.js'
+import { readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { app, nopol, ops, other, root } from './fixtures.js'
 import { TestEnv, makeClient, serverPerSuite } from './harness.js'
 import type { Client, Response } from './harness.js'
@@ -80,20 +81,6 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)
   })
   return Promise.race([p, guard]).finally(() => clearTimeout(timer))
-}
-
-interface ExpectedKey {
-  file: string
-  name: string
-  key: string | null
-  cipher: string
-  hmac_key?: string
-  created_at?: string
-  created_by?: string
-}
-
-async function expectedKeys(): Promise<ExpectedKey[]> {
-  return JSON.parse(await readFile(path.join(KES_VECTORS, 'keystore-fs', 'expected.json'), 'utf8')) as ExpectedKey[]
 }
 
 for (const http2 of [false, true]) {
@@ -202,7 +189,7 @@ for (const http2 of [false, true]) {
 
     test('a KES key file without creation data is described without created_at / created_by', async () => {
       await env.putKeyEntry('old-key', await readFile(path.join(KES_VECTORS, 'keystore-fs', 'v0.17.6', 'ks-imported')))
-      const v = (await expectedKeys()).find((e) => e.file === 'v0.17.6/ks-imported')
+      const v = (await readKesKeyFileVectors()).find((e) => e.file === 'v0.17.6/ks-imported')
       const id = createHash('sha256').update(Buffer.from(v?.key ?? '', 'base64')).digest().toString('hex', 0, 16)
       assertJson(await call(root, 'GET', '/v1/key/describe/old-key'), { name: 'old-key', id, algorithm: 'AES256' })
     })
@@ -506,7 +493,7 @@ describe('hmac is the same on every server and for KES 2024 key files', LIMIT, (
     assert.deepEqual(a.json, b.json)
     assert.equal(Buffer.from((a.json as { hmac: string }).hmac, 'base64').length, 32)
 
-    const v = (await expectedKeys()).find((e) => e.file === 'kes-unit-test/protobuf-base64')
+    const v = (await readKesKeyFileVectors()).find((e) => e.file === 'kes-unit-test/protobuf-base64')
     assert.ok(v?.hmac_key !== undefined)
     await first.putKeyEntry('pb-key', await readFile(path.join(KES_VECTORS, 'keystore-fs', 'kes-unit-test', 'protobuf-base64')))
     const want = { hmac: hmacB64(Buffer.from(v.hmac_key, 'base64'), 'hello') }

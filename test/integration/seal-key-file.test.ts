@@ -9,23 +9,11 @@ import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { runCli } from '../cli/run.js'
 import { KES_VECTORS } from '../support/fixtures.js'
+import { readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { TestEnv, makeClient } from './harness.js'
 
-interface Sample {
-  context: string
-  plaintext: string
-  ciphertext: string
-}
-interface KeyFileVector {
-  version: string
-  name: string
-  key: string | null
-  hmac_key?: string
-  raw_sample: Sample
-}
-
 const SOURCE = path.join(KES_VECTORS, 'keystore-fs', 'kes-unit-test')
-const vectors = (JSON.parse(await readFile(path.join(KES_VECTORS, 'keystore-fs', 'expected.json'), 'utf8')) as KeyFileVector[]).filter((v) => v.version === 'kes-unit-test')
+const vectors = (await readKesKeyFileVectors()).filter((v) => v.version === 'kes-unit-test')
 const root = makeClient('root')
 const rootKey = randomBytes(32).toString('base64')
 let env: TestEnv

@@ -8,6 +8,7 @@ import { after, afterEach, before, describe, test } from 'node:test'
 import { loadConfigFile } from '../../src/config/load.js'
 import { startServer } from '../../src/server/server.js'
 import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
+import { readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { FS_KEYSTORE, TestEnv, adminConfig, makeClient, storeKind } from './harness.js'
 
 const VECTORS = KES_VECTORS
@@ -91,16 +92,7 @@ describe('restart persistence', () => {
   })
 })
 
-interface KeyFileVector {
-  file: string
-  name: string
-  sample?: { context: string; plaintext: string; ciphertext: string }
-  raw_sample: { context: string; plaintext: string; ciphertext: string }
-}
-
-const expected = JSON.parse(
-  await readFile(path.join(VECTORS, 'keystore-fs', 'expected.json'), 'utf8'),
-) as KeyFileVector[]
+const expected = await readKesKeyFileVectors()
 
 // Every KES key directory, served by a server started from each KES config layout
 // (test/fixtures/kes-configs) exactly as a KES user wrote it.

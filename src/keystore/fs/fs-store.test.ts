@@ -11,9 +11,7 @@ import type { KeyStore } from '../keystore.js'
 import { testStoreConformance } from '../store-conformance.js'
 import { openFsStore } from './fs-store.js'
 import { WRITER_TAGS } from './temp-name.js'
-import { KES_VECTORS } from '../../../test/support/fixtures.js'
-
-const vectorsDir = path.join(KES_VECTORS, 'keystore-fs')
+import { KES_KEY_FILES, readKesKeyFileVectors } from '../../../test/support/kes-key-files.js'
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'openkes-keystore-'))
@@ -308,7 +306,7 @@ describe('fs store', () => {
   describe('KES key directories are served as they are', () => {
     for (const version of ['v0.7.2', 'v0.17.6', '2023-09-28', '2023-10-03', 'kes-unit-test']) {
       test(`${version}: lists exactly its key names and returns the file bytes unchanged`, async (t) => {
-        const source = path.join(vectorsDir, version)
+        const source = path.join(KES_KEY_FILES, version)
         const dir = await tempDir(t)
         const files = (await readdir(source)).sort()
         for (const file of files) await copyFile(path.join(source, file), path.join(dir, file))
@@ -329,14 +327,7 @@ describe('fs store', () => {
 })
 
 async function expectedNames(version: string): Promise<string[]> {
-  const parsed: unknown = JSON.parse(await readFile(path.join(vectorsDir, 'expected.json'), 'utf8'))
-  assert.ok(Array.isArray(parsed))
-  const names: string[] = []
-  for (const row of parsed) {
-    assert.ok(typeof row === 'object' && row !== null && 'version' in row && 'name' in row)
-    if (row.version === version && typeof row.name === 'string') names.push(row.name)
-  }
-  return names
+  return (await readKesKeyFileVectors()).filter((v) => v.version === version).map((v) => v.name)
 }
 
 describe('fs store: replace across processes', () => {
