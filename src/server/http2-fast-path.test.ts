@@ -16,14 +16,17 @@ class FakeStream extends EventEmitter {
   session: { [SESSION_PEER]?: { remoteAddress: string }; destroyed: boolean } | undefined = { [SESSION_PEER]: { remoteAddress: '127.0.0.1' }, destroyed: false }
   readonly responded: Array<[OutgoingHttpHeaders, unknown]> = []
   readonly written: Array<string | Buffer> = []
+  /** The callbacks of writes, in order: call one to complete its write. */
+  readonly writeCallbacks: Array<(err?: Error | null) => void> = []
   ended: Array<string | Buffer | undefined> = []
   trailers: OutgoingHttpHeaders[] = []
-  respond(headers: OutgoingHttpHeaders, options: unknown): void {
+  respond(headers: OutgoingHttpHeaders, options?: unknown): void {
     this.responded.push([{ ...headers }, options])
     this.headersSent = true
   }
-  write(chunk: string | Buffer): boolean {
+  write(chunk: string | Buffer, cb?: (err?: Error | null) => void): boolean {
     this.written.push(chunk)
+    if (cb !== undefined) this.writeCallbacks.push(cb)
     return true
   }
   end(body?: string | Buffer): this {
@@ -46,19 +49,33 @@ class FakeStream extends EventEmitter {
 }
 
 describe('StreamResponse', () => {
-  test('writeHead then end: one respond with :status, the body, and empty trailers when the stream wants them', () => {
+  test('writeHead then end: one respond with :status, the body written, and the stream ended once that write completed', () => {
     const stream = new FakeStream()
     const res = new StreamResponse(stream.asStream)
     res.writeHead(404, { 'content-type': 'application/json', 'content-length': 2 })
     assert.equal(res.headersSent, true)
     res.end('{}')
-    assert.deepEqual(stream.responded, [[{ 'content-type': 'application/json', 'content-length': 2, ':status': 404 }, { waitForTrailers: true }]])
-    assert.deepEqual(stream.ended, ['{}'])
-    stream.emit('wantTrailers')
-    assert.deepEqual(stream.trailers, [{}])
+    assert.deepEqual(stream.responded, [[{ 'content-type': 'application/json', 'content-length': 2, ':status': 404 }, undefined]])
+    assert.deepEqual(stream.written, ['{}'])
+    assert.deepEqual(stream.ended, [], 'not ended with its last write (Node would build an ERR_STREAM_DESTROYED error per response)')
     assert.equal(res.writableEnded, true)
+    stream.writeCallbacks[0]?.()
+    assert.deepEqual(stream.ended, [undefined])
+    assert.deepEqual(stream.trailers, [], 'no trailers')
     res.end('again')
-    assert.deepEqual(stream.ended, ['{}'], 'a second end is ignored')
+    assert.deepEqual(stream.written, ['{}'], 'a second end is ignored')
+    assert.equal(stream.writeCallbacks.length, 1)
+  })
+
+  test('a body write that fails (the client reset the stream), or completes on a destroyed stream, ends nothing', () => {
+    const failed = new FakeStream()
+    new StreamResponse(failed.asStream).end('{}')
+    failed.writeCallbacks[0]?.(new Error('stream reset'))
+    const destroyed = new FakeStream()
+    new StreamResponse(destroyed.asStream).end('{}')
+    destroyed.destroyed = true
+    destroyed.writeCallbacks[0]?.(null)
+    assert.deepEqual([failed.ended, destroyed.ended], [[], []])
   })
 
   test('end without writeHead answers 200; an empty body ends the stream without data', () => {
@@ -89,11 +106,7 @@ describe('StreamResponse', () => {
     res.writeHead(200, {})
     assert.equal(res.write('a'), false)
     res.end('{}')
-    assert.deepEqual([stream.responded, stream.written, stream.ended], [[], [], []])
-    // (and trailers a stream asks for once it is gone are not sent)
-    stream.destroyed = true
-    stream.emit('wantTrailers')
-    assert.deepEqual(stream.trailers, [])
+    assert.deepEqual([stream.responded, stream.written, stream.ended, stream.writeCallbacks], [[], [], [], []])
   })
 
   test('once listens on the stream', () => {

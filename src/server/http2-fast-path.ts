@@ -5,7 +5,7 @@
 // shape either way (RouterRequest, RouterResponse); every other stream goes to Node's
 // compatibility layer as before.
 import { constants as h2 } from 'node:http2'
-import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
+import type { IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
 import type { RouterRequest, RouterResponse } from '../api/router.js'
 import { isFastTarget } from './fast-routes.js'
 
@@ -93,7 +93,7 @@ export class StreamResponse implements RouterResponse {
     if (stream.destroyed || stream.closed) return this
     // The router builds a fresh headers object for every response: it is completed in place.
     headers[h2.HTTP2_HEADER_STATUS] = status
-    respond(stream, headers)
+    stream.respond(headers)
     return this
   }
 
@@ -107,9 +107,10 @@ export class StreamResponse implements RouterResponse {
     this.writableEnded = true
     const stream = this.stream
     if (stream.destroyed || stream.closed) return this
-    if (!stream.headersSent) respond(stream, { [h2.HTTP2_HEADER_STATUS]: 200 })
+    if (!stream.headersSent) stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200 })
     if (body === undefined || body.length === 0) stream.end()
-    else stream.end(body)
+    // Ended once the body is written, not with it: see endOnceWritten.
+    else stream.write(body, endOnceWritten(stream))
     return this
   }
 
@@ -129,20 +130,19 @@ export class StreamResponse implements RouterResponse {
 }
 
 /**
- * Sends the response headers. As the compatibility layer does, the stream ends with (empty)
- * trailers once its body is written: ended right after its last write instead, the stream is
- * closed and destroyed before that write's completion runs, and Node then builds an
- * ERR_STREAM_DESTROYED error, stack trace and all, for every response.
+ * The callback of a response body's write, which ends the stream. Ended together with its
+ * last write (`stream.end(body)`), a stream is closed and destroyed before that write's
+ * completion runs, and Node then builds an ERR_STREAM_DESTROYED error, stack trace and all,
+ * for every response. Node's compatibility layer avoids that by ending every stream with
+ * (empty) trailers, which cost a 'wantTrailers' call from C++, a trailers submission and a
+ * setImmediate per response. Ending the stream once its body is written avoids both: the
+ * client sees the same frames (the body, then an empty DATA frame that ends the stream). A
+ * write that failed (the client reset the stream) leaves nothing to end.
  */
-function respond(stream: ServerHttp2Stream, headers: OutgoingHttpHeaders): void {
-  stream.on('wantTrailers', sendNoTrailers)
-  stream.respond(headers, RESPOND_OPTIONS)
-}
-
-const RESPOND_OPTIONS = Object.freeze({ waitForTrailers: true })
-
-function sendNoTrailers(this: ServerHttp2Stream): void {
-  if (!this.destroyed && !this.closed) this.sendTrailers({})
+function endOnceWritten(stream: ServerHttp2Stream): (err?: Error | null) => void {
+  return (err) => {
+    if (err == null && !stream.destroyed) stream.end()
+  }
 }
 
 // Errors of a stream (a reset by the client, a session torn down) end it; the request sees 'close'.
