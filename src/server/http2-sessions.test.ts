@@ -26,17 +26,19 @@ describe('Http2Sessions', () => {
   let now = 0
   const sessions = new Http2Sessions(1000, () => now)
   after(() => sessions.stop())
+  /** Sweeps at `ms` on the test clock and returns how often `s` has been told to close by then. */
+  const closeCallsAfterSweepAt = (ms: number, s: FakeSession): number => {
+    now = ms
+    sessions.closeIdle()
+    return s.closeCalls
+  }
 
   test('a session without streams closes once it has been idle for the timeout, not before', () => {
     now = 0
     const s = new FakeSession()
     sessions.add(s.asSession)
-    now = 999
-    sessions.closeIdle()
-    assert.equal(s.closeCalls, 0)
-    now = 1000
-    sessions.closeIdle()
-    assert.equal(s.closeCalls, 1)
+    assert.equal(closeCallsAfterSweepAt(999, s), 0)
+    assert.equal(closeCallsAfterSweepAt(1000, s), 1)
     s.emit('close')
   })
 
@@ -46,20 +48,12 @@ describe('Http2Sessions', () => {
     sessions.add(s.asSession)
     const a = s.openStream()
     const b = s.openStream()
-    now = 5000
-    sessions.closeIdle()
-    assert.equal(s.closeCalls, 0, 'two streams open')
+    assert.equal(closeCallsAfterSweepAt(5000, s), 0, 'two streams open')
     a.emit('close')
-    now = 6000
-    sessions.closeIdle()
-    assert.equal(s.closeCalls, 0, 'one stream still open (a quiet log stream is not idle)')
+    assert.equal(closeCallsAfterSweepAt(6000, s), 0, 'one stream still open (a quiet log stream is not idle)')
     b.emit('close')
-    now = 6999
-    sessions.closeIdle()
-    assert.equal(s.closeCalls, 0, 'idle for 999 ms only')
-    now = 7000
-    sessions.closeIdle()
-    assert.equal(s.closeCalls, 1)
+    assert.equal(closeCallsAfterSweepAt(6999, s), 0, 'idle for 999 ms only')
+    assert.equal(closeCallsAfterSweepAt(7000, s), 1)
     s.emit('close')
   })
 
