@@ -9,8 +9,7 @@ import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { openFsStore } from '../../src/keystore/fs/fs-store.js'
 import { TestPostgres } from '../support/postgres.js'
-import { KES_VECTORS } from '../support/fixtures.js'
-import { readKesKeyFileVectors } from '../support/kes-key-files.js'
+import { KES_KEY_FILES, readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { within } from '../support/within.js'
 import { TestEnv, makeClient, usePostgres } from '../integration/harness.js'
 import { runCli } from './run.js'
@@ -32,7 +31,7 @@ const vectors = await readKesKeyFileVectors()
 test('fs → PostgreSQL → fs round trip: the same bytes, verified by migrate and by a server', { timeout: 180_000 }, async () => {
   const version = 'v0.17.6'
   const source = path.join(dir, 'source')
-  await cp(path.join(KES_VECTORS, 'keystore-fs', version), source, { recursive: true })
+  await cp(path.join(KES_KEY_FILES, version), source, { recursive: true })
   // A policy and an assignment as OpenKES keeps them.
   const fs = await openFsStore(source)
   await fs.policies.put('app-pol', Buffer.from('{"allow":["/v1/key/generate/*"],"deny":[],"form":"allow-deny"}'))

@@ -10,13 +10,12 @@ import { runOpenkes } from '../../src/cli/commands.js'
 import { processContext } from '../../src/cli/connect.js'
 import { parseKeyFile } from '../../src/crypto/key-version.js'
 import { TestEnv, makeClient } from '../integration/harness.js'
-import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
-import { readKesKeyFileVectors } from '../support/kes-key-files.js'
+import { KES_CONFIGS } from '../support/fixtures.js'
+import { KES_KEY_FILES, readKesKeyFileVectors } from '../support/kes-key-files.js'
 import type { KesKeyFileVector } from '../support/kes-key-files.js'
 import { runCli } from './run.js'
 import type { Finished } from './run.js'
 
-const KEYSTORE_FS = path.join(KES_VECTORS, 'keystore-fs')
 
 const vectors = await readKesKeyFileVectors()
 const versions = [...new Set(vectors.map((v) => v.version))]
@@ -101,7 +100,7 @@ describe('openkes migrate', () => {
 
   for (const version of versions) {
     test(`a ${version} key directory: full copy, dry run, rerun without and with --merge`, async () => {
-      const from = await site(`${version}-from`, 'kes-v0.17.yml', path.join(KEYSTORE_FS, version))
+      const from = await site(`${version}-from`, 'kes-v0.17.yml', path.join(KES_KEY_FILES, version))
       const to = await site(`${version}-to`, 'kes-2023.yml')
       const source = await snapshot(from.keys)
       const secrets = await secretsOf(from.keys)
@@ -147,7 +146,7 @@ describe('openkes migrate', () => {
     try {
       // The source: a KES key directory in which an OpenKES server stored a policy and an assignment.
       const keys = path.join(env.dir, 'keys')
-      await cp(path.join(KEYSTORE_FS, 'v0.17.6'), keys, { recursive: true })
+      await cp(path.join(KES_KEY_FILES, 'v0.17.6'), keys, { recursive: true })
       await env.start(`admin:\n  identity: ${root.identity}\nkeystore:\n  fs:\n    path: ./keys\n`)
       const write = await env.request(root, '/v1/policy/write/decrypt-ks', { method: 'POST', body: { allow: ['/v1/key/decrypt/ks-*'] } })
       assert.equal(write.status, 200, write.text)
@@ -176,7 +175,7 @@ describe('openkes migrate', () => {
   test('--merge reports a different key as a conflict, copies the rest and exits 1', async () => {
     const from = path.join(dir, 'conflict-from')
     const to = path.join(dir, 'conflict-to')
-    await cp(path.join(KEYSTORE_FS, '2023-10-03'), from, { recursive: true })
+    await cp(path.join(KES_KEY_FILES, '2023-10-03'), from, { recursive: true })
     await mkdir(to, { mode: 0o700 })
     // Same name, another key; and the same key as the source written in an older file format.
     const other = `{"bytes":"${randomBytes(32).toString('base64')}"}`
@@ -205,7 +204,7 @@ describe('openkes migrate', () => {
   test('--pattern copies only the matching keys', async () => {
     const from = path.join(dir, 'pattern-from')
     const to = path.join(dir, 'pattern-to')
-    await cp(path.join(KEYSTORE_FS, '2023-10-03'), from, { recursive: true })
+    await cp(path.join(KES_KEY_FILES, '2023-10-03'), from, { recursive: true })
     const res = await runCli(['migrate', '--from', from, '--to', to, '--pattern', '*-chacha'])
     assert.equal(res.code, 0, res.stderr)
     assert.deepEqual((await readdir(to)).sort(), ['ks-imported-chacha', 'ks-random-chacha'])
@@ -215,7 +214,7 @@ describe('openkes migrate', () => {
   test('an entry that is not a key fails, the others are copied, exit 1', async () => {
     const from = path.join(dir, 'bad-from')
     const to = path.join(dir, 'bad-to')
-    await cp(path.join(KEYSTORE_FS, 'v0.7.2'), from, { recursive: true })
+    await cp(path.join(KES_KEY_FILES, 'v0.7.2'), from, { recursive: true })
     await writeFile(path.join(from, 'not-a-key'), '{"bytes":"c2hvcnQ="}')
     const res = await runCli(['migrate', '--from', from, '--to', to])
     assert.equal(res.code, 1)
@@ -242,7 +241,7 @@ describe('openkes migrate', () => {
 
   test('on a terminal, progress is a bar on stderr, ended by a newline', async () => {
     const from = path.join(dir, 'tty-from')
-    await cp(path.join(KEYSTORE_FS, '2023-10-03'), from, { recursive: true })
+    await cp(path.join(KES_KEY_FILES, '2023-10-03'), from, { recursive: true })
     let stdout = ''
     let stderr = ''
     const io = { stdout: (t: string) => void (stdout += t), stderr: (t: string) => void (stderr += t) }
@@ -256,7 +255,7 @@ describe('openkes migrate', () => {
 
   test('usage errors exit 2, stores that cannot be opened exit 1', async () => {
     const src = path.join(dir, 'usage-src')
-    await cp(path.join(KEYSTORE_FS, 'v0.7.2'), src, { recursive: true })
+    await cp(path.join(KES_KEY_FILES, 'v0.7.2'), src, { recursive: true })
     const cases: Array<[string[], number, RegExp]> = [
       [[], 2, /--from SOURCE is required/],
       [['--from', src], 2, /--to DEST is required/],
@@ -289,7 +288,7 @@ describe('openkes migrate', () => {
       ['minio-aws-cli', '2023-10-03', 'ks-random-chacha'],
     ]
     for (const [name, version, file] of picks) {
-      const text = await readFile(path.join(KEYSTORE_FS, version, file), 'utf8')
+      const text = await readFile(path.join(KES_KEY_FILES, version, file), 'utf8')
       await writeFile(path.join(exported, name), name === 'minio-aws-cli' ? `${text}\n` : text, { mode: 0o600 })
     }
     const to = await site('from-export', 'kes-2023.yml')

@@ -8,8 +8,8 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { identityOfPem } from '../../src/auth/identity.js'
 import { createCertificate } from '../../src/x509/certificate.js'
-import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
-import { readKesKeyFileVectors } from '../support/kes-key-files.js'
+import { KES_CONFIGS } from '../support/fixtures.js'
+import { KES_KEY_FILES, readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { runCli, startCli } from './run.js'
 
 function get(port: number, target: string, cert: string, key: string, ca: string): Promise<{ status: number; body: string }> {
@@ -141,7 +141,7 @@ describe('openkes server --config with a KES config file as it is', () => {
       await writeFile(path.join(site, 'server.key'), serverCert.keyPem, { mode: 0o600 })
       await writeFile(path.join(site, 'server.cert'), serverCert.certPem)
       await copyFile(path.join(KES_CONFIGS, file), path.join(site, 'config.yml'))
-      await cp(path.join(KES_VECTORS, 'keystore-fs', version), path.join(site, 'keys'), { recursive: true })
+      await cp(path.join(KES_KEY_FILES, version), path.join(site, 'keys'), { recursive: true })
       const env = { ...process.env, KES_ROOT_IDENTITY: rootCert.identity, KES_APP_IDENTITY: appCert.identity }
       const server = startCli(['server', '--config', path.join(site, 'config.yml'), '--addr', '127.0.0.1:0'], { env })
       try {

@@ -8,7 +8,7 @@ import { cp, readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { KES_VECTORS } from '../support/fixtures.js'
-import { readKesKeyFileVectors } from '../support/kes-key-files.js'
+import { KES_KEY_FILES, readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { TestEnv, makeClient, storeKind } from './harness.js'
 import type { Response } from './harness.js'
 
@@ -457,7 +457,7 @@ describe('KES key files (a KES key directory; on PostgreSQL its files as rows)',
   let env: TestEnv
   before(async () => {
     env = await TestEnv.create()
-    const dirs = ['v0.17.6', 'kes-unit-test'].map((d) => path.join(KES_VECTORS, 'keystore-fs', d))
+    const dirs = ['v0.17.6', 'kes-unit-test'].map((d) => path.join(KES_KEY_FILES, d))
     if (storeKind() === 'fs') {
       // The KES key directories themselves, copied as they are.
       for (const dir of dirs) await cp(dir, path.join(env.dir, 'keys'), { recursive: true })
@@ -476,7 +476,7 @@ describe('KES key files (a KES key directory; on PostgreSQL its files as rows)',
     const expected = await readKesKeyFileVectors()
     const served = expected.filter((e) => e.file.startsWith('v0.17.6/') || e.file.startsWith('kes-unit-test/'))
     const originals = new Map<string, Buffer>()
-    for (const e of served) originals.set(e.name, await readFile(path.join(KES_VECTORS, 'keystore-fs', e.file)))
+    for (const e of served) originals.set(e.name, await readFile(path.join(KES_KEY_FILES, e.file)))
     const open = async (e: (typeof served)[number]): Promise<void> => {
       for (const s of [e.sample, e.raw_sample]) {
         if (s === undefined) continue

@@ -10,8 +10,7 @@ import { goArch, goOs } from '../../src/api/go-platform.js'
 import { routes } from '../../src/api/routes.js'
 import { createMemStore } from '../../src/keystore/mem/mem-store.js'
 import type { KeyStore } from '../../src/keystore/keystore.js'
-import { KES_VECTORS } from '../support/fixtures.js'
-import { readKesKeyFileVectors } from '../support/kes-key-files.js'
+import { KES_KEY_FILES, readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { app, nopol, ops, other, root } from './fixtures.js'
 import { TestEnv, makeClient, serverPerSuite } from './harness.js'
 import type { Client, Response } from './harness.js'
@@ -188,7 +187,7 @@ for (const http2 of [false, true]) {
     })
 
     test('a KES key file without creation data is described without created_at / created_by', async () => {
-      await env.putKeyEntry('old-key', await readFile(path.join(KES_VECTORS, 'keystore-fs', 'v0.17.6', 'ks-imported')))
+      await env.putKeyEntry('old-key', await readFile(path.join(KES_KEY_FILES, 'v0.17.6', 'ks-imported')))
       const v = (await readKesKeyFileVectors()).find((e) => e.file === 'v0.17.6/ks-imported')
       const id = createHash('sha256').update(Buffer.from(v?.key ?? '', 'base64')).digest().toString('hex', 0, 16)
       assertJson(await call(root, 'GET', '/v1/key/describe/old-key'), { name: 'old-key', id, algorithm: 'AES256' })
@@ -495,7 +494,7 @@ describe('hmac is the same on every server and for KES 2024 key files', LIMIT, (
 
     const v = (await readKesKeyFileVectors()).find((e) => e.file === 'kes-unit-test/protobuf-base64')
     assert.ok(v?.hmac_key !== undefined)
-    await first.putKeyEntry('pb-key', await readFile(path.join(KES_VECTORS, 'keystore-fs', 'kes-unit-test', 'protobuf-base64')))
+    await first.putKeyEntry('pb-key', await readFile(path.join(KES_KEY_FILES, 'kes-unit-test', 'protobuf-base64')))
     const want = { hmac: hmacB64(Buffer.from(v.hmac_key, 'base64'), 'hello') }
     for (const e of [first, second]) {
       assertJson(await e.request(root, '/v1/key/hmac/pb-key', { method: 'PUT', body: { message: b64('hello') } }), want)

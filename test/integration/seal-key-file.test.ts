@@ -8,11 +8,10 @@ import { readFile, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { runCli } from '../cli/run.js'
-import { KES_VECTORS } from '../support/fixtures.js'
-import { readKesKeyFileVectors } from '../support/kes-key-files.js'
+import { KES_KEY_FILES, readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { TestEnv, makeClient } from './harness.js'
 
-const SOURCE = path.join(KES_VECTORS, 'keystore-fs', 'kes-unit-test')
+const SOURCE = path.join(KES_KEY_FILES, 'kes-unit-test')
 const vectors = (await readKesKeyFileVectors()).filter((v) => v.version === 'kes-unit-test')
 const root = makeClient('root')
 const rootKey = randomBytes(32).toString('base64')

@@ -8,7 +8,7 @@ import { after, afterEach, before, describe, test } from 'node:test'
 import { loadConfigFile } from '../../src/config/load.js'
 import { startServer } from '../../src/server/server.js'
 import { KES_CONFIGS, KES_VECTORS } from '../support/fixtures.js'
-import { readKesKeyFileVectors } from '../support/kes-key-files.js'
+import { KES_KEY_FILES, readKesKeyFileVectors } from '../support/kes-key-files.js'
 import { FS_KEYSTORE, TestEnv, adminConfig, makeClient, storeKind } from './harness.js'
 
 const VECTORS = KES_VECTORS
@@ -129,7 +129,7 @@ describe('KES key directories are served as they are, from every KES config layo
         await Promise.all(['server.key', 'server.cert'].map((f) => copyFile(path.join(env.dir, f), path.join(site, f))))
         await copyFile(path.join(KES_CONFIGS, layout.file), path.join(site, 'config.yml'))
         const keys = path.join(site, 'keys')
-        await cp(path.join(VECTORS, 'keystore-fs', version), keys, { recursive: true })
+        await cp(path.join(KES_KEY_FILES, version), keys, { recursive: true })
         const config = await loadConfigFile(path.join(site, 'config.yml'), {
           KES_ROOT_IDENTITY: root.identity,
           KES_APP_IDENTITY: app.identity,
