@@ -28,7 +28,7 @@ import { AccessControl, GRANT_TTL_MS } from './access.js'
 import { BodyBudget } from './body-budget.js'
 import { serveHttp1 } from './http1-fast-path.js'
 import { routeStream, SESSION_PEER } from './http2-fast-path.js'
-import type { CompatStreamListener, PeerSession } from './http2-fast-path.js'
+import type { CompatStreamListener, PeerSession, StreamPeer } from './http2-fast-path.js'
 import { Http2Sessions } from './http2-sessions.js'
 import { ConnectionGate } from './connection-gate.js'
 import { findUnsafeFiles } from './file-safety.js'
@@ -91,7 +91,7 @@ const IDENTITY = Symbol('openkes.identity')
 const IN_FLIGHT = Symbol('openkes.inFlight')
 type ServerSocket = TLSSocket & { [IDENTITY]?: string; [IN_FLIGHT]?: number }
 // What an HTTP/2 fast-path request shows of its connection (./http2-fast-path.ts, SESSION_PEER).
-type ServerPeer = { readonly remoteAddress: string | undefined; readonly [IDENTITY]: string }
+type ServerPeer = StreamPeer & { readonly [IDENTITY]: string }
 
 // TLS 1.3, and TLS 1.2 only with forward-secret AEAD suites (docs/api.md, "Connecting: TLS and identities").
 const CIPHERS = [
