@@ -71,12 +71,14 @@ const testRoutes: Route[] = [
   { path: '/t/fast', methods: ['POST'], params: [], maxBodyBytes: 0, timeoutMs: 60_000, auth: 'policy', handler: async () => json(200, {}) },
 ]
 
-function serve(req: FakeRequest): Promise<{ res: FakeResponse; event: CompletedRequest }> {
+/** Serves `req` on testRoutes; `bodyAccount` opens its body account, if given. */
+function serve(req: FakeRequest, bodyAccount?: () => BodyAccount): Promise<{ res: FakeResponse; event: CompletedRequest }> {
   return new Promise((resolve) => {
     const res = new FakeResponse()
     const route = createRouter(() => state, {
       identityOf: () => 'f'.repeat(64),
       routes: testRoutes,
+      ...(bodyAccount === undefined ? {} : { bodyAccount }),
       hooks: { completed: (event) => resolve({ res, event }) },
     })
     route(req as unknown as RouterRequest, res as unknown as RouterResponse)
@@ -137,23 +139,16 @@ class AccountLog {
 
 test('a request that reads its body opens one account, charged with the body, given back once after the answer', async () => {
   const log = new AccountLog()
-  const res = new FakeResponse()
-  const done = new Promise<CompletedRequest>((resolve) => {
-    const route = createRouter(() => state, { identityOf: () => 'f'.repeat(64), routes: testRoutes, bodyAccount: () => log.open(), hooks: { completed: resolve } })
-    route(new CompleteRequest('/t/body', '12345') as unknown as RouterRequest, res as unknown as RouterResponse)
-  })
-  assert.equal((await done).status, 200)
+  const { res, event } = await serve(new CompleteRequest('/t/body', '12345'), () => log.open())
+  assert.equal(event.status, 200)
   assert.deepEqual(JSON.parse(res.body), { got: 5 })
   assert.deepEqual([log.opened, log.charged, log.released], [1, [5], 1])
 })
 
 test('a request that reads no body opens no account', async () => {
   const log = new AccountLog()
-  const done = new Promise<CompletedRequest>((resolve) => {
-    const route = createRouter(() => state, { identityOf: () => 'f'.repeat(64), routes: testRoutes, bodyAccount: () => log.open(), hooks: { completed: resolve } })
-    route(new FakeRequest('/t/fast') as unknown as RouterRequest, new FakeResponse() as unknown as RouterResponse)
-  })
-  assert.equal((await done).status, 200)
+  const { event } = await serve(new FakeRequest('/t/fast'), () => log.open())
+  assert.equal(event.status, 200)
   assert.deepEqual([log.opened, log.released], [0, 0])
 })
 
