@@ -7,12 +7,9 @@
 //   applies it to a describe() as a whole too, and the slowest suite (the CLI
 //   key commands, each a child process) takes about 16 s on a loaded 2-core
 //   machine: the limit leaves room for a much slower machine;
-// - the whole run is limited to RUN_TIMEOUT_MS: a failed test that left a
-//   server or socket open, so that its file never exits, fails the run then
-//   (test/cli/run.ts kills the child processes it started when a test fails).
-//   Not --test-force-exit: on Node 24 it ends test files while their tests are
-//   still running and reports nothing (secret-key.test.js ran 37 to 46 of its
-//   52 tests, and a whole run 2,689 of 2,774, with 0 failures).
+// - --test-force-exit ends a test file's process once its tests are done, even
+//   if a failed test left a server or socket open (test/cli/run.ts kills the
+//   child processes it started when that happens).
 // Extra node options (e.g. --experimental-test-coverage) can be passed in
 // OPENKES_TEST_NODE_OPTIONS, space-separated (scripts/coverage.mjs does).
 import { spawnSync } from 'node:child_process'
@@ -25,8 +22,6 @@ const TEST_TIMEOUT_MS = 120_000
 // (each starts a server and measures its memory) and may take minutes.
 const STRESS = path.join('dist', 'test', 'stress')
 const STRESS_TIMEOUT_MS = 240_000
-// The default run takes ~6 minutes and the stress run ~5 on a loaded 2-core machine.
-const RUN_TIMEOUT_MS = 15 * 60_000
 
 // Arguments: directories to search (default dist) or single test files.
 const explicit = process.argv.length > 2
@@ -47,7 +42,6 @@ if (files.length === 0) {
 const stress = files.every((f) => f.startsWith(STRESS + path.sep))
 const timeout = stress ? [`--test-timeout=${STRESS_TIMEOUT_MS}`, '--test-concurrency=1'] : [`--test-timeout=${TEST_TIMEOUT_MS}`]
 const extra = (process.env['OPENKES_TEST_NODE_OPTIONS'] ?? '').split(' ').filter((o) => o !== '')
-const args = ['--test', ...timeout, ...extra, ...files]
-const result = spawnSync(process.execPath, args, { stdio: 'inherit', timeout: RUN_TIMEOUT_MS, killSignal: 'SIGKILL' })
-if (result.error !== undefined) console.error(`run-tests: the test run did not finish within ${RUN_TIMEOUT_MS / 60_000} minutes (a test left something open?): ${result.error.message}`)
+const args = ['--test', ...timeout, '--test-force-exit', ...extra, ...files]
+const result = spawnSync(process.execPath, args, { stdio: 'inherit' })
 process.exit(result.status ?? 1)
