@@ -36,8 +36,9 @@ const TEST_TIMEOUT_MS = 120_000
 const STRESS = path.join('dist', 'test', 'stress')
 const STRESS_TIMEOUT_MS = 240_000
 // The default run takes about 7 minutes with coverage on a loaded 2-core
-// machine (Node 20; about 4 without coverage), the stress run about 5: room
-// for twice that, and still inside CI's budget for a run that stalls.
+// machine (Node 20; 4.5 to 5.5 without, on Node 20 and 24), the stress run
+// about 4.5: room for twice that, and still inside CI's budget for a run that
+// stalls.
 const RUN_TIMEOUT_MS = 15 * 60_000
 
 // Arguments: directories to search (default dist) or single test files.
