@@ -22,9 +22,9 @@ export interface RunOptions {
   readonly timeoutMs?: number
 }
 
-// Every child still running when the test process exits (a failed test that
-// never stopped its server, or the runner's --test-force-exit) is killed, so a
-// failure never leaves an openkes server behind.
+// Every child still running when the test process exits (after a failed test
+// that never stopped its server) is killed, so a failure never leaves an
+// openkes server behind.
 const children = new Set<ChildProcess>()
 process.once('exit', () => {
   for (const child of children) child.kill('SIGKILL')

@@ -26,7 +26,12 @@ describe('slow and greedy clients', () => {
   let server: ChildServer
   let baseline = 0
   let peak = 0
+  // The admin's memory watch: the next sample's timer, and the sample in flight (after()
+  // waits for it: a sample that ends after clearTimeout would schedule the next one, and the
+  // file would never exit).
+  let sampling = true
   let sampler: NodeJS.Timeout | undefined
+  let sampled: Promise<void> = Promise.resolve()
 
   before(async () => {
     env = await TestEnv.create()
@@ -42,13 +47,15 @@ describe('slow and greedy clients', () => {
       } catch {
         // a scrape that fails is caught by the assertions below
       }
-      sampler = setTimeout(() => void watch(), 250)
+      if (sampling) sampler = setTimeout(() => (sampled = watch()), 250)
     }
-    void watch()
+    sampled = watch()
   })
   after(async () => {
+    sampling = false
     clearTimeout(sampler)
-    env.resetConnections()
+    env.resetConnections() // fails a sample still waiting for its answer
+    await Promise.race([sampled, new Promise((resolve) => setTimeout(resolve, 15_000).unref())])
     await server.stop()
     await env.dispose()
   })
@@ -171,7 +178,12 @@ describe('slow and greedy clients', () => {
       stuck.destroy()
     }
     // And once they are gone, the server still works normally.
-    const res = await h2Answer(h2Session(env, root).request({ ':path': '/version' }))
-    assert.equal(res.status, 200)
+    const fresh = h2Session(env, root)
+    try {
+      const res = await h2Answer(fresh.request({ ':path': '/version' }))
+      assert.equal(res.status, 200)
+    } finally {
+      fresh.destroy()
+    }
   })
 })
