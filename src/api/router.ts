@@ -21,6 +21,7 @@ import {
   KesError,
 } from './errors.js'
 import { Deadlines } from './deadlines.js'
+import type { Deadline } from './deadlines.js'
 import { parsePath } from './paths.js'
 import { checkListPattern } from './pattern.js'
 import { isBodyParts, isStream } from './reply.js'
@@ -167,79 +168,181 @@ export function createRouter(
     return target
   }
 
-  async function serve(req: RouterRequest, res: RouterResponse, identity: string): Promise<void> {
-    const time = new Date()
-    const start = process.hrtime.bigint()
-    const state = getState()
-    let path = req.url ?? ''
-    let api = UNKNOWN_API
-    let status = 500
-    let error: string | undefined
-    let stream: Subscription | undefined
-    let call: HandlerCall | undefined
-    try {
+  /**
+   * One request from its arrival to its answer: what the audit event and the metrics record
+   * (time, path, API, status, error), its deadline and how it is answered. The handler's
+   * promise settles it through `replied` or `failed`, and the deadline through `expire`,
+   * whichever comes first; no promise wraps another on the way (each cost a turn per request).
+   */
+  class Exchange {
+    readonly req: RouterRequest
+    readonly res: RouterResponse
+    readonly identity: string
+    /** Read once per request, so a config reload never changes a request midway. */
+    readonly state: ServerState
+    readonly time = new Date()
+    readonly start = process.hrtime.bigint()
+    path: string
+    api = UNKNOWN_API
+    status = 500
+    error: string | undefined
+    call: HandlerCall | undefined
+    deadline: Deadline | undefined
+    /** Answered (or answering): a later outcome of the handler is dropped. */
+    settled = false
+
+    constructor(req: RouterRequest, res: RouterResponse, identity: string) {
+      this.req = req
+      this.res = res
+      this.identity = identity
+      this.state = getState()
+      this.path = req.url ?? ''
+    }
+
+    /** The checks before the handler, in the contract's order; then the handler's work. Throws the first check that fails. */
+    begin(): Promise<Reply> {
+      const target = lookUp(this.path)
+      this.path = target.path
+      const route = target.route
+      if (route === undefined) throw ErrNotFound
+      this.api = route.path
+      if (!route.methods.includes(this.req.method ?? '')) {
+        throw new MethodNotAllowed(allowHeader.get(route) ?? '')
+      }
+      if (target.malformed) throw ErrInvalidPath
+      // Remembered targets carry their checked arguments; for the others this throws their 400.
+      const args = target.args ?? parseArgs(route.params, target.rest)
+      const state = this.state
+      const timeoutMs = timeoutOf(route, state.api)
+      const call = new HandlerCall(this.req, this.res, this.identity, route, args, target.authPath, timeoutMs, state, getState, table, opts.bodyAccount)
+      this.call = call
+      const work = call.run()
+      // A request still working at its deadline is answered then (408 while its body is
+      // still arriving, else 503); what it was doing finishes unobserved.
+      if (timeoutMs > 0) this.deadline = deadlines.add(timeoutMs, () => this.expire())
+      return work
+    }
+
+    expire(): void {
+      this.deadline = undefined
+      if (this.call !== undefined) this.failed(this.call.timeoutError())
+    }
+
+    replied(reply: Reply): void {
+      if (this.settled) {
+        // Late: a stream reply nobody will attach gives back its reader's place.
+        if (isStream(reply)) reply.release?.()
+        return
+      }
+      this.#settle()
+      this.status = reply.status
       try {
-        const target = lookUp(path)
-        path = target.path
-        const route = target.route
-        if (route === undefined) throw ErrNotFound
-        api = route.path
-        if (!route.methods.includes(req.method ?? '')) {
-          throw new MethodNotAllowed(allowHeader.get(route) ?? '')
-        }
-        if (target.malformed) throw ErrInvalidPath
-        // Remembered targets carry their checked arguments; for the others this throws their 400.
-        const args = target.args ?? parseArgs(route.params, target.rest)
-        const timeoutMs = timeoutOf(route, state.api)
-        call = new HandlerCall(req, res, identity, route, args, target.authPath, timeoutMs, state, getState, table, opts.bodyAccount)
-        // A request still working at its deadline is answered then (408 while its body is
-        // still arriving, else 503); what it was doing finishes unobserved.
-        const reply = timeoutMs > 0 ? await withDeadline(deadlines, call.run(), timeoutMs, call) : await call.run()
-        status = reply.status
         if (isStream(reply)) {
+          let stream: Subscription
           try {
-            stream = openStream(res, reply)
+            stream = openStream(this.res, reply)
           } catch (err) {
             reply.release?.()
             throw err
           }
-        } else if (reply.statusTrailers === true || isBodyParts(reply.body)) {
-          const failure = await sendInParts(req, res, reply, state)
-          if (failure !== undefined) {
-            status = failure.status
-            error = failure.message
-          }
-        } else {
-          send(req, res, reply, reply.body ?? '')
+          this.#completed()
+          // A log stream's request is over when its stream ends.
+          const over = (): void => this.#finished()
+          stream.closed.then(over, over)
+          return
+        }
+        if (reply.statusTrailers === true || isBodyParts(reply.body)) {
+          void this.#sendInParts(reply)
+          return
+        }
+        send(this.req, this.res, reply, reply.body ?? '')
+      } catch (err) {
+        this.#answerError(err)
+      }
+      this.#completed()
+      this.#finished()
+    }
+
+    failed(err: unknown): void {
+      if (this.settled) return
+      this.#settle()
+      this.#answerError(err)
+      this.#completed()
+      this.#finished()
+    }
+
+    async #sendInParts(reply: BodyReply): Promise<void> {
+      try {
+        const failure = await sendInParts(this.req, this.res, reply, this.state)
+        if (failure !== undefined) {
+          this.status = failure.status
+          this.error = failure.message
         }
       } catch (err) {
-        const e = toKesError(err, state)
-        status = e.status
-        error = e.message
-        sendError(req, res, e, err)
+        this.#answerError(err)
       }
-      call?.releaseBody()
-      hooks.completed?.({
-        time,
-        method: req.method ?? '',
-        path,
-        api,
-        identity,
-        ip: req.socket?.remoteAddress ?? '',
-        status,
-        durationNs: process.hrtime.bigint() - start,
-        error,
-      })
-      if (stream !== undefined) await stream.closed
-    } finally {
-      hooks.finished?.(req)
+      this.#completed()
+      this.#finished()
     }
+
+    #settle(): void {
+      this.settled = true
+      this.deadline?.cancel()
+      this.deadline = undefined
+    }
+
+    #answerError(err: unknown): void {
+      const e = toKesError(err, this.state)
+      this.status = e.status
+      this.error = e.message
+      sendError(this.req, this.res, e, err)
+    }
+
+    /** The status is decided and written: audit and metrics, exactly once. */
+    #completed(): void {
+      this.call?.releaseBody()
+      try {
+        hooks.completed?.({
+          time: this.time,
+          method: this.req.method ?? '',
+          path: this.path,
+          api: this.api,
+          identity: this.identity,
+          ip: this.req.socket?.remoteAddress ?? '',
+          status: this.status,
+          durationNs: process.hrtime.bigint() - this.start,
+          error: this.error,
+        })
+      } catch (err) {
+        this.#finished()
+        throw err
+      }
+    }
+
+    #finished(): void {
+      hooks.finished?.(this.req)
+    }
+  }
+
+  function serve(req: RouterRequest, res: RouterResponse, identity: string): void {
+    const exchange = new Exchange(req, res, identity)
+    let work: Promise<Reply>
+    try {
+      work = exchange.begin()
+    } catch (err) {
+      // Refused before the handler ran (404, 405, 400): answered at once.
+      exchange.failed(err)
+      return
+    }
+    work.then(
+      (reply) => exchange.replied(reply),
+      (err: unknown) => exchange.failed(err),
+    )
   }
 
   return (req, res) => {
     hooks.started?.(req)
-    const identity = opts.identityOf(req) ?? ''
-    void serve(req, res, identity)
+    serve(req, res, opts.identityOf(req) ?? '')
   }
 }
 
@@ -445,32 +548,6 @@ function openStream(res: RouterResponse, reply: StreamReply): Subscription {
   const sub = reply.attach(sink)
   gone.then(() => sub.cancel())
   return sub
-}
-
-/**
- * Settles like `work`, or rejects with `call.timeoutError()` if `work` has not settled after `ms`. A
- * late outcome of `work` is dropped (and never becomes an unhandled rejection).
- */
-function withDeadline<T extends Reply>(deadlines: Deadlines, work: Promise<T>, ms: number, call: HandlerCall): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let late = false
-    const deadline = deadlines.add(ms, () => {
-      late = true
-      reject(call.timeoutError())
-    })
-    work.then(
-      (value) => {
-        deadline.cancel()
-        // A stream reply nobody will attach gives back its reader's place.
-        if (late && isStream(value)) value.release?.()
-        resolve(value)
-      },
-      (err: unknown) => {
-        deadline.cancel()
-        reject(err)
-      },
-    )
-  })
 }
 
 /**
