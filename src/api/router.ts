@@ -259,16 +259,14 @@ export function createRouter(
       } catch (err) {
         this.#answerError(err)
       }
-      this.#completed()
-      this.#finished()
+      this.#end()
     }
 
     failed(err: unknown): void {
       if (this.settled) return
       this.#settle()
       this.#answerError(err)
-      this.#completed()
-      this.#finished()
+      this.#end()
     }
 
     async #sendInParts(reply: BodyReply): Promise<void> {
@@ -281,8 +279,7 @@ export function createRouter(
       } catch (err) {
         this.#answerError(err)
       }
-      this.#completed()
-      this.#finished()
+      this.#end()
     }
 
     #settle(): void {
@@ -321,6 +318,12 @@ export function createRouter(
 
     #finished(): void {
       hooks.finished?.(this.req)
+    }
+
+    /** Answered with nothing left to send: completed, then finished. */
+    #end(): void {
+      this.#completed()
+      this.#finished()
     }
   }
 
