@@ -4,7 +4,8 @@ import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import { describe, test } from 'node:test'
-import { routeStream, SESSION_PEER, StreamRequest, StreamResponse } from './http2-fast-path.js'
+import { isStreamGone, routeStream, SESSION_PEER, StreamRequest, StreamResponse } from './http2-fast-path.js'
+import { RequestTurns } from './request-turns.js'
 
 /** Records what the adapters do with the stream. */
 class FakeStream extends EventEmitter {
@@ -167,6 +168,7 @@ describe('routeStream', () => {
           assert.equal(req.stream, stream.asStream)
           ways.push('fast')
         },
+        undefined,
         function (this: unknown, s) {
           assert.equal(this, self)
           assert.equal(s, stream.asStream)
@@ -204,4 +206,92 @@ describe('StreamRequest.socket', () => {
     stream.session = undefined
     assert.equal(new StreamRequest(stream.asStream, {}, 'GET', '/version').socket, undefined)
   })
+})
+
+describe('StreamRequest: a body end told in its turn', () => {
+  /** A request with turns that run only when the test says so (one request per turn). */
+  function withTurns(): { stream: FakeStream; req: StreamRequest; runTurn(): void; scheduled: Array<() => void> } {
+    const stream = new FakeStream()
+    const scheduled: Array<() => void> = []
+    const turns = new RequestTurns<StreamRequest>(1, (r) => r.endBody(), isStreamGone, (next) => scheduled.push(next))
+    // One request takes the first turn's room, so the one under test waits for a turn.
+    turns.admit(new StreamRequest(new FakeStream().asStream, {}, 'POST', '/v1/key/generate/k', turns))
+    const req = new StreamRequest(stream.asStream, {}, 'POST', '/v1/key/generate/k', turns)
+    return {
+      stream,
+      req,
+      scheduled,
+      runTurn() {
+        scheduled.shift()?.()
+      },
+    }
+  }
+
+  test("the stream's 'end' reaches the reader only in the body end's turn, once; 'data' and 'close' at once", () => {
+    const { stream, req, runTurn } = withTurns()
+    const seen: string[] = []
+    req.on('data', (c: Buffer) => seen.push(`data ${c.toString()}`))
+    req.on('end', () => seen.push('end'))
+    req.on('close', () => seen.push('close'))
+    stream.emit('data', Buffer.from('{}'))
+    stream.emit('end')
+    assert.deepEqual(seen, ['data {}'], 'the end waits for its turn')
+    runTurn()
+    assert.deepEqual(seen, ['data {}', 'end'])
+    req.endBody()
+    stream.emit('close')
+    assert.deepEqual(seen, ['data {}', 'end', 'close'], 'told once')
+  })
+
+  test('a stream reset while its end waits is never told its end: the reader has its close', () => {
+    const { stream, req, runTurn, scheduled } = withTurns()
+    const seen: string[] = []
+    req.on('end', () => seen.push('end'))
+    req.on('close', () => seen.push('close'))
+    stream.emit('end')
+    stream.closed = true
+    stream.destroyed = true
+    stream.emit('close')
+    runTurn()
+    assert.deepEqual(seen, ['close'])
+    assert.equal(scheduled.length, 0)
+  })
+
+  test("an 'end' listener taken off before its turn is not told", () => {
+    const { stream, req, runTurn } = withTurns()
+    const seen: string[] = []
+    const onEnd = (): void => {
+      seen.push('removed')
+    }
+    req.on('end', onEnd)
+    req.on('end', () => seen.push('kept'))
+    req.off('end', onEnd)
+    stream.emit('end')
+    runTurn()
+    assert.deepEqual(seen, ['kept'])
+  })
+
+  test("without turns, the stream's 'end' is the reader's at once", () => {
+    const stream = new FakeStream()
+    const req = new StreamRequest(stream.asStream, {}, 'POST', '/v1/key/generate/k')
+    const seen: string[] = []
+    req.on('end', () => seen.push('end'))
+    stream.emit('end')
+    assert.deepEqual(seen, ['end'])
+  })
+})
+
+describe('isStreamGone', () => {
+  const cases: ReadonlyArray<[string, Partial<Pick<FakeStream, 'destroyed' | 'closed'>>, boolean]> = [
+    ['an open stream', {}, false],
+    ['a stream the client reset (closed, then destroyed)', { closed: true, destroyed: true }, true],
+    ['a closed stream not yet destroyed', { closed: true }, true],
+    ['a destroyed stream (its session torn down)', { destroyed: true }, true],
+  ]
+  for (const [name, state, gone] of cases) {
+    test(`${name}: ${gone ? 'gone' : 'not gone'}`, () => {
+      const stream = Object.assign(new FakeStream(), state)
+      assert.equal(isStreamGone(new StreamRequest(stream.asStream, {}, 'POST', '/v1/key/generate/k')), gone)
+    })
+  }
 })

@@ -8,6 +8,7 @@ import { constants as h2 } from 'node:http2'
 import type { IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2'
 import type { RouterRequest, RouterResponse } from '../api/router.js'
 import { isFastTarget } from './fast-routes.js'
+import type { RequestTurns } from './request-turns.js'
 
 /** Node's compatibility layer's handler of a new stream (a 'stream' listener of the server). */
 export type CompatStreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void
@@ -28,6 +29,12 @@ export type StreamPeer = NonNullable<RouterRequest['socket']>
 /** A session with its peer noted (server.ts notes it when the session starts). */
 export type PeerSession = ServerHttp2Session & { [SESSION_PEER]?: StreamPeer }
 
+/**
+ * The turns in which requests whose bodies have arrived are told so (./request-turns.ts): a
+ * burst of them is worked through a group at a time, each group answered before the next starts.
+ */
+export type BodyEndTurns = RequestTurns<StreamRequest>
+
 /** An HTTP/2 request as the router reads it: its body is the stream's data. */
 export class StreamRequest implements RouterRequest {
   readonly method: string
@@ -38,13 +45,18 @@ export class StreamRequest implements RouterRequest {
   readonly stream: ServerHttp2Stream
   /** The session's peer (see SESSION_PEER), still there when the session is gone: a request that outlives it is audited with its address. */
   readonly socket: StreamPeer | undefined
+  readonly #turns: BodyEndTurns | undefined
+  /** The body readers' 'end' listeners, told in the body end's turn (with #turns). */
+  #endListeners: Listener[] | undefined
 
-  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, url: string) {
+  /** Without `turns`, a body's end is told as soon as the stream ends. */
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: string, url: string, turns?: BodyEndTurns) {
     this.stream = stream
     this.headers = headers
     this.method = method
     this.url = url
     this.socket = (stream.session as PeerSession | undefined)?.[SESSION_PEER]
+    this.#turns = turns
   }
 
   /** True once the client's side of the stream has ended (its body was read, or there was none). */
@@ -54,14 +66,40 @@ export class StreamRequest implements RouterRequest {
 
   // As with the compatibility layer's request, a stream error (the client reset the stream)
   // reaches a body reader as the stream's 'close' before its 'end': the request was aborted.
+  // A body's end is told in its turn: the reader's work (the handler) starts then.
   on(event: string, listener: Listener): this {
-    if (event !== 'error') this.stream.on(event, listener as (...args: unknown[]) => void)
+    if (event === 'error') return this
+    const turns = this.#turns
+    if (event === 'end' && turns !== undefined) {
+      if (this.#endListeners !== undefined) {
+        this.#endListeners.push(listener)
+      } else {
+        this.#endListeners = [listener]
+        this.stream.on('end', () => turns.admit(this))
+      }
+      return this
+    }
+    this.stream.on(event, listener as (...args: unknown[]) => void)
     return this
   }
 
   off(event: string, listener: Listener): this {
-    if (event !== 'error') this.stream.off(event, listener as (...args: unknown[]) => void)
+    if (event === 'error') return this
+    if (event === 'end' && this.#turns !== undefined) {
+      const at = this.#endListeners?.indexOf(listener) ?? -1
+      if (at >= 0) this.#endListeners?.splice(at, 1)
+      return this
+    }
+    this.stream.off(event, listener as (...args: unknown[]) => void)
     return this
+  }
+
+  /** The body's end reached its turn: its readers are told, once. */
+  endBody(): void {
+    const listeners = this.#endListeners
+    this.#endListeners = undefined
+    if (listeners === undefined) return
+    for (const listener of listeners) (listener as () => void)()
   }
 
   resume(): this {
@@ -149,11 +187,12 @@ function endOnceWritten(stream: ServerHttp2Stream): (err?: Error | null) => void
 function ignoreStreamError(): void {}
 
 /**
- * Serves a new stream: a fast-route request goes to `serve` with StreamRequest/StreamResponse,
- * every other one to Node's compatibility layer (`compat`).
+ * Serves a new stream: a fast-route request goes to `serve` with StreamRequest/StreamResponse
+ * (its body's end told in `turns`), every other one to Node's compatibility layer (`compat`).
  */
 export function routeStream(
   serve: (req: StreamRequest, res: StreamResponse) => void,
+  turns: BodyEndTurns | undefined,
   compat: CompatStreamListener,
   thisArg: unknown,
   stream: ServerHttp2Stream,
@@ -168,5 +207,13 @@ export function routeStream(
     return
   }
   stream.on('error', ignoreStreamError)
-  serve(new StreamRequest(stream, headers, method, path), new StreamResponse(stream))
+  serve(new StreamRequest(stream, headers, method, path, turns), new StreamResponse(stream))
+}
+
+/**
+ * Whether a request's stream is closed (reset by the client, its session gone): a body end
+ * still waiting for its turn is then not told. The reader has its 'close' instead (aborted).
+ */
+export function isStreamGone(req: StreamRequest): boolean {
+  return req.stream.destroyed || req.stream.closed
 }

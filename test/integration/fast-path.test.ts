@@ -424,6 +424,63 @@ describe('HTTP/2: fast-route streams on the core stream API', () => {
     assert.equal(new Set(keys.map((k) => k.plaintext)).size, 100, 'every data key is new')
   })
 
+  test('a burst of 64 streams is answered a group at a time: its first answers reach the client before its last request is done', async (t) => {
+    const { fast, fastEvents } = p()
+    const session = h2Session(fast, root)
+    t.after(() => session.destroy())
+    const up = session.request({ ':path': '/version' })
+    up.end()
+    assert.equal((await h2Answer(up)).status, 200)
+    const from = fastEvents.length
+    // How many of the burst's requests the server had completed when each answer's headers reached the client.
+    const doneAtAnswer: number[] = []
+    const burst = Array.from({ length: 64 }, () => {
+      const s = session.request({ ':method': 'POST', ':path': '/v1/key/generate/app-key' })
+      s.once('response', () => doneAtAnswer.push(fastEvents.length - from))
+      s.end('{}')
+      return s
+    })
+    const answers = await Promise.all(burst.map((s) => h2Answer(s)))
+    for (const a of answers) assert.equal(a.status, 200, a.failed ?? a.text)
+    assert.equal(fastEvents.length - from, 64, 'one audit event per request of the burst')
+    // Started all at once, the whole burst would be done before any answer was written (64 here).
+    assert.ok((doneAtAnswer[0] ?? 64) < 64, `the first answer came after ${doneAtAnswer[0]} of the burst's 64 requests were done`)
+  })
+
+  test('a stream reset while its body end waits for its turn is never worked on: recorded as aborted; the session goes on', async (t) => {
+    const { fast, fastEvents } = p()
+    const session = h2Session(fast, root)
+    t.after(() => session.destroy())
+    const up = session.request({ ':path': '/version' })
+    up.end()
+    assert.equal((await h2Answer(up)).status, 200)
+    const from = fastEvents.length
+    const errorsBefore = fast.errorLines.length
+    const generate = (): http2.ClientHttp2Stream => {
+      const s = session.request({ ':method': 'POST', ':path': '/v1/key/generate/app-key' })
+      s.end('{}')
+      return s
+    }
+    // 32 streams fill this turn and the next; the 33rd waits for a later one, and is reset first.
+    const burst = Array.from({ length: 32 }, generate)
+    const reset = session.request({ ':method': 'POST', ':path': '/v1/key/decrypt/app-key' })
+    reset.on('error', () => {})
+    reset.end('{}')
+    reset.close(http2.constants.NGHTTP2_CANCEL)
+    // Its turn comes before a later request's: once that one is answered, the reset one is settled.
+    const later = generate()
+    for (const a of await Promise.all([...burst, later].map((s) => h2Answer(s)))) assert.equal(a.status, 200, a.failed ?? a.text)
+    await waitFor('the reset request to be recorded', () => fastEvents.slice(from).some((e) => e.path === '/v1/key/decrypt/app-key'))
+    const events = fastEvents.slice(from)
+    // Worked on, its body `{}` would have been refused as no ciphertext; it was never worked on.
+    assert.deepEqual(
+      events.filter((e) => e.path === '/v1/key/decrypt/app-key').map((e) => [e.status, e.error]),
+      [[400, 'request aborted']],
+    )
+    assert.equal(events.length, 34)
+    assert.deepEqual(fast.errorLines.slice(errorsBefore), [])
+  })
+
   /** What of an HTTP/2 response must be the same on both servers. */
   function comparable2(res: Response, exactBody: boolean): unknown {
     return {
