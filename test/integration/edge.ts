@@ -163,7 +163,7 @@ export async function startChildServer(env: TestEnv, yamlBody: string, opts: Chi
   const probeFiles = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.json')).map((f) => path.join(dir, f))
   const held = async (): Promise<ProbeSample> => {
     if (probeDir === undefined) throw new Error('held(): start the server with memoryProbe')
-    // Samples taken after this call: every process probes again within PROBE_MS.
+    // Samples taken after this call: every process probes again within its PROBE_MS (500 ms).
     const asked = Date.now()
     await waitFor('a fresh memory probe of every server process', async () => {
       const files = await probeFiles(probeDir)

@@ -1,6 +1,6 @@
 // Loaded into a child `openkes server` (node --expose-gc --import) by the stress
 // tests that bound its memory (test/integration/edge.ts, startChildServer with
-// `memoryProbe`). Every PROBE_MS each process of the server (the primary and
+// `memoryProbe`). Every PROBE_MS (500 ms) each process of the server (the primary and
 // its workers: they inherit NODE_OPTIONS) collects its garbage and writes what
 // it then still holds to <dir>/<pid>.json.
 //
@@ -23,7 +23,7 @@ export interface ProbeSample {
 }
 
 export const PROBE_DIR_ENV = 'OPENKES_TEST_MEMORY_PROBE'
-const PROBE_MS = 250
+const PROBE_MS = 500
 
 const dir = process.env[PROBE_DIR_ENV]
 const gc = (globalThis as { gc?: () => void }).gc
