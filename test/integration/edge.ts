@@ -120,7 +120,7 @@ export interface ChildServer {
 /** How to start a child server. */
 export interface ChildServerOptions {
   /**
-   * Load test/support/memory-probe.ts into every process of the server (with --expose-gc), so
+   * Load test/support/memory-probe.ts into every process of the server, so
    * held() reports what it holds after a GC. Also pins V8's young generation to 16 MiB
    * semi-spaces (--max-semi-space-size=16), the size Node 20 picks on a machine with more than
    * 2 GiB: Node 22 and later size it from the machine's memory (up to 64 MiB here), which moves
@@ -143,7 +143,7 @@ export async function startChildServer(env: TestEnv, yamlBody: string, opts: Chi
       : {
           ...process.env,
           [PROBE_DIR_ENV]: probeDir,
-          NODE_OPTIONS: [process.env['NODE_OPTIONS'] ?? '', '--expose-gc', '--max-semi-space-size=16', `--import=${PROBE}`].join(' ').trim(),
+          NODE_OPTIONS: [process.env['NODE_OPTIONS'] ?? '', '--max-semi-space-size=16', `--import=${PROBE}`].join(' ').trim(),
         }
   const server = startCli(['server', '--config', file], { env: childEnv })
   let port: number

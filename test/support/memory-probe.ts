@@ -1,4 +1,4 @@
-// Loaded into a child `openkes server` (node --expose-gc --import) by the stress
+// Loaded into a child `openkes server` (node --import, Node.js 20.6+) by the stress
 // tests that bound its memory (test/integration/edge.ts, startChildServer with
 // `memoryProbe`). Every PROBE_MS (500 ms) each process of the server (the primary and
 // its workers: they inherit NODE_OPTIONS) collects its garbage and writes what
@@ -13,6 +13,8 @@
 // what a client made the server hold, on every Node.js version.
 import { rename, writeFile } from 'node:fs/promises'
 import path from 'node:path'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 
 /** What one process holds, as written to <dir>/<pid>.json. */
 export interface ProbeSample {
@@ -26,8 +28,12 @@ export const PROBE_DIR_ENV = 'OPENKES_TEST_MEMORY_PROBE'
 const PROBE_MS = 500
 
 const dir = process.env[PROBE_DIR_ENV]
-const gc = (globalThis as { gc?: () => void }).gc
-if (dir !== undefined && dir !== '' && gc !== undefined) {
+if (dir !== undefined && dir !== '') {
+  // V8's gc(), as --expose-gc gives it (older Node.js 20 releases refuse that flag in NODE_OPTIONS).
+  v8.setFlagsFromString('--expose-gc')
+  const exposed: unknown = vm.runInNewContext('gc')
+  if (typeof exposed !== 'function') throw new Error('memory probe: V8 did not expose gc()')
+  const gc = exposed as () => void
   const file = path.join(dir, `${process.pid}.json`)
   let writing = false
   const probe = (): void => {
