@@ -20,12 +20,13 @@ const other = makeClient('other')
 const MiB = 1 << 20
 // What the server may hold (live JS heap + external memory after a GC, over all its
 // processes: test/support/memory-probe.ts) beyond its baseline while these clients are
-// connected. Bodies: the floods use 4 connections, each allowed 4 MiB of buffered body
-// (limits.body_bytes_per_connection), so 16 MiB; the slow bodies 60 x under 100 KB. The
-// rest is the state of the connections (TLS sockets, HTTP/2 sessions and their streams,
-// at most limits.connections of them per process): 35 MiB at most in these tests on
-// Node 20 and 24. A server that buffered what the floods send (1 GiB in all) or the
-// answers its clients never read would be far past it.
+// connected: 16 MiB of bodies (the floods use 4 connections, each allowed 4 MiB of buffered
+// body: limits.body_bytes_per_connection; the slow bodies 60 x under 100 KB), 64 MiB of
+// flooded data HTTP/2 flow control lets in (4 connections x 256 streams x a 64 KiB stream
+// window) and 16 MiB for the rest of the connections' state. Measured: 29 to 54 MiB on
+// Node 20 and 24, the most during the no-body flood. A server that buffered what the floods
+// send (1 GiB in all; over 500 MiB with the body caps lifted) or the answers its clients never
+// read would be far past it.
 const HELD_BOUND = 96 * MiB
 // Resident memory: the same, plus what V8 and the allocator keep of the pages they used
 // (the server runs with a pinned young generation, see startChildServer's memoryProbe).
