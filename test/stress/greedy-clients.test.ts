@@ -23,11 +23,12 @@ const MiB = 1 << 20
 // connected: 16 MiB of bodies (the floods use 4 connections, each allowed 4 MiB of buffered
 // body: limits.body_bytes_per_connection; the slow bodies 60 x under 100 KB), 64 MiB of
 // flooded data HTTP/2 flow control lets in (4 connections x 256 streams x a 64 KiB stream
-// window) and 16 MiB for the rest of the connections' state. Measured: 29 to 54 MiB on
-// Node 20 and 24, the most during the no-body flood. A server that buffered what the floods
-// send (1 GiB in all; over 500 MiB with the body caps lifted) or the answers its clients never
-// read would be far past it.
-const HELD_BOUND = 96 * MiB
+// window, also on the API that takes no body) and 48 MiB for the rest of the connections'
+// state (1,024 streams, 2,000 sockets). Measured: 29 to 81 MiB on Node 20 and 24, the most
+// during the no-body flood. A server that buffered what the floods send (1 GiB in all;
+// over 500 MiB with the body caps lifted) or the answers its clients never read would be
+// far past it.
+const HELD_BOUND = 128 * MiB
 // Resident memory: the same, plus what V8 and the allocator keep of the pages they used
 // (the server runs with a pinned young generation, see startChildServer's memoryProbe).
 // The default body caps allow 64 MiB of buffered bodies per process; the rest is
