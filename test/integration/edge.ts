@@ -1,7 +1,13 @@
 // Helpers for the tests of the server's edge: raw connections, HTTP/2
 // sessions with streams the test drives by hand, and bounded waits.
+import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises'
 import http2 from 'node:http2'
 import net from 'node:net'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseWorkers } from '../../src/cli/server.js'
+import { PROBE_DIR_ENV } from '../support/memory-probe.js'
+import type { ProbeSample } from '../support/memory-probe.js'
 import type { Client, TestEnv } from './harness.js'
 
 /** Resolves once `check()` holds; rejects after `ms` (so a failure can't hang the run). */
@@ -104,13 +110,42 @@ export interface ChildServer {
   stop(): Promise<number | null>
   /** True while it runs. */
   alive(): boolean
+  /**
+   * With `memoryProbe`: what its processes (the primary and every worker) hold together, from
+   * their latest probe (test/support/memory-probe.ts: live memory after a GC, and RSS).
+   */
+  held(): Promise<ProbeSample>
 }
 
+/** How to start a child server. */
+export interface ChildServerOptions {
+  /**
+   * Load test/support/memory-probe.ts into every process of the server, so
+   * held() reports what it holds after a GC. Also pins V8's young generation to 16 MiB
+   * semi-spaces (--max-semi-space-size=16), the size Node 20 picks on a machine with more than
+   * 2 GiB: Node 22 and later size it from the machine's memory (up to 64 MiB here), which moves
+   * the resident size by up to 96 MiB per process without the server holding a byte more, so
+   * an RSS bound would mean something else on every Node.js version and machine.
+   */
+  readonly memoryProbe?: boolean
+}
+
+const PROBE = fileURLToPath(new URL('../support/memory-probe.js', import.meta.url))
+
 /** Starts `openkes server` for `yamlBody` (as TestEnv.start writes it) and points `env`'s clients at it. */
-export async function startChildServer(env: TestEnv, yamlBody: string): Promise<ChildServer> {
+export async function startChildServer(env: TestEnv, yamlBody: string, opts: ChildServerOptions = {}): Promise<ChildServer> {
   const { startCli } = await import('../cli/run.js')
   const file = await env.writeConfig(yamlBody)
-  const server = startCli(['server', '--config', file])
+  const probeDir = opts.memoryProbe === true ? await mkdtemp(path.join(env.dir, 'memory-probe-')) : undefined
+  const childEnv =
+    probeDir === undefined
+      ? process.env
+      : {
+          ...process.env,
+          [PROBE_DIR_ENV]: probeDir,
+          NODE_OPTIONS: [process.env['NODE_OPTIONS'] ?? '', '--max-semi-space-size=16', `--import=${PROBE}`].join(' ').trim(),
+        }
+  const server = startCli(['server', '--config', file], { env: childEnv })
   let port: number
   try {
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`server did not start: ${server.stderr()}`)), 30_000).unref())
@@ -122,8 +157,42 @@ export async function startChildServer(env: TestEnv, yamlBody: string): Promise<
   }
   env.useExternalPort(port)
   env.resetConnections()
+  // The primary and each worker (--workers defaults to the number of CPUs; one is no primary).
+  const workers = parseWorkers(undefined)
+  const processes = workers > 1 ? workers + 1 : 1
+  const probeFiles = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.json')).map((f) => path.join(dir, f))
+  const held = async (): Promise<ProbeSample> => {
+    if (probeDir === undefined) throw new Error('held(): start the server with memoryProbe')
+    // Samples taken after this call: every process probes again within its PROBE_MS (500 ms).
+    const asked = Date.now()
+    await waitFor('a fresh memory probe of every server process', async () => {
+      const files = await probeFiles(probeDir)
+      const times = await Promise.all(files.map(async (f) => (await stat(f)).mtimeMs))
+      return times.length === processes && times.every((t) => t > asked)
+    })
+    const files = await probeFiles(probeDir)
+    let heldBytes = 0
+    let rssBytes = 0
+    for (const f of files) {
+      const sample: unknown = JSON.parse(await readFile(f, 'utf8'))
+      if (typeof sample !== 'object' || sample === null || !('heldBytes' in sample) || !('rssBytes' in sample)) throw new Error(`bad probe ${f}`)
+      heldBytes += Number(sample.heldBytes)
+      rssBytes += Number(sample.rssBytes)
+    }
+    if (files.length !== processes) throw new Error(`${files.length} of the server's ${processes} processes reported to the memory probe`)
+    return { heldBytes, rssBytes }
+  }
+  if (probeDir !== undefined) {
+    try {
+      await waitFor('every server process to report to the memory probe', async () => (await probeFiles(probeDir)).length === processes, 30_000)
+    } catch (err) {
+      await server.stop('SIGKILL')
+      throw err
+    }
+  }
   return {
     port,
+    held,
     stderr: () => server.stderr(),
     alive: () => server.child.exitCode === null && server.child.signalCode === null,
     async stop() {
