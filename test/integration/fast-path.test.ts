@@ -424,36 +424,37 @@ describe('HTTP/2: fast-route streams on the core stream API', () => {
     assert.equal(new Set(keys.map((k) => k.plaintext)).size, 100, 'every data key is new')
   })
 
-  test('a burst of 64 streams is answered a group at a time: its first answers reach the client before its last request is done', async (t) => {
-    const { fast, fastEvents } = p()
-    const session = h2Session(fast, root)
+  /** A session of root's on `env`, up (it has served a request), destroyed after the test. */
+  async function sessionUp(env: TestEnv, t: { after(fn: () => void): void }): Promise<http2.ClientHttp2Session> {
+    const session = h2Session(env, root)
     t.after(() => session.destroy())
     const up = session.request({ ':path': '/version' })
     up.end()
     assert.equal((await h2Answer(up)).status, 200)
+    return session
+  }
+
+  // The order of work and answers within a burst is RequestTurns' (src/server/request-turns.test.ts,
+  // http2-fast-path.test.ts); in one process it also depends on how the client's frames are split
+  // over reads, so here the burst is checked for what must hold however it is split.
+  test('a burst of 64 streams, more than one turn holds: every request answered and audited once', async (t) => {
+    const { fast, fastEvents } = p()
+    const session = await sessionUp(fast, t)
     const from = fastEvents.length
-    // How many of the burst's requests the server had completed when each answer's headers reached the client.
-    const doneAtAnswer: number[] = []
     const burst = Array.from({ length: 64 }, () => {
       const s = session.request({ ':method': 'POST', ':path': '/v1/key/generate/app-key' })
-      s.once('response', () => doneAtAnswer.push(fastEvents.length - from))
       s.end('{}')
       return s
     })
     const answers = await Promise.all(burst.map((s) => h2Answer(s)))
     for (const a of answers) assert.equal(a.status, 200, a.failed ?? a.text)
+    assert.equal(new Set(answers.map((a) => a.text)).size, 64, 'every answer its own data key')
     assert.equal(fastEvents.length - from, 64, 'one audit event per request of the burst')
-    // Started all at once, the whole burst would be done before any answer was written (64 here).
-    assert.ok((doneAtAnswer[0] ?? 64) < 64, `the first answer came after ${doneAtAnswer[0]} of the burst's 64 requests were done`)
   })
 
   test('a stream reset while its body end waits for its turn is never worked on: recorded as aborted; the session goes on', async (t) => {
     const { fast, fastEvents } = p()
-    const session = h2Session(fast, root)
-    t.after(() => session.destroy())
-    const up = session.request({ ':path': '/version' })
-    up.end()
-    assert.equal((await h2Answer(up)).status, 200)
+    const session = await sessionUp(fast, t)
     const from = fastEvents.length
     const errorsBefore = fast.errorLines.length
     const generate = (): http2.ClientHttp2Stream => {
