@@ -128,7 +128,7 @@ export class StreamResponse implements RouterResponse {
   writeHead(status: number, headers: Record<string, string | number>): this {
     const stream = this.stream
     // A stream the client reset is gone: there is no one to answer (the compatibility layer does the same).
-    if (stream.destroyed || stream.closed) return this
+    if (isClosed(stream)) return this
     // The router builds a fresh headers object for every response: it is completed in place.
     headers[h2.HTTP2_HEADER_STATUS] = status
     stream.respond(headers)
@@ -136,7 +136,7 @@ export class StreamResponse implements RouterResponse {
   }
 
   write(chunk: string | Buffer): boolean {
-    if (this.stream.destroyed || this.stream.closed) return false
+    if (isClosed(this.stream)) return false
     return this.stream.write(chunk)
   }
 
@@ -144,7 +144,7 @@ export class StreamResponse implements RouterResponse {
     if (this.writableEnded) return this
     this.writableEnded = true
     const stream = this.stream
-    if (stream.destroyed || stream.closed) return this
+    if (isClosed(stream)) return this
     if (!stream.headersSent) stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200 })
     if (body === undefined || body.length === 0) stream.end()
     // Ended once the body is written, not with it: see endOnceWritten.
@@ -210,10 +210,15 @@ export function routeStream(
   serve(new StreamRequest(stream, headers, method, path, turns), new StreamResponse(stream))
 }
 
+/** Whether a stream is closed (reset by the client, its session gone): there is no one to answer. */
+function isClosed(stream: ServerHttp2Stream): boolean {
+  return stream.destroyed || stream.closed
+}
+
 /**
- * Whether a request's stream is closed (reset by the client, its session gone): a body end
- * still waiting for its turn is then not told. The reader has its 'close' instead (aborted).
+ * Whether a request's stream is closed: a body end still waiting for its turn is then not
+ * told. The reader has its 'close' instead (aborted).
  */
 export function isStreamGone(req: StreamRequest): boolean {
-  return req.stream.destroyed || req.stream.closed
+  return isClosed(req.stream)
 }

@@ -116,8 +116,8 @@ const SESSION_TICKET_LIFETIME_S = 300
 // Concurrent requests on one HTTP/2 connection (Node's default is unlimited).
 const MAX_STREAMS_PER_SESSION = 256
 // HTTP/2 fast-path requests whose work starts per turn of the event loop (./request-turns.ts):
-// 1–2 ms of work, so a client's burst of 64 streams is answered in four groups, each group's
-// answers in one write.
+// 1–2 ms of work, so a client's burst of 64 streams is answered in four groups, each written
+// before the next is worked on.
 const HTTP2_BODY_ENDS_PER_TURN = 16
 const REFUSALS = {
   'per-address': 'too many connections from this address (limits.connections_per_address)',
